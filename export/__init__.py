@@ -1,0 +1,1 @@
+"""Export to ONNX and TensorRT: ``ssseg.export`` (lands with the export release)."""

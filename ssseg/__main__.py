@@ -1,0 +1,3 @@
+from ssseg.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""Typed run configuration: the CLI maps its options 1:1 onto these dataclasses.
+
+Precedence: dataclass defaults < per-dataset paper defaults < ``--config FILE`` < explicit flags.
+Fields left ``None`` mean "use the dataset's paper default" and are filled in by ``resolve``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ssseg.errors import ConfigError
+
+# ImageNet statistics on 0..1 RGB; the segmenter is trained on images normalised with them and
+# every deployment path (export, runtime, C++) reads them from the checkpoint or model.json.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+METHODS = ("supervised", "aux", "adversarial", "dual-disc", "latent", "self-train")
+IMPLEMENTED_METHODS = ("supervised",)
+
+# The paper's schedules (section 4.2). Synthetic and folder data use the generic row.
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "camvid": dict(lr=0.075, weight_decay=5e-4, batch_size=8, epochs=150, aug_scales=(0.8, 1.0, 1.3, 1.7)),
+    "cityscapes": dict(lr=0.05, weight_decay=1e-4, batch_size=4, epochs=200, scale=(512, 1024),
+                       aug_scales=(0.75, 1.0, 1.25, 1.5, 1.75)),
+    "generic": dict(lr=0.05, weight_decay=1e-4, batch_size=8, epochs=50, aug_scales=(0.75, 1.0, 1.25, 1.5)),
+}
+
+
+def parse_hw(text: str | tuple | list | None, what: str = "size") -> tuple[int, int] | None:
+    """'512x1024' -> (512, 1024)."""
+    if text is None:
+        return None
+    if isinstance(text, (tuple, list)):
+        parts = list(text)
+    else:
+        parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not HxW", fix="write it as HEIGHTxWIDTH, e.g. 512x1024") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(f"{what} {text!r} must be positive", fix="write it as HEIGHTxWIDTH, e.g. 512x1024")
+    return h, w
+
+
+@dataclass
+class TrainConfig:
+    data: str = "synthetic"
+    method: str = "supervised"
+    labeled_fraction: float = 1.0
+    out: Path = Path("runs/train")
+    model: str = "dsnet-fast-ss"
+    epochs: int | None = None
+    batch_size: int | None = None
+    crop: tuple[int, int] | None = None
+    scale: tuple[int, int] | None = None
+    aug_scales: tuple[float, ...] | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float = 0.9
+    poly_power: float = 0.9
+    class_weight_c: float = 1.1
+    device: str = "auto"
+    amp: bool = True
+    workers: int = 2
+    eval_every: int = 1
+    seed: int = 0
+    skip_bad: bool = False
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.crop = parse_hw(self.crop, "--crop")
+        self.scale = parse_hw(self.scale, "--scale")
+        if self.aug_scales is not None:
+            self.aug_scales = tuple(float(s) for s in self.aug_scales)
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown --method {self.method!r}", fix=f"choose one of {', '.join(METHODS)}")
+        if not 0.0 < self.labeled_fraction <= 1.0:
+            raise ConfigError(f"--labeled-fraction {self.labeled_fraction} is outside (0, 1]",
+                              fix="pass a fraction such as 0.5")
+        for name in ("epochs", "batch_size", "eval_every"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+
+    def resolve(self, dataset_kind: str) -> "TrainConfig":
+        """Fill every ``None`` from the paper defaults of ``dataset_kind``."""
+        defaults = DATASET_DEFAULTS.get(dataset_kind, DATASET_DEFAULTS["generic"])
+        updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **updates)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out"] = str(self.out)
+        for k in ("crop", "scale", "aug_scales"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+
+# Options that may change between an interrupted run and its --resume without changing the result.
+RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out"})
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON file of TrainConfig fields (dashes or underscores)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file ({e.strerror})", path=p, fix="check the --config path") from None
+    try:
+        if p.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text)
+    except Exception as e:  # noqa: BLE001 - parser errors differ between json and yaml
+        raise ConfigError(f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} ({e})".splitlines()[0],
+                          path=p, fix="fix the syntax") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("must hold a mapping of option names to values", path=p)
+    known = {f.name for f in fields(TrainConfig)}
+    out = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"unknown option {key!r}", path=p, fix=f"known options: {', '.join(sorted(known))}")
+        out[name] = value
+    return out
+
+
+def build_train_config(flags: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
+    """Merge a config file and the flags the user actually gave (``None`` = not given)."""
+    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except TypeError as e:
+        raise ConfigError(f"bad configuration: {e}") from None
+
+
+def hw_str(hw: tuple[int, int] | list[int] | None) -> str:
+    return "-" if hw is None else f"{hw[0]}x{hw[1]}"
+
+
+__all__ = ["TrainConfig", "build_train_config", "load_config_file", "parse_hw", "hw_str", "MEAN", "STD",
+           "METHODS", "IMPLEMENTED_METHODS", "DATASET_DEFAULTS", "RESUME_MUTABLE"]

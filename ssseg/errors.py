@@ -1,0 +1,34 @@
+"""Exception roots. Every error a user can cause derives from ``SsegError`` and carries one line
+that names the offending file (or option) and the fix; the CLI prints that line and exits 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SsegError(Exception):
+    """Root of every user-facing error in ssseg."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None):
+        self.path = None if path is None else str(path)
+        self.fix = fix
+        parts = [f"{self.path}: {message}" if self.path else message]
+        if fix:
+            parts.append(fix)
+        super().__init__(" — ".join(parts))
+
+
+class ConfigError(SsegError):
+    """A bad option, config file or combination of options."""
+
+
+class DataError(SsegError):
+    """A dataset that cannot be read: missing or unreadable files, bad labels, size mismatches."""
+
+
+class CheckpointError(SsegError):
+    """A checkpoint that is truncated, foreign or from an incompatible version."""
+
+
+class NotAvailableError(SsegError):
+    """A command or method registered in the CLI whose implementation has not landed yet."""

@@ -1,0 +1,45 @@
+"""Model factory by name (timm-style): ``create_model(name, **kwargs)``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ssseg.models.confidence import ConfidenceNet
+from ssseg.models.segmenter import Segmenter
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "dsnet-fast-ss": Segmenter,
+    "aux-confidence": ConfidenceNet,
+}
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    if name not in MODELS:
+        from ssseg.errors import ConfigError
+
+        raise ConfigError(f"unknown model {name!r}", fix=f"choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, *inputs) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and matmuls), via torch's FLOP counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*inputs)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+__all__ = ["create_model", "count_parameters", "count_macs", "MODELS", "Segmenter", "ConfidenceNet"]

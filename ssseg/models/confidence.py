@@ -1,0 +1,54 @@
+"""The auxiliary confidence network, exactly the paper's Table 1 (paper 3.2.2).
+
+Input: the segmenter's softmax map (C channels) or softmax + normalised RGB (C + 3). Output:
+per-pixel logits of "the segmenter is right here"; ``confidence`` applies the sigmoid."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ssseg.models.layers import ConvBNReLU, deconv_x4, pad_to_multiple
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling without the image-pooling branch: parallel dilated 3x3 convs."""
+
+    def __init__(self, cin: int, branch: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)):
+        super().__init__()
+        self.branches = nn.ModuleList(ConvBNReLU(cin, branch, 3, dilation=d) for d in dilations)
+        self.out_channels = branch * len(dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b(x) for b in self.branches], 1)
+
+
+class ConfidenceNet(nn.Module):
+    stride = 4
+
+    def __init__(self, num_classes: int, with_rgb: bool = False, widths: tuple[int, ...] = (32, 64, 128, 256, 256),
+                 aspp_branch: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)):
+        super().__init__()
+        self.num_classes = num_classes
+        self.with_rgb = with_rgb
+        cin = num_classes + (3 if with_rgb else 0)
+        strides = (2, 1, 2, 1, 1)
+        layers = []
+        for w, s in zip(widths, strides):
+            layers.append(ConvBNReLU(cin, w, 3, stride=s))
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.aspp = ASPP(cin, aspp_branch, dilations)
+        self.head = deconv_x4(self.aspp.out_channels, 1)
+
+    def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        if self.with_rgb:
+            if image is None:
+                raise ValueError("this confidence net was built with_rgb=True and needs the image")
+            probs = torch.cat([probs, image], 1)
+        h, w = probs.shape[-2:]
+        x = pad_to_multiple(probs, self.stride)
+        return self.head(self.aspp(self.features(x)))[..., :h, :w]
+
+    def confidence(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.forward(probs, image))

@@ -1,0 +1,1 @@
+"""Training and evaluation (needs torch): ``ssseg.train``."""

@@ -1,0 +1,79 @@
+"""Checkpoints: plain dicts of tensors and primitives, loadable with ``torch.load(weights_only=True)``,
+written atomically (temporary file + rename) so a kill never leaves a half-written file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssseg import __version__
+from ssseg.classes import ClassSet
+from ssseg.errors import CheckpointError
+
+FORMAT = "ssseg.checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, classes: ClassSet, state_dict: dict,
+                    extra: dict[str, Any]) -> Path:
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ssseg_version": __version__,
+        "model": {"name": model_name, "kwargs": model_kwargs},
+        "classes": classes.to_dict(),
+        "state_dict": state_dict,
+        **extra,
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", path=path, fix="pass a run directory or a .pt file written by ssseg train")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncation and foreign pickles raise many types
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint ({reason})", path=path,
+                              fix="it is truncated or not a ssseg checkpoint; use last.pt/best.pt of a finished epoch") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError("not a ssseg checkpoint (no ssseg format marker)", path=path,
+                              fix="pass a checkpoint written by ssseg train")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint format {ckpt.get('format_version')} (written by ssseg "
+                              f"{ckpt.get('ssseg_version')}), this ssseg reads format {FORMAT_VERSION}", path=path,
+                              fix=f"use ssseg {ckpt.get('ssseg_version')} or retrain")
+    return ckpt
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A run directory means its best.pt (last.pt when no epoch was evaluated yet)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError("run directory holds no best.pt or last.pt", path=path,
+                              fix="train at least one epoch, or pass a checkpoint file")
+    return path
+
+
+def build_from_checkpoint(ckpt: dict, path: Path | str = "checkpoint") -> torch.nn.Module:
+    from ssseg.models import create_model
+
+    try:
+        model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"weights do not fit the model it names ({str(e).splitlines()[0][:160]})", path=path,
+                              fix="the file is damaged or from an incompatible ssseg version") from None
+    return model

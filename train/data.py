@@ -1,0 +1,109 @@
+"""Torch-side data: labeled/unlabeled splits, the validating scan, and augmenting datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ssseg.config import MEAN, STD, TrainConfig
+from ssseg.data import SegDataset, class_histogram
+from ssseg.errors import DataError
+from ssseg.train.transforms import augment, resize_pair
+
+# Padding colour = the normalisation mean, so padded pixels are zero after normalisation.
+FILL = tuple(int(round(m * 255)) for m in MEAN)
+
+
+def split_labeled(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded split of the training ids into labeled / unlabeled (sorted lists)."""
+    ids = sorted(ids)
+    n = max(1, int(round(fraction * len(ids))))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    labeled = sorted(ids[i] for i in order[:n])
+    keep = set(labeled)
+    return labeled, [i for i in ids if i not in keep]
+
+
+def write_list(path: Path, ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\n" for i in ids))
+
+
+def read_list(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def scan(ds: SegDataset, skip_bad: bool, log=print) -> tuple[SegDataset, np.ndarray, list[str]]:
+    """Validate every sample (labels decoded, image headers read); return the dataset (bad samples
+    removed only with skip_bad), its class pixel counts, and the ids skipped with their reasons."""
+    hist = np.zeros(ds.classes.num_classes, np.int64)
+    skipped: list[str] = []
+    for i in range(len(ds)):
+        try:
+            label = ds.check(i, decode_image=False)
+        except DataError as e:
+            if not skip_bad:
+                raise
+            skipped.append(f"{ds.samples[i].id}\t{e}")
+            continue
+        hist += class_histogram([label], ds.classes.num_classes)
+    if skipped:
+        log(f"warning: skipped {len(skipped)} bad sample(s) of {ds.split} (--skip-bad); first: {skipped[0]}")
+        ds = ds.subset([s.id for s in ds.samples if s.id not in {k.split(chr(9))[0] for k in skipped}])
+    if len(ds) == 0:
+        raise DataError(f"the {ds.split} split has no usable samples", path=ds.root, fix="check the dataset path and layout")
+    return ds, hist, skipped
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """Augmented (image, label) pairs as uint8 tensors; randomness is a function of (seed, epoch, index)
+    so a resumed run sees exactly the crops an uninterrupted one would."""
+
+    def __init__(self, ds: SegDataset, cfg: TrainConfig, crop: tuple[int, int]):
+        self.ds, self.cfg, self.crop = ds, cfg, crop
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        image, label = self.ds.load(i)
+        if self.cfg.scale:
+            image, label = resize_pair(image, label, self.cfg.scale)
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
+        image, label = augment(image, label, rng, self.cfg.aug_scales, self.crop, FILL)
+        return torch.from_numpy(image), torch.from_numpy(label)
+
+
+class EvalSet(torch.utils.data.Dataset):
+    """Un-augmented pairs, resized to the training scale when one is set."""
+
+    def __init__(self, ds: SegDataset, scale: tuple[int, int] | None):
+        self.ds, self.scale = ds, scale
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        image, label = self.ds.load(i)
+        if self.scale:
+            image, label = resize_pair(image, label, self.scale)
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(label))
+
+
+def normalize(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC on the host -> normalised float NCHW on ``device`` (done on the device: cheaper)."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def default_crop(ds: SegDataset, cfg: TrainConfig) -> tuple[int, int]:
+    if cfg.crop:
+        return cfg.crop
+    if cfg.scale:
+        return cfg.scale
+    return tuple(ds.load_label(0).shape)

@@ -1,0 +1,222 @@
+"""Supervised training of the segmenter (stage 1 of every method), readable top to bottom.
+
+Runs unchanged under ``torchrun``: DistributedDataParallel, a distributed sampler, SyncBatchNorm on
+GPUs, and only rank 0 writing files."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ssseg.classes import ClassSet
+from ssseg.config import IMPLEMENTED_METHODS, RESUME_MUTABLE, TrainConfig, hw_str
+from ssseg.data import open_dataset, parse_spec
+from ssseg.errors import ConfigError, DataError, NotAvailableError
+from ssseg.io import append_jsonl, atomic_write_text, read_jsonl, write_json
+from ssseg.metrics import scores
+from ssseg.models import count_macs, count_parameters, create_model
+from ssseg.train import distributed as dist
+from ssseg.train.checkpoint import load_checkpoint, save_checkpoint
+from ssseg.train.data import TrainSet, default_crop, normalize, read_list, scan, split_labeled, write_list
+from ssseg.train.evaluate import confusion_matrix
+from ssseg.train.losses import enet_class_weights, segmentation_loss
+from ssseg.train.schedule import poly_lr
+
+
+def resume_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """The stored config of cfg.out; explicit flags may only change what does not alter the result."""
+    path = cfg.out / "config.json"
+    if not path.is_file():
+        raise ConfigError("no run to resume here (config.json missing)", path=cfg.out, fix="drop --resume to start a new run")
+    saved = TrainConfig(**json.loads(path.read_text()))
+    changed = [k for k in explicit - RESUME_MUTABLE if getattr(cfg, k) != getattr(saved, k)]
+    if changed:
+        raise ConfigError(f"--resume cannot change {', '.join('--' + k.replace('_', '-') for k in changed)} "
+                          f"(the run used {', '.join(f'{k}={getattr(saved, k)}' for k in changed)})",
+                          path=path, fix="drop those options, or start a new run with another --out")
+    return TrainConfig(**{**saved.to_dict(), **{k: getattr(cfg, k) for k in RESUME_MUTABLE}})
+
+
+def model_summary(name: str, num_classes: int) -> dict:
+    """Parameter count and multiply-accumulates at the paper's 512x1024, measured on the meta device."""
+    with torch.device("meta"):
+        m = create_model(name, num_classes=num_classes)
+        macs = count_macs(m, torch.zeros(1, 3, 512, 1024))
+    return {"params": count_parameters(m), "gmacs_512x1024": macs / 1e9}
+
+
+def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: Callable[[str], None] = print) -> Path:
+    info = dist.setup(cfg.device)
+    try:
+        return _train(cfg, set(explicit), info, log if info.is_main else (lambda *_: None))
+    finally:
+        dist.teardown(info)
+
+
+def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Callable[[str], None]) -> Path:
+    # --- the run directory and the resolved configuration -------------------------------------
+    if cfg.resume:
+        cfg = resume_config(cfg, explicit)
+    elif (cfg.out / "config.json").exists() or (cfg.out / "last.pt").exists():
+        raise ConfigError("already holds a run", path=cfg.out, fix="pass --resume to continue it, or choose another --out")
+    if cfg.method not in IMPLEMENTED_METHODS:
+        raise NotAvailableError(f"--method {cfg.method} is not available yet",
+                                fix=f"use --method {' or '.join(IMPLEMENTED_METHODS)}")
+    kind, _ = parse_spec(cfg.data)
+    cfg = cfg.resolve(kind)
+    out, device, main = cfg.out, info.device, info.is_main
+    amp = cfg.amp and device.type == "cuda"
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+
+    # --- data: the labeled split (written once, read back on resume), validated ---------------
+    train_all = open_dataset(cfg.data, "train")
+    classes: ClassSet = train_all.classes
+    splits = out / "splits"
+    if cfg.resume and (splits / "labeled.txt").exists():
+        labeled_ids = read_list(splits / "labeled.txt")
+    else:
+        labeled_ids, unlabeled_ids = split_labeled(train_all.ids, cfg.labeled_fraction, cfg.seed)
+        if main:
+            write_list(splits / "labeled.txt", labeled_ids)
+            write_list(splits / "unlabeled.txt", unlabeled_ids)
+    labeled, pixel_counts, skipped = scan(train_all.subset(labeled_ids), cfg.skip_bad, log)
+    try:
+        val, _, val_skipped = scan(open_dataset(cfg.data, "val"), cfg.skip_bad, log)
+    except DataError as e:
+        if "no val split" not in str(e):
+            raise
+        val, val_skipped = None, []
+        log(f"warning: {e}; training without validation (best.pt follows the last epoch)")
+    if main and (skipped or val_skipped):
+        atomic_write_text(out / "skipped.txt", "".join(f"{s}\n" for s in skipped + val_skipped))
+    weights = enet_class_weights(pixel_counts, cfg.class_weight_c)
+    if main:
+        write_json(out / "class_weights.json", {"classes": list(classes.names), "pixels": pixel_counts.tolist(),
+                                                "weights": weights.tolist(), "c": cfg.class_weight_c})
+
+    # --- model, optimiser, and the state of an interrupted run --------------------------------
+    torch.manual_seed(cfg.seed)
+    model_kwargs = {"num_classes": classes.num_classes}
+    model = create_model(cfg.model, **model_kwargs).to(device)
+    summary = model_summary(cfg.model, classes.num_classes)
+    log(f"model {cfg.model}: {summary['params'] / 1e6:.2f}M parameters, {summary['gmacs_512x1024']:.1f} GMACs "
+        f"({2 * summary['gmacs_512x1024']:.1f} GFLOPs) at 512x1024, {classes.num_classes} classes")
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    start_epoch, iteration, best_miou = 0, 0, -1.0
+    if cfg.resume and (out / "last.pt").exists():
+        state = load_checkpoint(out / "last.pt", device)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, iteration, best_miou = state["epoch"], state["iteration"], state["best_miou"]
+        log(f"resuming {out} after epoch {start_epoch}")
+    if main:  # drop records of an epoch that was interrupted after it was logged but before it was saved
+        kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= start_epoch]
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    net = model
+    if info.enabled:
+        if device.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    class_weights = torch.from_numpy(weights).to(device)
+
+    crop = default_crop(labeled, cfg)
+    train_set = TrainSet(labeled, cfg, crop)
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                                  shuffle=True, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                                         drop_last=len(sampler) >= cfg.batch_size, pin_memory=device.type == "cuda")
+    max_iterations = cfg.epochs * len(loader)
+    log(f"training {len(labeled)} labeled images ({cfg.labeled_fraction:g} of {len(train_all)}), crop {hw_str(crop)}, "
+        f"scale {hw_str(cfg.scale)}, batch {cfg.batch_size} x {info.world_size} process(es), {cfg.epochs} epochs, "
+        f"lr {cfg.lr:g}, device {device}{' (AMP)' if amp else ''} -> {out}")
+
+    # --- the loop --------------------------------------------------------------------------------
+    for epoch in range(start_epoch, cfg.epochs):
+        train_set.epoch = epoch
+        sampler.set_epoch(epoch)
+        net.train()
+        t0, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
+        with EpochProgress(f"epoch {epoch + 1}/{cfg.epochs}", len(loader), info.is_main) as progress:
+            for images, labels in loader:
+                lr = poly_lr(cfg.lr, iteration, max_iterations, cfg.poly_power)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x, y = normalize(images, device), labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    logits = net(x)
+                loss = segmentation_loss(logits, y, class_weights)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                iteration += 1
+                seen += images.shape[0] * info.world_size
+                loss_sum += loss.detach()
+                progress.update(loss, lr, seen / (time.perf_counter() - t0))
+        epoch_s = time.perf_counter() - t0
+        mean_loss = float(dist.all_reduce_sum(loss_sum, info)) / (len(loader) * info.world_size)
+
+        val_scores = None
+        last = epoch + 1 == cfg.epochs
+        if val is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
+            conf = confusion_matrix(model, val, cfg.scale, device, info, amp=amp)
+            val_scores = scores(conf, classes.names)
+        if main:
+            improved = val_scores is not None and val_scores["miou"] > best_miou
+            if improved:
+                best_miou = val_scores["miou"]
+            extra = {"epoch": epoch + 1, "iteration": iteration, "best_miou": best_miou, "config": cfg.to_dict()}
+            save_checkpoint(out / "last.pt", model_name=cfg.model, model_kwargs=model_kwargs, classes=classes,
+                            state_dict=model.state_dict(),
+                            extra={**extra, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()})
+            if improved or (val is None and last):
+                save_checkpoint(out / "best.pt", model_name=cfg.model, model_kwargs=model_kwargs, classes=classes,
+                                state_dict=model.state_dict(), extra=extra)
+            append_jsonl(out / "metrics.jsonl", {
+                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr,
+                "images_per_s": seen / epoch_s, "epoch_s": epoch_s,
+                "val": None if val_scores is None else {k: val_scores[k] for k in ("miou", "pixel_acc", "per_class_iou")},
+            })
+            val_txt = "" if val_scores is None else f"  val mIoU {100 * val_scores['miou']:.1f}"
+            log(f"epoch {epoch + 1}/{cfg.epochs}  loss {mean_loss:.4f}  lr {lr:.5f}{val_txt}  "
+                f"{seen / epoch_s:.1f} img/s  {epoch_s:.1f} s")
+        dist.barrier(info)
+    if start_epoch >= cfg.epochs:
+        log(f"{out} already finished {cfg.epochs} epochs; nothing to do")
+    return out
+
+
+class EpochProgress:
+    """A rich progress bar on a terminal (rank 0); silent elsewhere, where the epoch line suffices."""
+
+    def __init__(self, title: str, total: int, enabled: bool):
+        import sys
+
+        self.enabled = enabled and sys.stderr.isatty()
+        self.title, self.total = title, total
+
+    def __enter__(self) -> "EpochProgress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.title, total=self.total, stats="")
+        return self
+
+    def update(self, loss: torch.Tensor, lr: float, ips: float) -> None:
+        if self.enabled:  # loss.item() synchronises the GPU: only pay for it when a bar is shown
+            self.bar.update(self.task, advance=1, stats=f"loss {loss.item():.4f} lr {lr:.5f} {ips:.1f} img/s")
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()
