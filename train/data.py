@@ -90,7 +90,7 @@ class EvalSet(torch.utils.data.Dataset):
         image, label = self.ds.load(i)
         if self.scale:
             image, label = resize_pair(image, label, self.scale)
-        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(label))
+        return torch.from_numpy(np.array(image)), torch.from_numpy(np.array(label))
 
 
 def normalize(images: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -46,4 +46,4 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, scal
     image, label = random_crop(image, label, crop, rng, fill)
     if rng.random() < 0.5:
         image, label = image[:, ::-1], label[:, ::-1]
-    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+    return np.array(image), np.array(label)  # writable copies: torch.from_numpy needs them
