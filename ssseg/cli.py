@@ -18,7 +18,7 @@ app.add_typer(data_app, name="data")
 
 
 def _say(msg: str) -> None:
-    typer.echo(msg, err=False)
+    typer.echo(msg)
 
 
 @app.command()
@@ -96,11 +96,9 @@ def data_check(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Count bad samples instead of stopping at the first."),
 ) -> None:
     """Validate every image and label of a dataset; print counts and class histograms."""
-    from ssseg.data.check import check_dataset
+    from ssseg.data.check import check_dataset, print_report
 
     report = check_dataset(spec, [s.strip() for s in splits.split(",") if s.strip()], skip_bad)
-    from ssseg.data.check import print_report
-
     print_report(report)
     if any(s.get("bad") for s in report["splits"].values()):
         raise typer.Exit(1)
@@ -127,7 +125,7 @@ def data_synth(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its run."),
-    epochs: int = typer.Option(40, help="Training epochs on the synthetic data."),
+    epochs: int = typer.Option(60, help="Training epochs on the synthetic data."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """The main job end to end on the embedded synthetic data: train, evaluate, show where things went."""
@@ -154,7 +152,8 @@ app.command("label", context_settings={"allow_extra_args": True, "ignore_unknown
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns a typer.Exit's code instead of exiting
+        sys.exit(rc if isinstance(rc, int) else 0)
     except SsegError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -37,24 +37,24 @@ def read_list(path: Path) -> list[str]:
 
 def scan(ds: SegDataset, skip_bad: bool, log=print) -> tuple[SegDataset, np.ndarray, list[str]]:
     """Validate every sample (labels decoded, image headers read); return the dataset (bad samples
-    removed only with skip_bad), its class pixel counts, and the ids skipped with their reasons."""
+    removed only with skip_bad), its class pixel counts, and one "id<TAB>reason" line per skipped sample."""
     hist = np.zeros(ds.classes.num_classes, np.int64)
-    skipped: list[str] = []
+    bad: dict[str, str] = {}
     for i in range(len(ds)):
         try:
             label = ds.check(i, decode_image=False)
         except DataError as e:
             if not skip_bad:
                 raise
-            skipped.append(f"{ds.samples[i].id}\t{e}")
+            bad[ds.samples[i].id] = str(e)
             continue
         hist += class_histogram([label], ds.classes.num_classes)
-    if skipped:
-        log(f"warning: skipped {len(skipped)} bad sample(s) of {ds.split} (--skip-bad); first: {skipped[0]}")
-        ds = ds.subset([s.id for s in ds.samples if s.id not in {k.split(chr(9))[0] for k in skipped}])
+    if bad:
+        log(f"warning: skipped {len(bad)} bad sample(s) of {ds.split} (--skip-bad); first: {next(iter(bad.values()))}")
+        ds = ds.subset([s.id for s in ds.samples if s.id not in bad])
     if len(ds) == 0:
         raise DataError(f"the {ds.split} split has no usable samples", path=ds.root, fix="check the dataset path and layout")
-    return ds, hist, skipped
+    return ds, hist, [f"{k}\t{v}" for k, v in bad.items()]
 
 
 class TrainSet(torch.utils.data.Dataset):

@@ -113,23 +113,15 @@ class SegDataset:
         s = self.samples[i]
         image = read_image(s.image)
         label = self.load_label(i)
-        if image.shape[:2] != label.shape:
-            raise DataError(f"image {s.image.name} is {image.shape[1]}x{image.shape[0]} but its label is "
-                            f"{label.shape[1]}x{label.shape[0]} (WxH)", path=s.label,
-                            fix="regenerate the label at the image's size")
+        _check_same_size(image.shape[:2], label, s)
         return image, label
 
     def check(self, i: int, decode_image: bool = True) -> np.ndarray:
         """Validate sample i and return its label; header-only image check when decode_image=False."""
         if decode_image:
             return self.load(i)[1]
-        s = self.samples[i]
         label = self.load_label(i)
-        hw = image_size(s.image)
-        if hw != label.shape:
-            raise DataError(f"image {s.image.name} is {hw[1]}x{hw[0]} but its label is "
-                            f"{label.shape[1]}x{label.shape[0]} (WxH)", path=s.label,
-                            fix="regenerate the label at the image's size")
+        _check_same_size(image_size(self.samples[i].image), label, self.samples[i])
         return label
 
     def subset(self, ids: list[str] | set[str]) -> "SegDataset":
@@ -137,6 +129,13 @@ class SegDataset:
         out = copy.copy(self)
         out.samples = [s for s in self.samples if s.id in keep]
         return out
+
+
+def _check_same_size(image_hw: tuple[int, int], label: np.ndarray, s: Sample) -> None:
+    if tuple(image_hw) != label.shape:
+        raise DataError(f"image {s.image.name} is {image_hw[1]}x{image_hw[0]} but its label is "
+                        f"{label.shape[1]}x{label.shape[0]} (WxH)", path=s.label,
+                        fix="regenerate the label at the image's size")
 
 
 def class_histogram(labels: Iterable[np.ndarray], num_classes: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ssseg.data import open_dataset
 from ssseg.data.base import class_histogram
 from ssseg.errors import DataError
@@ -18,7 +20,7 @@ def check_dataset(spec: str, splits: list[str], skip_bad: bool = False) -> dict:
                 continue
             raise
         report["classes"] = list(ds.classes.names)
-        hist = [0] * ds.classes.num_classes
+        hist = np.zeros(ds.classes.num_classes, np.int64)
         bad, sizes, ignored = [], {}, 0
         for i in range(len(ds)):
             try:
@@ -28,12 +30,12 @@ def check_dataset(spec: str, splits: list[str], skip_bad: bool = False) -> dict:
                     raise
                 bad.append(str(e))
                 continue
-            sizes[f"{image.shape[0]}x{image.shape[1]}"] = sizes.get(f"{image.shape[0]}x{image.shape[1]}", 0) + 1
-            for c, n in enumerate(class_histogram([label], ds.classes.num_classes)):
-                hist[c] += int(n)
+            hw = f"{image.shape[0]}x{image.shape[1]}"
+            sizes[hw] = sizes.get(hw, 0) + 1
+            hist += class_histogram([label], ds.classes.num_classes)
             ignored += int((label == 255).sum())
         report["splits"][split] = {"images": len(ds) - len(bad), "bad": bad, "sizes": sizes,
-                                   "pixels": dict(zip(ds.classes.names, hist)), "ignored_pixels": ignored}
+                                   "pixels": dict(zip(ds.classes.names, hist.tolist())), "ignored_pixels": ignored}
     return report
 
 
@@ -42,8 +44,8 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     console = Console(width=120)
-    present = {k: v for k, v in report["splits"].items() if "missing" in v}
-    for split, info in present.items():
+    missing = {k: v for k, v in report["splits"].items() if "missing" in v}
+    for split, info in missing.items():
         console.print(f"{split}: not present ({info['missing']})")
     splits = [k for k, v in report["splits"].items() if "missing" not in v]
     table = Table(title=f"{report['spec']}: share of labeled pixels per class")
