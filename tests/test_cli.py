@@ -59,6 +59,7 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     proc = run_cli("train", "--data", f"camvid:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "r"))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert str(tmp_path / "nowhere") in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()  # a run that failed its data checks leaves nothing to block a retry
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     proc = run_cli("eval", str(tmp_path / "junk.pt"), "--data", "synthetic")
     assert proc.returncode == 1 and "junk.pt" in proc.stderr and proc.stderr.count("\n") == 1

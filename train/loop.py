@@ -70,21 +70,16 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
     cfg = cfg.resolve(kind)
     out, device, main = cfg.out, info.device, info.is_main
     amp = cfg.amp and device.type == "cuda"
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
 
     # --- data: the labeled split (written once, read back on resume), validated ---------------
     train_all = open_dataset(cfg.data, "train")
     classes: ClassSet = train_all.classes
     splits = out / "splits"
-    if cfg.resume and (splits / "labeled.txt").exists():
-        labeled_ids = read_list(splits / "labeled.txt")
-    else:
+    new_split = not (cfg.resume and (splits / "labeled.txt").exists())
+    if new_split:
         labeled_ids, unlabeled_ids = split_labeled(train_all.ids, cfg.labeled_fraction, cfg.seed)
-        if main:
-            write_list(splits / "labeled.txt", labeled_ids)
-            write_list(splits / "unlabeled.txt", unlabeled_ids)
+    else:
+        labeled_ids = read_list(splits / "labeled.txt")
     labeled, pixel_counts, skipped = scan(train_all.subset(labeled_ids), cfg.skip_bad, log)
     try:
         val, _, val_skipped = scan(open_dataset(cfg.data, "val"), cfg.skip_bad, log)
@@ -93,10 +88,15 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
             raise
         val, val_skipped = None, []
         log(f"warning: {e}; training without validation (best.pt follows the last epoch)")
-    if main and (skipped or val_skipped):
-        atomic_write_text(out / "skipped.txt", "".join(f"{s}\n" for s in skipped + val_skipped))
     weights = enet_class_weights(pixel_counts, cfg.class_weight_c)
-    if main:
+    if main:  # the run directory is written only once the data has passed its checks
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+        if new_split:
+            write_list(splits / "labeled.txt", labeled_ids)
+            write_list(splits / "unlabeled.txt", unlabeled_ids)
+        if skipped or val_skipped:
+            atomic_write_text(out / "skipped.txt", "".join(f"{s}\n" for s in skipped + val_skipped))
         write_json(out / "class_weights.json", {"classes": list(classes.names), "pixels": pixel_counts.tolist(),
                                                 "weights": weights.tolist(), "c": cfg.class_weight_c})
 
