@@ -15,7 +15,7 @@ import torch
 from ssseg.classes import ClassSet
 from ssseg.config import IMPLEMENTED_METHODS, RESUME_MUTABLE, TrainConfig, hw_str
 from ssseg.data import open_dataset, parse_spec
-from ssseg.errors import ConfigError, DataError, NotAvailableError
+from ssseg.errors import CheckpointError, ConfigError, DataError, NotAvailableError
 from ssseg.io import append_jsonl, atomic_write_text, read_jsonl, write_json
 from ssseg.metrics import scores
 from ssseg.models import count_macs, count_parameters, create_model
@@ -112,9 +112,13 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
     start_epoch, iteration, best_miou = 0, 0, -1.0
     if cfg.resume and (out / "last.pt").exists():
         state = load_checkpoint(out / "last.pt", device)
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        try:
+            model.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
+                                  fix="restore the run's own last.pt, or start a new run with another --out") from None
         start_epoch, iteration, best_miou = state["epoch"], state["iteration"], state["best_miou"]
         log(f"resuming {out} after epoch {start_epoch}")
     if main:  # drop records of an epoch that was interrupted after it was logged but before it was saved
