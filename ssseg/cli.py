@@ -78,7 +78,9 @@ def print_scores(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result['data']} / {result['split']} ({result['images']} images)")
+    console = Console(width=100)
+    console.print(f"{result['data']} / {result['split']} ({result['images']} images)", highlight=False)
+    table = Table()
     table.add_column("class")
     table.add_column("IoU %", justify="right")
     for name, iou in result["per_class_iou"].items():
@@ -86,7 +88,7 @@ def print_scores(result: dict) -> None:
     table.add_section()
     table.add_row("mIoU", f"{100 * result['miou']:.1f}")
     table.add_row("pixel accuracy", f"{100 * result['pixel_acc']:.1f}")
-    Console(width=100).print(table)
+    console.print(table)
 
 
 @data_app.command("check")
@@ -125,7 +127,7 @@ def data_synth(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its run."),
-    epochs: int = typer.Option(60, help="Training epochs on the synthetic data."),
+    epochs: int = typer.Option(100, help="Training epochs on the synthetic data."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """The main job end to end on the embedded synthetic data: train, evaluate, show where things went."""
