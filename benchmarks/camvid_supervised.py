@@ -9,6 +9,7 @@ Writes <out>.json and <out>.md. Example (the README's CPU numbers):
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         result, _ = run_eval(run, None, "val", None, args.device)
         metrics = read_jsonl(run / "metrics.jsonl")
-        resolved = TrainConfig(**__import__("json").loads((run / "config.json").read_text()))
+        resolved = TrainConfig(**json.loads((run / "config.json").read_text()))
         rows.append({
             "labeled_fraction": fraction,
             "labeled_images": len((run / "splits" / "labeled.txt").read_text().split()),
