@@ -24,7 +24,7 @@ def _say(msg: str) -> None:
 @app.command()
 def train(
     data: Optional[str] = typer.Option(None, help="Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts]."),
-    method: Optional[str] = typer.Option(None, help="supervised (more methods land with later releases)."),
+    method: Optional[str] = typer.Option(None, help="aux (default: the paper's three stages) or supervised (stage 1 only)."),
     labeled_fraction: Optional[float] = typer.Option(None, help="Share of the training images used as labeled."),
     out: Optional[Path] = typer.Option(None, help="Run directory."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: the paper's for the dataset)."),
@@ -40,15 +40,24 @@ def train(
     seed: Optional[int] = typer.Option(None, help="Seed of the split, initialisation and augmentation."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Warn about and count unreadable samples instead of stopping."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    t_aux: Optional[float] = typer.Option(None, help="aux: confidence threshold of the pseudo-labels (default 0.9)."),
+    aux_epochs: Optional[int] = typer.Option(None, help="aux: epochs of the auxiliary net (default 50)."),
+    aux_lr: Optional[float] = typer.Option(None, help="aux: Adam learning rate of the auxiliary net (default 5e-4)."),
+    aux_weight_decay: Optional[float] = typer.Option(None, help="aux: its weight decay (CamVid 5e-4, others 1e-4)."),
+    aux_input: Optional[str] = typer.Option(None, help="aux: what the auxiliary net sees: probs (default) or probs+rgb."),
+    stage3_init: Optional[str] = typer.Option(None, help="aux: stage-3 segmenter starts fresh (default) or finetune (from stage 1)."),
+    from_stage: Optional[int] = typer.Option(None, help="aux: redo an existing run from stage N (1-3); earlier stages are kept."),
     config: Optional[Path] = typer.Option(None, help="YAML or JSON file of these options; flags override it."),
 ) -> None:
-    """Train the segmenter (stage 1: supervised on the labeled split)."""
+    """Train: --method aux runs stage 1 (segmenter on labeled images), stage 2 (auxiliary confidence net),
+    stage 3 (gated pseudo-labels, retrain on all); --method supervised runs stage 1 alone."""
     from ssseg.config import build_train_config
 
     flags = dict(data=data, method=method, labeled_fraction=labeled_fraction, out=out, epochs=epochs,
                  batch_size=batch_size, crop=crop, scale=scale, lr=lr, weight_decay=weight_decay, device=device,
                  amp=amp, workers=workers, eval_every=eval_every, seed=seed,
-                 skip_bad=skip_bad or None, resume=resume or None)
+                 skip_bad=skip_bad or None, resume=resume or None, t_aux=t_aux, aux_epochs=aux_epochs, aux_lr=aux_lr,
+                 aux_weight_decay=aux_weight_decay, aux_input=aux_input, stage3_init=stage3_init, from_stage=from_stage)
     cfg = build_train_config(flags, config)
     from ssseg.train.loop import train as run_training
 
@@ -58,20 +67,73 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    target: Path = typer.Argument(..., help="Run directory (its best.pt) or a checkpoint file."),
+    target: Path = typer.Argument(..., help="Run directory (its final segmenter) or a checkpoint file."),
     data: Optional[str] = typer.Option(None, help="Dataset SPEC (default: the one the run trained on)."),
     split: str = typer.Option("val", help="val or test."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result here (default: RUN_DIR/eval_SPLIT.json)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result here (default: next to the checkpoint)."),
     scale: Optional[str] = typer.Option(None, help="Evaluate at HxW (default: the run's --scale, else native)."),
+    gate: Optional[str] = typer.Option(None, help="Measure the confidence gate at these thresholds, e.g. 0,0.7,0.8,0.9 "
+                                                  "(a --method aux run: segmenter + auxiliary net)."),
+    segmenter: Optional[Path] = typer.Option(None, help="With --gate: the segmenter to gate (default: the one the "
+                                                        "auxiliary net was trained against, stage 1)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """Evaluate a run: mIoU, per-class IoU and pixel accuracy."""
+    """Evaluate a run: mIoU, per-class IoU and pixel accuracy; with --gate, what the confidence gate keeps."""
     from ssseg.config import parse_hw
-    from ssseg.train.evaluate import run_eval
 
-    result, path = run_eval(target, data, split, json_out, device, parse_hw(scale, "--scale"))
-    print_scores(result)
+    if gate is None:
+        from ssseg.train.evaluate import run_eval
+
+        result, path = run_eval(target, data, split, json_out, device, parse_hw(scale, "--scale"))
+        print_scores(result)
+    else:
+        from ssseg.errors import ConfigError
+        from ssseg.train.evaluate import run_gate_eval
+
+        try:
+            thresholds = tuple(float(t) for t in gate.split(",") if t.strip())
+        except ValueError:
+            raise ConfigError(f"--gate {gate!r} is not a list of numbers", fix="e.g. --gate 0,0.7,0.8,0.9") from None
+        result, path = run_gate_eval(target, data, split, json_out, thresholds, segmenter, device,
+                                     parse_hw(scale, "--scale"))
+        print_gate(result)
+        _say(f"wrote {path.with_suffix('.png')}")
     _say(f"wrote {path}")
+
+
+def print_gate(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=120)
+    auroc = "-" if result["auroc"] is None else f"{result['auroc']:.3f}"
+    ece = "-" if result["ece"] is None else f"{100 * result['ece']:.1f}%"
+    console.print(f"{result['data']} / {result['split']} ({result['images']} images): segmenter mIoU "
+                  f"{100 * result['segmenter_miou']:.1f}; confidence vs correctness AUROC {auroc}, ECE {ece}",
+                  highlight=False)
+    table = Table(title="confidence gate (the paper's Table 3)")
+    for col in ("T_aux", "kept-pixel mIoU %", "class semi ratio %", "selected pixels %"):
+        table.add_column(col, justify="right")
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    for g in result["gates"]:
+        table.add_row(f"{g['threshold']:g}", fmt(g["kept_miou"]), fmt(g["class_semi_ratio"]), fmt(g["selected_share"]))
+    console.print(table)
+    per_class = Table(title="per class: IoU % / semi ratio % (the paper's Table 4)")
+    per_class.add_column("class")
+    for g in result["gates"]:
+        per_class.add_column(f"T={g['threshold']:g}", justify="right")
+    for name in result["gates"][0]["per_class"]:
+        per_class.add_row(name, *(f"{fmt(g['per_class'][name]['iou'])} / {fmt(g['per_class'][name]['semi_ratio'])}"
+                                  for g in result["gates"]))
+    console.print(per_class)
+    rel = Table(title="reliability (10 bins)")
+    for col in ("confidence", "pixels %", "mean confidence", "accuracy"):
+        rel.add_column(col, justify="right")
+    total = max(sum(r["pixels"] for r in result["reliability"]), 1)
+    for r in result["reliability"]:
+        rel.add_row(f"{r['bin'][0]:.1f}-{r['bin'][1]:.1f}", f"{100 * r['pixels'] / total:.1f}",
+                    fmt(r["mean_confidence"]), fmt(r["accuracy"]))
+    console.print(rel)
 
 
 def print_scores(result: dict) -> None:
@@ -164,12 +226,11 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors in standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as e:
+        # Usage errors: click's ClickException, which newer Typer vendors as typer._click; both have these.
+        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
         raise

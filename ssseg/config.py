@@ -19,14 +19,18 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 METHODS = ("supervised", "aux", "adversarial", "dual-disc", "latent", "self-train")
-IMPLEMENTED_METHODS = ("supervised",)
+IMPLEMENTED_METHODS = ("supervised", "aux")
+AUX_INPUTS = ("probs", "probs+rgb")
+STAGE3_INITS = ("fresh", "finetune")
 
 # The paper's schedules (section 4.2). Synthetic and folder data use the generic row.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "camvid": dict(lr=0.075, weight_decay=5e-4, batch_size=8, epochs=150, aug_scales=(0.8, 1.0, 1.3, 1.7)),
+    "camvid": dict(lr=0.075, weight_decay=5e-4, batch_size=8, epochs=150, aug_scales=(0.8, 1.0, 1.3, 1.7),
+                   aux_weight_decay=5e-4),
     "cityscapes": dict(lr=0.05, weight_decay=1e-4, batch_size=4, epochs=200, scale=(512, 1024),
-                       aug_scales=(0.75, 1.0, 1.25, 1.5, 1.75)),
-    "generic": dict(lr=0.05, weight_decay=1e-4, batch_size=8, epochs=50, aug_scales=(0.75, 1.0, 1.25, 1.5)),
+                       aug_scales=(0.75, 1.0, 1.25, 1.5, 1.75), aux_weight_decay=1e-4),
+    "generic": dict(lr=0.05, weight_decay=1e-4, batch_size=8, epochs=50, aug_scales=(0.75, 1.0, 1.25, 1.5),
+                    aux_weight_decay=1e-4),
 }
 
 
@@ -50,7 +54,7 @@ def parse_hw(text: str | tuple | list | None, what: str = "size") -> tuple[int, 
 @dataclass
 class TrainConfig:
     data: str = "synthetic"
-    method: str = "supervised"
+    method: str = "aux"
     labeled_fraction: float = 1.0
     out: Path = Path("runs/train")
     model: str = "dsnet-fast-ss"
@@ -71,6 +75,15 @@ class TrainConfig:
     seed: int = 0
     skip_bad: bool = False
     resume: bool = False
+    # --method aux (stages 2 and 3); the paper's values
+    aux_epochs: int = 50
+    aux_lr: float = 5e-4
+    aux_weight_decay: float | None = None
+    aux_input: str = "probs"
+    aux_class_weight_c: float = 1.04
+    t_aux: float = 0.9
+    stage3_init: str = "fresh"
+    from_stage: int | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -83,7 +96,15 @@ class TrainConfig:
         if not 0.0 < self.labeled_fraction <= 1.0:
             raise ConfigError(f"--labeled-fraction {self.labeled_fraction} is outside (0, 1]",
                               fix="pass a fraction such as 0.5")
-        for name in ("epochs", "batch_size", "eval_every"):
+        if self.aux_input not in AUX_INPUTS:
+            raise ConfigError(f"unknown --aux-input {self.aux_input!r}", fix=f"choose one of {', '.join(AUX_INPUTS)}")
+        if self.stage3_init not in STAGE3_INITS:
+            raise ConfigError(f"unknown --stage3-init {self.stage3_init!r}", fix=f"choose one of {', '.join(STAGE3_INITS)}")
+        if self.from_stage is not None and self.from_stage not in (1, 2, 3):
+            raise ConfigError(f"--from-stage {self.from_stage} is not a stage", fix="pass 1, 2 or 3")
+        if not 0.0 <= self.t_aux <= 1.0:
+            raise ConfigError(f"--t-aux {self.t_aux} is outside [0, 1]", fix="pass a confidence threshold such as 0.9")
+        for name in ("epochs", "batch_size", "eval_every", "aux_epochs"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
@@ -106,7 +127,20 @@ class TrainConfig:
 
 
 # Options that may change between an interrupted run and its --resume without changing the result.
-RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out"})
+RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage"})
+
+# The first stage of --method aux that each option affects: `--from-stage N` may change the options of
+# stages >= N only (stage 1 options that stage 3 reuses, such as --epochs, are listed under 1).
+STAGE2_OPTIONS = frozenset({"aux_epochs", "aux_lr", "aux_weight_decay", "aux_input", "aux_class_weight_c"})
+STAGE3_OPTIONS = frozenset({"t_aux", "stage3_init"})
+
+
+def first_stage_of(option: str) -> int:
+    if option in STAGE3_OPTIONS:
+        return 3
+    if option in STAGE2_OPTIONS:
+        return 2
+    return 1
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -155,4 +189,5 @@ def hw_str(hw: tuple[int, int] | list[int] | None) -> str:
 
 
 __all__ = ["TrainConfig", "build_train_config", "load_config_file", "parse_hw", "hw_str", "MEAN", "STD",
-           "METHODS", "IMPLEMENTED_METHODS", "DATASET_DEFAULTS", "RESUME_MUTABLE"]
+           "METHODS", "IMPLEMENTED_METHODS", "DATASET_DEFAULTS", "RESUME_MUTABLE", "AUX_INPUTS", "STAGE3_INITS",
+           "first_stage_of"]

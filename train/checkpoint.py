@@ -56,15 +56,20 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def resolve_checkpoint(path: Path) -> Path:
-    """A run directory means its best.pt (last.pt when no epoch was evaluated yet)."""
+    """A run directory means its final segmenter: best.pt (last.pt when no epoch was evaluated yet) of a
+    one-stage run; of a staged run (--method aux), stage3's once it is finished, else stage1's."""
     path = Path(path)
-    if path.is_dir():
+    if not path.is_dir():
+        return path
+    folders = [path]
+    if (path / "stage1").is_dir():
+        folders = [path / "stage3", path / "stage1"] if (path / "stage3" / "done.json").is_file() else [path / "stage1"]
+    for folder in folders:
         for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError("run directory holds no best.pt or last.pt", path=path,
-                              fix="train at least one epoch, or pass a checkpoint file")
-    return path
+            if (folder / name).is_file():
+                return folder / name
+    raise CheckpointError("run directory holds no best.pt or last.pt", path=path,
+                          fix="train at least one epoch, or pass a checkpoint file")
 
 
 def build_from_checkpoint(ckpt: dict, path: Path | str = "checkpoint") -> torch.nn.Module:

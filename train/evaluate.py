@@ -9,12 +9,13 @@ import torch
 
 from ssseg.classes import IGNORE_INDEX, ClassSet
 from ssseg.data import SegDataset, open_dataset
-from ssseg.errors import DataError
+from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint
 from ssseg.train.data import EvalSet, normalize
 from ssseg.train.distributed import DistInfo, all_reduce_sum, pick_device
+from ssseg.train.gate import gate_counts
 
 
 @torch.no_grad()
@@ -73,3 +74,86 @@ def run_eval(target: Path, data: str | None, split: str, json_path: Path | None,
     out = json_path or ckpt_path.parent / f"eval_{split}.json"
     write_json(out, result)
     return result, out
+
+
+def resolve_aux(target: Path) -> Path:
+    """A run directory of --method aux means its stage2/best.pt (last.pt before the first evaluation)."""
+    target = Path(target)
+    if target.is_file():
+        return target
+    for name in ("best.pt", "last.pt"):
+        if (target / "stage2" / name).is_file():
+            return target / "stage2" / name
+    raise CheckpointError("holds no auxiliary net (stage2/best.pt)", path=target,
+                          fix="pass a run trained with --method aux that finished at least one stage-2 epoch")
+
+
+def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | None, thresholds: tuple[float, ...],
+                  segmenter: Path | None = None, device: str = "auto", scale: tuple[int, int] | None = None,
+                  workers: int = 0) -> tuple[dict, Path]:
+    """Measure the confidence gate (the paper's Tables 3-4) on a labeled split: segmenter + auxiliary net,
+    pixels below each threshold masked. The segmenter defaults to the one the auxiliary net was trained
+    against (stage 1: the one that wrote the pseudo-labels)."""
+    bad = [t for t in thresholds if not 0.0 <= t <= 1.0]
+    if bad or not thresholds:
+        raise ConfigError(f"--gate thresholds must lie in [0, 1], got {list(thresholds)}", fix="e.g. --gate 0,0.7,0.8,0.9")
+    aux_path = resolve_aux(target)
+    aux_ckpt = load_checkpoint(aux_path)
+    if aux_ckpt["model"]["name"] != "aux-confidence":
+        raise CheckpointError(f"holds a {aux_ckpt['model']['name']}, not an auxiliary net", path=aux_path,
+                              fix="pass the run directory or its stage2/best.pt")
+    seg_path = resolve_checkpoint(Path(segmenter)) if segmenter else (aux_path.parent / aux_ckpt.get("segmenter", "")).resolve()
+    if not seg_path.is_file():
+        raise CheckpointError("the segmenter this auxiliary net was trained against is missing", path=seg_path,
+                              fix="restore it, or name one with --segmenter")
+    seg_ckpt = load_checkpoint(seg_path)
+    cfg = aux_ckpt.get("config", {})
+    data = data or cfg.get("data")
+    if not data:
+        raise DataError("the checkpoint records no dataset", path=aux_path, fix="pass --data SPEC")
+    ds = open_dataset(data, split)
+    classes = ClassSet.from_dict(aux_ckpt["classes"])
+    check_classes(classes, ds, aux_path)
+    check_classes(ClassSet.from_dict(seg_ckpt["classes"]), ds, seg_path)
+    if scale is None and cfg.get("scale"):
+        scale = tuple(cfg["scale"])
+    dev = pick_device(device)
+    seg = build_from_checkpoint(seg_ckpt, seg_path).to(dev)
+    aux = build_from_checkpoint(aux_ckpt, aux_path).to(dev)
+    counts = gate_counts(seg, aux, ds, scale, dev, tuple(thresholds), workers=workers)
+    result = {"aux": str(aux_path), "segmenter": str(seg_path), "data": data, "split": split, "images": len(ds),
+              "scale": list(scale) if scale else None, **counts.summary(ds.classes.names)}
+    out = json_path or aux_path.parent.parent / f"gate_{split}.json"
+    write_json(out, result)
+    plot_gate(result, out.with_suffix(".png"))
+    return result, out
+
+
+def plot_gate(result: dict, path: Path) -> Path:
+    """Coverage vs kept-pixel mIoU across thresholds, the requested gates marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = [p for p in result["curve"] if p["kept_miou"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    ax.plot([100 * p["coverage"] for p in curve], [100 * p["kept_miou"] for p in curve], "-", color="#1f77b4",
+            label="thresholds 0, 0.01, ..., 0.99")
+    for g in (g for g in result["gates"] if g["kept_miou"] is not None):
+        ax.plot(100 * g["selected_share"], 100 * g["kept_miou"], "o", color="#d62728")
+        ax.annotate(f"T={g['threshold']:g}", (100 * g["selected_share"], 100 * g["kept_miou"]),
+                    textcoords="offset points", xytext=(5, -12), fontsize=8)
+    ax.set_xlabel("selected pixels (%)")
+    ax.set_ylabel("mIoU of the kept pixels (%)")
+    auroc = result["auroc"]
+    ax.set_title(f"{result['data'].split(':')[0]} {result['split']}: confidence gate"
+                 + (f" (AUROC {auroc:.3f})" if auroc is not None else ""), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

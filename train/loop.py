@@ -1,20 +1,24 @@
-"""Supervised training of the segmenter (stage 1 of every method), readable top to bottom.
+"""Supervised training of the segmenter (stage 1 of every method, and stage 3 of --method aux), readable
+top to bottom.
 
 Runs unchanged under ``torchrun``: DistributedDataParallel, a distributed sampler, SyncBatchNorm on
 GPUs, and only rank 0 writing files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ssseg.classes import ClassSet
 from ssseg.config import IMPLEMENTED_METHODS, RESUME_MUTABLE, TrainConfig, hw_str
-from ssseg.data import open_dataset, parse_spec
+from ssseg.data import SegDataset, open_dataset, parse_spec
 from ssseg.errors import CheckpointError, ConfigError, DataError, NotAvailableError
 from ssseg.io import append_jsonl, atomic_write_text, read_jsonl, write_json
 from ssseg.metrics import scores
@@ -27,18 +31,20 @@ from ssseg.train.losses import enet_class_weights, segmentation_loss
 from ssseg.train.schedule import poly_lr
 
 
-def resume_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
-    """The stored config of cfg.out; explicit flags may only change what does not alter the result."""
+def resume_config(cfg: TrainConfig, explicit: set[str], mutable: frozenset[str] = RESUME_MUTABLE,
+                  why: str = "--resume") -> TrainConfig:
+    """The stored config of cfg.out; explicit flags may only change the options in ``mutable``."""
     path = cfg.out / "config.json"
     if not path.is_file():
-        raise ConfigError("no run to resume here (config.json missing)", path=cfg.out, fix="drop --resume to start a new run")
+        raise ConfigError(f"no run to continue here (config.json missing)", path=cfg.out,
+                          fix=f"drop {why} to start a new run")
     saved = TrainConfig(**json.loads(path.read_text()))
-    changed = [k for k in explicit - RESUME_MUTABLE if getattr(cfg, k) != getattr(saved, k)]
+    changed = [k for k in explicit - mutable if getattr(cfg, k) != getattr(saved, k)]
     if changed:
-        raise ConfigError(f"--resume cannot change {', '.join('--' + k.replace('_', '-') for k in changed)} "
+        raise ConfigError(f"{why} cannot change {', '.join('--' + k.replace('_', '-') for k in changed)} "
                           f"(the run used {', '.join(f'{k}={getattr(saved, k)}' for k in changed)})",
                           path=path, fix="drop those options, or start a new run with another --out")
-    return TrainConfig(**{**saved.to_dict(), **{k: getattr(cfg, k) for k in RESUME_MUTABLE}})
+    return TrainConfig(**{**saved.to_dict(), **{k: getattr(cfg, k) for k in mutable if k in explicit or k in RESUME_MUTABLE}})
 
 
 def model_summary(name: str, num_classes: int) -> dict:
@@ -50,36 +56,55 @@ def model_summary(name: str, num_classes: int) -> dict:
 
 
 def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: Callable[[str], None] = print) -> Path:
+    """Run ``cfg.method`` into ``cfg.out``; returns the run directory."""
+    saved = cfg.out / "config.json"
+    if (cfg.resume or cfg.from_stage is not None) and saved.is_file() and "method" not in explicit:
+        cfg = dataclasses.replace(cfg, method=json.loads(saved.read_text()).get("method", "supervised"))
+    if cfg.from_stage is not None and cfg.method != "aux":
+        raise ConfigError(f"--from-stage applies to staged methods, not --method {cfg.method}",
+                          fix="drop --from-stage (a supervised run has one stage: use --resume)")
+    if cfg.method not in IMPLEMENTED_METHODS:
+        raise NotAvailableError(f"--method {cfg.method} is not available yet",
+                                fix=f"use --method {' or '.join(IMPLEMENTED_METHODS)}")
     info = dist.setup(cfg.device)
     try:
-        return _train(cfg, set(explicit), info, log if info.is_main else (lambda *_: None))
+        say = log if info.is_main else (lambda *_: None)
+        if cfg.method == "aux":
+            from ssseg.train.aux import run_aux
+
+            return run_aux(cfg, set(explicit), info, say)
+        return run_supervised(cfg, set(explicit), info, say)
     finally:
         dist.teardown(info)
 
 
-def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Callable[[str], None]) -> Path:
-    # --- the run directory and the resolved configuration -------------------------------------
-    if cfg.resume:
-        cfg = resume_config(cfg, explicit)
-    elif (cfg.out / "config.json").exists() or (cfg.out / "last.pt").exists():
-        raise ConfigError("already holds a run", path=cfg.out, fix="pass --resume to continue it, or choose another --out")
-    if cfg.method not in IMPLEMENTED_METHODS:
-        raise NotAvailableError(f"--method {cfg.method} is not available yet",
-                                fix=f"use --method {' or '.join(IMPLEMENTED_METHODS)}")
+@dataclass
+class Prepared:
+    """A run's resolved configuration and validated data."""
+
+    cfg: TrainConfig
+    classes: ClassSet
+    train_all: SegDataset
+    labeled: SegDataset
+    unlabeled_ids: list[str]
+    pixel_counts: np.ndarray
+    val: SegDataset | None
+
+
+def prepare(cfg: TrainConfig, info: dist.DistInfo, log: Callable[[str], None]) -> Prepared:
+    """Resolve the config, split and validate the data, then (rank 0) write config.json, splits/ and skipped.txt.
+
+    The run directory is written only once the data has passed its checks."""
     kind, _ = parse_spec(cfg.data)
     cfg = cfg.resolve(kind)
-    out, device, main = cfg.out, info.device, info.is_main
-    amp = cfg.amp and device.type == "cuda"
-
-    # --- data: the labeled split (written once, read back on resume), validated ---------------
+    out = cfg.out
     train_all = open_dataset(cfg.data, "train")
-    classes: ClassSet = train_all.classes
     splits = out / "splits"
-    new_split = not (cfg.resume and (splits / "labeled.txt").exists())
+    new_split = not (splits / "labeled.txt").exists()
     if new_split:
         labeled_ids, unlabeled_ids = split_labeled(train_all.ids, cfg.labeled_fraction, cfg.seed)
     else:
-        labeled_ids = read_list(splits / "labeled.txt")
+        labeled_ids, unlabeled_ids = read_list(splits / "labeled.txt"), read_list(splits / "unlabeled.txt")
     labeled, pixel_counts, skipped = scan(train_all.subset(labeled_ids), cfg.skip_bad, log)
     try:
         val, _, val_skipped = scan(open_dataset(cfg.data, "val"), cfg.skip_bad, log)
@@ -88,8 +113,7 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
             raise
         val, val_skipped = None, []
         log(f"warning: {e}; training without validation (best.pt follows the last epoch)")
-    weights = enet_class_weights(pixel_counts, cfg.class_weight_c)
-    if main:  # the run directory is written only once the data has passed its checks
+    if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", cfg.to_dict())
         if new_split:
@@ -97,6 +121,34 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
             write_list(splits / "unlabeled.txt", unlabeled_ids)
         if skipped or val_skipped:
             atomic_write_text(out / "skipped.txt", "".join(f"{s}\n" for s in skipped + val_skipped))
+    dist.barrier(info)
+    return Prepared(cfg, train_all.classes, train_all, labeled, unlabeled_ids, pixel_counts, val)
+
+
+def run_supervised(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Callable[[str], None]) -> Path:
+    if cfg.resume:
+        cfg = resume_config(cfg, explicit)
+    elif (cfg.out / "config.json").exists() or (cfg.out / "last.pt").exists():
+        raise ConfigError("already holds a run", path=cfg.out, fix="pass --resume to continue it, or choose another --out")
+    run = prepare(cfg, info, log)
+    fit_segmenter(run.cfg, cfg.out, run.labeled, run.pixel_counts, run.val, info, log,
+                  what=f"{len(run.labeled)} labeled images ({run.cfg.labeled_fraction:g} of {len(run.train_all)})")
+    return cfg.out
+
+
+def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_counts: np.ndarray, val: SegDataset | None,
+                  info: dist.DistInfo, log: Callable[[str], None], *, what: str, init: Path | None = None,
+                  extra: dict | None = None) -> dict:
+    """Train the segmenter on ``train_ds`` into ``out`` (class_weights.json, metrics.jsonl, last.pt, best.pt).
+
+    Continues from ``out/last.pt`` when it exists; otherwise starts from ``init`` (a checkpoint) or from scratch.
+    Returns {"best_miou", "epochs", "seconds"}."""
+    device, main = info.device, info.is_main
+    amp = cfg.amp and device.type == "cuda"
+    classes: ClassSet = train_ds.classes
+    weights = enet_class_weights(pixel_counts, cfg.class_weight_c)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
         write_json(out / "class_weights.json", {"classes": list(classes.names), "pixels": pixel_counts.tolist(),
                                                 "weights": weights.tolist(), "c": cfg.class_weight_c})
 
@@ -110,7 +162,7 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     start_epoch, iteration, best_miou = 0, 0, -1.0
-    if cfg.resume and (out / "last.pt").exists():
+    if (out / "last.pt").exists():
         state = load_checkpoint(out / "last.pt", device)
         try:
             model.load_state_dict(state["state_dict"])
@@ -121,6 +173,9 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
                                   fix="restore the run's own last.pt, or start a new run with another --out") from None
         start_epoch, iteration, best_miou = state["epoch"], state["iteration"], state["best_miou"]
         log(f"resuming {out} after epoch {start_epoch}")
+    elif init is not None:
+        model.load_state_dict(load_checkpoint(init, device)["state_dict"])
+        log(f"initialised from {init}")
     if main:  # drop records of an epoch that was interrupted after it was logged but before it was saved
         kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= start_epoch]
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
@@ -131,18 +186,15 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     class_weights = torch.from_numpy(weights).to(device)
 
-    crop = default_crop(labeled, cfg)
-    train_set = TrainSet(labeled, cfg, crop)
-    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
-                                                  shuffle=True, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                                         drop_last=len(sampler) >= cfg.batch_size, pin_memory=device.type == "cuda")
+    crop = default_crop(train_ds, cfg)
+    train_set = TrainSet(train_ds, cfg, crop)
+    sampler, loader = train_loader(train_set, cfg, info)
     max_iterations = cfg.epochs * len(loader)
-    log(f"training {len(labeled)} labeled images ({cfg.labeled_fraction:g} of {len(train_all)}), crop {hw_str(crop)}, "
-        f"scale {hw_str(cfg.scale)}, batch {cfg.batch_size} x {info.world_size} process(es), {cfg.epochs} epochs, "
-        f"lr {cfg.lr:g}, device {device}{' (AMP)' if amp else ''} -> {out}")
+    log(f"training on {what}, crop {hw_str(crop)}, scale {hw_str(cfg.scale)}, batch {cfg.batch_size} x "
+        f"{info.world_size} process(es), {cfg.epochs} epochs, lr {cfg.lr:g}, device {device}{' (AMP)' if amp else ''} -> {out}")
 
     # --- the loop --------------------------------------------------------------------------------
+    t_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         train_set.epoch = epoch
         sampler.set_epoch(epoch)
@@ -177,13 +229,14 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
             improved = val_scores is not None and val_scores["miou"] > best_miou
             if improved:
                 best_miou = val_scores["miou"]
-            extra = {"epoch": epoch + 1, "iteration": iteration, "best_miou": best_miou, "config": cfg.to_dict()}
+            record = {"epoch": epoch + 1, "iteration": iteration, "best_miou": best_miou, "config": cfg.to_dict(),
+                      **(extra or {})}
             save_checkpoint(out / "last.pt", model_name=cfg.model, model_kwargs=model_kwargs, classes=classes,
                             state_dict=model.state_dict(),
-                            extra={**extra, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()})
+                            extra={**record, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()})
             if improved or (val is None and last):
                 save_checkpoint(out / "best.pt", model_name=cfg.model, model_kwargs=model_kwargs, classes=classes,
-                                state_dict=model.state_dict(), extra=extra)
+                                state_dict=model.state_dict(), extra=record)
             append_jsonl(out / "metrics.jsonl", {
                 "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr,
                 "images_per_s": seen / epoch_s, "epoch_s": epoch_s,
@@ -195,7 +248,16 @@ def _train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Calla
         dist.barrier(info)
     if start_epoch >= cfg.epochs:
         log(f"{out} already finished {cfg.epochs} epochs; nothing to do")
-    return out
+    return {"best_miou": best_miou, "epochs": cfg.epochs, "seconds": time.perf_counter() - t_start}
+
+
+def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: dist.DistInfo):
+    """A distributed sampler (one replica without torchrun) and its loader; drop_last unless the set is tiny."""
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                                  shuffle=True, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                                         drop_last=len(sampler) >= cfg.batch_size, pin_memory=info.device.type == "cuda")
+    return sampler, loader
 
 
 class EpochProgress:

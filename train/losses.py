@@ -20,3 +20,38 @@ def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.1) -> np.ndarray:
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None) -> torch.Tensor:
     """Class-weighted cross-entropy, ignore label excluded, mean over the weighted valid pixels."""
     return F.cross_entropy(logits.float(), target.long(), weight=class_weights, ignore_index=IGNORE_INDEX)
+
+
+# --- the auxiliary (confidence) network, paper eq. (1) ----------------------------------------------
+
+def aux_targets(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """y = 1 where the segmenter's arg-max equals the ground truth, 0 where it differs; ``valid`` excludes ignore."""
+    valid = target != IGNORE_INDEX
+    return ((pred == target) & valid).float(), valid
+
+
+def aux_gamma(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """gamma = #negative / #positive per ground-truth class, counted in the auxiliary targets.
+
+    A class with no positive or no negative pixels gives no evidence to rebalance with; it gets 1 (plain
+    BCE) instead of the formula's inf or 0, which would blow up, or silence, the class when augmentation
+    produces the rare pixel the count did not see."""
+    pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    gamma = np.ones_like(pos)
+    both = (pos > 0) & (neg > 0)
+    gamma[both] = neg[both] / pos[both]
+    return gamma.astype(np.float32)
+
+
+def aux_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor,
+             gamma: torch.Tensor) -> torch.Tensor:
+    """Paper eq. (1): -sum W (gamma y log a + (1 - y) log(1 - a)), a = sigmoid(logits), W and gamma picked
+    by the ground-truth class; divided by the number of valid pixels so the scale does not depend on the
+    batch or image size (the optimum is the same). log a = -softplus(-z) and log(1 - a) = -softplus(z)
+    keep it finite for any logit."""
+    z = logits.float().squeeze(1)
+    valid = target != IGNORE_INDEX
+    cls = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
+    w, g = class_weight[cls], gamma[cls]
+    per_pixel = w * (g * y * F.softplus(-z) + (1.0 - y) * F.softplus(z))
+    return (per_pixel * valid).sum() / valid.sum().clamp(min=1)

@@ -105,6 +105,9 @@ class SegDataset:
     def ids(self) -> list[str]:
         return [s.id for s in self.samples]
 
+    def load_image(self, i: int) -> np.ndarray:
+        return read_image(self.samples[i].image)
+
     def load_label(self, i: int) -> np.ndarray:
         s = self.samples[i]
         return map_label(read_label_raw(s.label), self.lut, s.label)

@@ -202,6 +202,9 @@ class Synthetic(SegDataset):
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return render_scene(self.seed, self.split, self._index(i), self.size)
 
+    def load_image(self, i: int) -> np.ndarray:
+        return self.load(i)[0]
+
     def load_label(self, i: int) -> np.ndarray:
         return self.load(i)[1]
 

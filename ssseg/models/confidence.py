@@ -52,3 +52,10 @@ class ConfidenceNet(nn.Module):
 
     def confidence(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.forward(probs, image))
+
+
+def segment_with_confidence(segmenter: nn.Module, aux: ConfidenceNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised images -> (segmenter logits, confidence logits): the pipeline every gate uses (stage 3,
+    ``ssseg eval --gate`` and the exported labeler). The softmax is taken in float32."""
+    logits = segmenter(x)
+    return logits, aux(torch.softmax(logits.float(), 1), x if aux.with_rgb else None)
