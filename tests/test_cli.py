@@ -33,8 +33,8 @@ def test_runtime_never_imports_torch():
 def test_train_then_eval_through_the_cli(tmp_path):
     data = "synthetic:size=64x64,train=8,val=4,test=4"
     run = tmp_path / "run"
-    proc = run_cli("train", "--data", data, "--out", str(run), "--epochs", "2", "--batch-size", "4",
-                   "--workers", "0", "--device", "cpu", "--labeled-fraction", "0.5")
+    proc = run_cli("train", "--method", "supervised", "--data", data, "--out", str(run), "--epochs", "2",
+                   "--batch-size", "4", "--workers", "0", "--device", "cpu", "--labeled-fraction", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert "M parameters" in proc.stdout and "GMACs" in proc.stdout and "epoch 2/2" in proc.stdout
     proc = run_cli("eval", str(run), "--split", "test", "--json", str(tmp_path / "e.json"), "--device", "cpu")
@@ -48,8 +48,8 @@ def test_train_then_eval_through_the_cli(tmp_path):
 
 def test_eval_refuses_a_dataset_with_other_classes(tmp_path, camvid_root):
     run = tmp_path / "run"
-    assert run_cli("train", "--data", "synthetic:size=32x32,train=4,val=2", "--out", str(run), "--epochs", "1",
-                   "--batch-size", "2", "--workers", "0", "--device", "cpu").returncode == 0
+    assert run_cli("train", "--method", "supervised", "--data", "synthetic:size=32x32,train=4,val=2", "--out", str(run),
+                   "--epochs", "1", "--batch-size", "2", "--workers", "0", "--device", "cpu").returncode == 0
     proc = run_cli("eval", str(run), "--data", f"camvid:{camvid_root}", "--device", "cpu")
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "best.pt" in proc.stderr and "11 classes of 'camvid'" in proc.stderr
@@ -63,8 +63,12 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     proc = run_cli("eval", str(tmp_path / "junk.pt"), "--data", "synthetic")
     assert proc.returncode == 1 and "junk.pt" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = run_cli("train", "--method", "aux", "--out", str(tmp_path / "r2"))
+    proc = run_cli("train", "--method", "latent", "--out", str(tmp_path / "r2"))
     assert proc.returncode == 1 and "not available yet" in proc.stderr
+    proc = run_cli("train", "--method", "aux", "--data", "synthetic", "--out", str(tmp_path / "r3"))
+    assert proc.returncode == 1 and "--labeled-fraction below 1" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli("train", "--from-stage", "2", "--data", "synthetic", "--out", str(tmp_path / "r4"))
+    assert proc.returncode == 1 and "no run here to redo from stage 2" in proc.stderr
     proc = run_cli("export", str(tmp_path))
     assert proc.returncode == 1 and "not available yet" in proc.stderr
 

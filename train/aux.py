@@ -279,9 +279,11 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
                     "auroc": val_auroc, "ece": val_summary["ece"], "t_aux": cfg.t_aux, "kept_miou": gate["kept_miou"],
                     "selected_share": gate["selected_share"], "class_semi_ratio": gate["class_semi_ratio"]},
             })
-            val_txt = "" if val_summary is None else (
-                f"  val AUROC {val_auroc:.3f}, at T {cfg.t_aux:g}: kept mIoU {100 * gate['kept_miou']:.1f} "
-                f"on {100 * gate['selected_share']:.1f}% of pixels" if val_auroc is not None else "  val AUROC -")
+            val_txt = ""
+            if val_summary is not None:
+                pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+                val_txt = (f"  val AUROC {'-' if val_auroc is None else f'{val_auroc:.3f}'}, at T {cfg.t_aux:g}: kept "
+                           f"mIoU {pct(gate['kept_miou'])} on {pct(gate['selected_share'])}% of pixels")
             log(f"aux epoch {epoch + 1}/{cfg.aux_epochs}  loss {mean_loss:.4f}  lr {lr:.6f}{val_txt}  "
                 f"{seen / epoch_s:.1f} img/s  {epoch_s:.1f} s")
         dist.barrier(info)
