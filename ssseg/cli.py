@@ -189,13 +189,15 @@ def data_synth(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its run."),
-    epochs: int = typer.Option(100, help="Training epochs on the synthetic data."),
+    epochs: int = typer.Option(100, help="Segmenter epochs (stages 1 and 3) on the synthetic data."),
+    aux_epochs: int = typer.Option(30, help="Auxiliary-net epochs (stage 2)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """The main job end to end on the embedded synthetic data: train, evaluate, show where things went."""
+    """The main job end to end on the embedded synthetic data: the three stages of --method aux, the
+    confidence gate, and the baseline-vs-semi comparison."""
     from ssseg.demo import run_demo
 
-    run_demo(out, epochs, device, _say)
+    run_demo(out, epochs, aux_epochs, device, _say)
 
 
 def _not_available(name: str, issue: str):

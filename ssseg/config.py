@@ -130,12 +130,16 @@ class TrainConfig:
 RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage"})
 
 # The first stage of --method aux that each option affects: `--from-stage N` may change the options of
-# stages >= N only (stage 1 options that stage 3 reuses, such as --epochs, are listed under 1).
+# stages >= N only (stage 1 options that stage 3 reuses, such as --epochs, are listed under 1). The options
+# that define the labeled/unlabeled split (stage 0) never change within a run.
+SPLIT_OPTIONS = frozenset({"data", "labeled_fraction", "seed"})
 STAGE2_OPTIONS = frozenset({"aux_epochs", "aux_lr", "aux_weight_decay", "aux_input", "aux_class_weight_c"})
 STAGE3_OPTIONS = frozenset({"t_aux", "stage3_init"})
 
 
 def first_stage_of(option: str) -> int:
+    if option in SPLIT_OPTIONS:
+        return 0
     if option in STAGE3_OPTIONS:
         return 3
     if option in STAGE2_OPTIONS:

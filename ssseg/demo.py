@@ -1,4 +1,5 @@
-"""``ssseg demo``: the main job end to end on the embedded synthetic data, sized for a 2-core CPU."""
+"""``ssseg demo``: the main job end to end on the embedded synthetic data, sized for a 2-core CPU: the
+three stages of --method aux, then the baseline-vs-semi comparison and the confidence gate on the test split."""
 
 from __future__ import annotations
 
@@ -7,23 +8,31 @@ from pathlib import Path
 from typing import Callable
 
 DEMO_DATA = "synthetic:size=96x128,train=64,val=16,test=16"
+DEMO_GATES = (0.0, 0.7, 0.8, 0.9)
 
 
-def run_demo(out: Path, epochs: int, device: str, say: Callable[[str], None]) -> None:
+def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable[[str], None]) -> None:
+    from ssseg.cli import print_gate
     from ssseg.config import TrainConfig
-    from ssseg.train.evaluate import run_eval
+    from ssseg.train.evaluate import run_eval, run_gate_eval
     from ssseg.train.loop import train
 
     t0 = time.perf_counter()
-    run = Path(out) / "supervised"
-    say(f"[1/2] training the segmenter on {DEMO_DATA} (labeled fraction 0.5) for {epochs} epochs")
-    cfg = TrainConfig(data=DEMO_DATA, labeled_fraction=0.5, out=run, epochs=epochs, batch_size=8, lr=0.05,
-                      device=device, workers=0, eval_every=5, resume=(run / "config.json").exists())
+    run = Path(out) / "aux"
+    say(f"[1/3] --method aux on {DEMO_DATA}: half the training images labeled, {epochs} segmenter epochs, "
+        f"{aux_epochs} auxiliary-net epochs")
+    cfg = TrainConfig(data=DEMO_DATA, method="aux", labeled_fraction=0.5, out=run, epochs=epochs, aux_epochs=aux_epochs,
+                      batch_size=8, lr=0.05, device=device, workers=0, eval_every=5,
+                      resume=(run / "config.json").exists())
     train(cfg, log=say)
-    say("[2/2] evaluating best.pt on the synthetic test split")
-    result, path = run_eval(run, None, "test", None, device)
-    from ssseg.cli import print_scores
-
-    print_scores(result)
-    say(f"done in {time.perf_counter() - t0:.0f} s. Run directory: {run} (config.json, splits/, metrics.jsonl, "
-        f"last.pt, best.pt); evaluation: {path}")
+    say("[2/3] the confidence gate of the stage-1 segmenter on the synthetic test split")
+    gate, gate_path = run_gate_eval(run, None, "test", None, DEMO_GATES, device=device)
+    print_gate(gate)
+    say("[3/3] baseline vs semi-supervised on the synthetic test split")
+    base, _ = run_eval(run / "stage1" / "best.pt", None, "test", run / "eval_test_stage1.json", device)
+    semi, _ = run_eval(run / "stage3" / "best.pt", None, "test", run / "eval_test_stage3.json", device)
+    say(f"  stage 1, labeled images only:        test mIoU {100 * base['miou']:.1f}")
+    say(f"  stage 3, + gated pseudo-labels (0.9): test mIoU {100 * semi['miou']:.1f} "
+        f"({100 * (semi['miou'] - base['miou']):+.1f})")
+    say(f"done in {time.perf_counter() - t0:.0f} s. Run directory: {run} (stage1/, stage2/, stage3/pseudo/, summary.json); "
+        f"gate: {gate_path} and {gate_path.with_suffix('.png')}")

@@ -199,6 +199,8 @@ def test_three_stages_end_to_end_then_skip_and_redo(tmp_path, folder_root):
     # --from-stage 3 may change stage-3 options only; earlier stages stay, the old stage 3 is set aside
     with pytest.raises(ConfigError, match="--from-stage 3 cannot change --aux-epochs"):
         train(aux_cfg(tmp_path / "run", data=data, from_stage=3, aux_epochs=5), {"from_stage", "aux_epochs"})
+    with pytest.raises(ConfigError, match="--from-stage 1 cannot change --labeled-fraction"):
+        train(aux_cfg(tmp_path / "run", data=data, from_stage=1, labeled_fraction=0.25), {"from_stage", "labeled_fraction"})
     train(aux_cfg(tmp_path / "run", data=data, from_stage=3, t_aux=0.0), {"from_stage", "t_aux"}, log=logs.append)
     assert json.loads((run / "stage3" / "pseudo" / "manifest.json").read_text())["kept_share"] == 1.0
     assert digest(run / "stage1" / "best.pt") == stamps["stage1"] and digest(run / "stage2" / "best.pt") == stamps["stage2"]

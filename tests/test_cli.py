@@ -84,3 +84,13 @@ def test_data_synth_and_check(tmp_path):
     assert proc.returncode == 1 and "val_00000.png" in proc.stderr
     proc = run_cli("data", "check", f"folder:{tmp_path / 's'}", "--skip-bad")
     assert proc.returncode == 1 and "val_00000.png" in proc.stdout
+
+
+def test_demo_runs_the_three_stages_and_compares(tmp_path):
+    proc = run_cli("demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--aux-epochs", "1", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    for text in ("[stage 1/3]", "[stage 2/3]", "[stage 3/3]", "Table 3", "stage 1, labeled images only",
+                 "stage 3, + gated pseudo-labels"):
+        assert text in proc.stdout, text
+    assert (tmp_path / "demo" / "aux" / "gate_test.png").is_file()
+    assert json.loads((tmp_path / "demo" / "aux" / "summary.json").read_text())["pseudo_images"] == 32

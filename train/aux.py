@@ -25,15 +25,16 @@ import torch
 
 from ssseg.config import RESUME_MUTABLE, TrainConfig, first_stage_of, hw_str
 from ssseg.data.pseudo import Concat, PseudoLabeled
-from ssseg.errors import CheckpointError, ConfigError
-from ssseg.io import append_jsonl, atomic_write_text, read_jsonl, write_json
+from ssseg.errors import ConfigError
+from ssseg.io import append_jsonl, write_json
 from ssseg.models import create_model
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from ssseg.train.data import TrainSet, default_crop, normalize, scan
 from ssseg.train.evaluate import confusion_matrix
 from ssseg.train.gate import gate_counts
-from ssseg.train.loop import EpochProgress, Prepared, fit_segmenter, prepare, resume_config, train_loader
+from ssseg.train.loop import (EpochProgress, Prepared, fit_segmenter, prepare, restore, resume_config, train_loader,
+                              wrap_ddp)
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets, enet_class_weights
 from ssseg.train.pseudo import write_pseudo_labels
 from ssseg.train.schedule import poly_lr
@@ -113,6 +114,9 @@ def run_aux(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Call
         if not (pseudo_dir / "manifest.json").is_file():
             write_pseudo(cfg, s1 / "best.pt", s2 / "best.pt", unlabeled, pseudo_dir, info, log)
         manifest = json.loads((pseudo_dir / "manifest.json").read_text())
+        if manifest["kept_share"] < 0.01:
+            log(f"warning: the gate kept {100 * manifest['kept_share']:.2f}% of the unlabeled pixels at T_aux "
+                f"{cfg.t_aux:g}; stage 3 adds next to nothing (see ssseg eval {out} --gate 0,0.5,0.7,0.9)")
         pseudo, pseudo_counts, _ = scan(PseudoLabeled(unlabeled, pseudo_dir / "labels"), False, log)
         r3 = fit_segmenter(cfg, s3, Concat([run.labeled, pseudo]), run.pixel_counts + pseudo_counts, run.val, info, log,
                            init=s1 / "best.pt" if cfg.stage3_init == "finetune" else None, extra={"stage": 3},
@@ -193,26 +197,9 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
     aux = create_model(AUX_MODEL, **aux_kwargs).to(device)
     optimizer = torch.optim.Adam(aux.parameters(), lr=cfg.aux_lr, betas=(0.9, 0.999), weight_decay=cfg.aux_weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    start_epoch, iteration, best_auroc = 0, 0, -1.0
-    if (out / "last.pt").exists():
-        state = load_checkpoint(out / "last.pt", device)
-        try:
-            aux.load_state_dict(state["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"does not fit this run's auxiliary net ({str(e).splitlines()[0][:120]})",
-                                  path=out / "last.pt", fix="restore the run's own last.pt, or redo it with --from-stage 2") from None
-        start_epoch, iteration, best_auroc = state["epoch"], state["iteration"], state["best_auroc"]
-        log(f"resuming {out} after epoch {start_epoch}")
-    if main:
-        kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= start_epoch]
-        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-    net = aux
-    if info.enabled:
-        if device.type == "cuda":
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    state = restore(out, aux, optimizer, scaler, info, log)
+    start_epoch, iteration, best_auroc = state.get("epoch", 0), state.get("iteration", 0), state.get("best_auroc", -1.0)
+    net = wrap_ddp(aux, info)
 
     crop = default_crop(run.labeled, cfg)
     train_set = TrainSet(run.labeled, cfg, crop)

@@ -36,7 +36,7 @@ def resume_config(cfg: TrainConfig, explicit: set[str], mutable: frozenset[str] 
     """The stored config of cfg.out; explicit flags may only change the options in ``mutable``."""
     path = cfg.out / "config.json"
     if not path.is_file():
-        raise ConfigError(f"no run to continue here (config.json missing)", path=cfg.out,
+        raise ConfigError("no run to continue here (config.json missing)", path=cfg.out,
                           fix=f"drop {why} to start a new run")
     saved = TrainConfig(**json.loads(path.read_text()))
     changed = [k for k in explicit - mutable if getattr(cfg, k) != getattr(saved, k)]
@@ -161,29 +161,12 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
         f"({2 * summary['gmacs_512x1024']:.1f} GFLOPs) at 512x1024, {classes.num_classes} classes")
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    start_epoch, iteration, best_miou = 0, 0, -1.0
-    if (out / "last.pt").exists():
-        state = load_checkpoint(out / "last.pt", device)
-        try:
-            model.load_state_dict(state["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
-                                  fix="restore the run's own last.pt, or start a new run with another --out") from None
-        start_epoch, iteration, best_miou = state["epoch"], state["iteration"], state["best_miou"]
-        log(f"resuming {out} after epoch {start_epoch}")
-    elif init is not None:
+    state = restore(out, model, optimizer, scaler, info, log)
+    start_epoch, iteration, best_miou = state.get("epoch", 0), state.get("iteration", 0), state.get("best_miou", -1.0)
+    if not state and init is not None:
         model.load_state_dict(load_checkpoint(init, device)["state_dict"])
         log(f"initialised from {init}")
-    if main:  # drop records of an epoch that was interrupted after it was logged but before it was saved
-        kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= start_epoch]
-        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-    net = model
-    if info.enabled:
-        if device.type == "cuda":
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    net = wrap_ddp(model, info)
     class_weights = torch.from_numpy(weights).to(device)
 
     crop = default_crop(train_ds, cfg)
@@ -249,6 +232,36 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
     if start_epoch >= cfg.epochs:
         log(f"{out} already finished {cfg.epochs} epochs; nothing to do")
     return {"best_miou": best_miou, "epochs": cfg.epochs, "seconds": time.perf_counter() - t_start}
+
+
+def restore(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+            info: dist.DistInfo, log: Callable[[str], None]) -> dict:
+    """Load out/last.pt into model, optimizer and scaler if it exists (returning its record, else {}), and drop
+    metrics.jsonl lines of an epoch that was logged but not saved before an interruption."""
+    state: dict = {}
+    if (out / "last.pt").exists():
+        state = load_checkpoint(out / "last.pt", info.device)
+        try:
+            model.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
+                                  fix="restore the run's own last.pt, or start a new run with another --out") from None
+        log(f"resuming {out} after epoch {state['epoch']}")
+    if info.is_main:
+        kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= state.get("epoch", 0)]
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    return state
+
+
+def wrap_ddp(model: torch.nn.Module, info: dist.DistInfo) -> torch.nn.Module:
+    """DistributedDataParallel under torchrun (SyncBatchNorm on GPUs); the model itself otherwise."""
+    if not info.enabled:
+        return model
+    if info.device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
 
 
 def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: dist.DistInfo):
