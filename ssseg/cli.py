@@ -3,6 +3,7 @@ imports (torch, onnx) happen inside the command so ``ssseg --help`` stays fast."
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -62,7 +63,8 @@ def train(
     from ssseg.train.loop import train as run_training
 
     run = run_training(cfg, explicit={k for k, v in flags.items() if v is not None}, log=_say)
-    _say(f"run directory: {run}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        _say(f"run directory: {run}")
 
 
 @app.command("eval")

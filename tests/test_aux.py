@@ -289,3 +289,21 @@ def test_eval_gate_through_the_cli(tmp_path):
     assert proc.returncode == 1 and "holds no auxiliary net" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("train", "--out", str(sup), "--from-stage", "2")
     assert proc.returncode == 1 and "--from-stage applies to staged methods" in proc.stderr
+
+
+def test_two_process_gloo_aux_run(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ssseg",
+           "train", "--data", TINY, "--labeled-fraction", "0.5", "--epochs", "2", "--aux-epochs", "2", "--batch-size", "2",
+           "--workers", "0", "--device", "cpu", "--t-aux", "0.0", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("run directory:") == 1
+    pseudo = out / "stage3" / "pseudo"
+    per_rank = [len(read_jsonl(pseudo / f"manifest.rank{r}.jsonl")) for r in (0, 1)]
+    assert per_rank == [3, 3]  # 6 unlabeled images shared by the two processes
+    manifest = json.loads((pseudo / "manifest.json").read_text())
+    assert manifest["images"] == 6 and manifest["kept_share"] == 1.0
+    assert [r["epoch"] for r in read_jsonl(out / "stage2" / "metrics.jsonl")] == [1, 2]
+    assert load_checkpoint(out / "stage3" / "last.pt")["iteration"] == 2 * 3  # 12 images / (2 x 2) per epoch

@@ -32,6 +32,19 @@ def test_loss_ignores_255():
     assert torch.allclose(segmentation_loss(logits, target, None), expected)
 
 
+def test_weighted_loss_equals_torch_mean_and_survives_an_all_ignore_batch():
+    logits = torch.randn(2, 3, 5, 5)
+    target = torch.randint(0, 3, (2, 5, 5))
+    target[0, :2] = 255
+    w = torch.tensor([0.5, 2.0, 5.0])
+    expected = torch.nn.functional.cross_entropy(logits, target, weight=w, ignore_index=255)
+    assert torch.allclose(segmentation_loss(logits, target, w), expected)
+    logits.requires_grad_(True)
+    loss = segmentation_loss(logits, torch.full((2, 5, 5), 255), w)  # torch's mean gives NaN here
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() == 0
+
+
 def test_poly_lr():
     assert poly_lr(0.1, 0, 100) == 0.1
     assert poly_lr(0.1, 100, 100) == 0.0

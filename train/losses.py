@@ -18,8 +18,15 @@ def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.1) -> np.ndarray:
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None) -> torch.Tensor:
-    """Class-weighted cross-entropy, ignore label excluded, mean over the weighted valid pixels."""
-    return F.cross_entropy(logits.float(), target.long(), weight=class_weights, ignore_index=IGNORE_INDEX)
+    """Class-weighted cross-entropy, ignore label excluded, mean over the weighted valid pixels.
+
+    torch's "mean" divides by the weight sum, which is 0/0 = NaN for a batch with no valid pixel (a strict
+    gate can ignore whole pseudo-labeled images); here such a batch gives 0 and no gradient."""
+    target = target.long()
+    total = F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=IGNORE_INDEX, reduction="sum")
+    valid = target[target != IGNORE_INDEX]
+    denom = class_weights[valid].sum() if class_weights is not None else torch.tensor(float(valid.numel()), device=logits.device)
+    return total / denom.clamp(min=1e-12)
 
 
 # --- the auxiliary (confidence) network, paper eq. (1) ----------------------------------------------
