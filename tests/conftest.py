@@ -71,3 +71,19 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "ssseg", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env=full_env)
+
+
+def kill_when(cmd: list[str], metrics: Path, records: int, env: dict, timeout: float = 240) -> int:
+    """Start ``cmd``, SIGKILL it once ``metrics`` (a jsonl) holds ``records`` lines; returns the lines then."""
+    import signal
+    import time
+
+    from ssseg.io import read_jsonl
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(read_jsonl(metrics)) < records:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(read_jsonl(metrics))

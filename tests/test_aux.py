@@ -7,10 +7,8 @@ import hashlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -28,7 +26,7 @@ from ssseg.train.losses import aux_gamma, aux_loss, aux_targets
 from ssseg.train.loop import train
 from ssseg.train.pseudo import gate
 
-from conftest import run_cli
+from conftest import kill_when, run_cli
 
 # --- the loss ---------------------------------------------------------------------------------------
 
@@ -238,14 +236,9 @@ def test_kill_during_stage_two_then_resume_equals_uninterrupted(tmp_path):
                           capture_output=True, text=True, timeout=300, env=env)
     assert full.returncode == 0, full.stderr
     victim = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "ssseg", "train", *args, "--out", str(victim)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(read_jsonl(victim / "stage2" / "metrics.jsonl")) < 1:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 1 <= len(read_jsonl(victim / "stage2" / "metrics.jsonl")) < 4, "the kill should land inside stage 2"
+    done = kill_when([sys.executable, "-m", "ssseg", "train", *args, "--out", str(victim)],
+                     victim / "stage2" / "metrics.jsonl", 1, env)
+    assert 1 <= done < 4, "the kill should land inside stage 2"
     resumed = subprocess.run([sys.executable, "-m", "ssseg", "train", "--out", str(victim), "--resume"],
                              capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr

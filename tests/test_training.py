@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -18,6 +16,8 @@ from ssseg.io import read_jsonl
 from ssseg.train.checkpoint import load_checkpoint
 from ssseg.train.evaluate import run_eval
 from ssseg.train.loop import train
+
+from conftest import kill_when
 
 TINY = "synthetic:size=64x64,train=8,val=4,test=4"
 
@@ -58,14 +58,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert full.returncode == 0, full.stderr
 
     victim = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "ssseg", "train", *args, "--out", str(victim)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(read_jsonl(victim / "metrics.jsonl")) < 1:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(read_jsonl(victim / "metrics.jsonl"))
+    done = kill_when([sys.executable, "-m", "ssseg", "train", *args, "--out", str(victim)], victim / "metrics.jsonl", 1, env)
     assert 1 <= done < 4, "the kill should land mid-run"
 
     resumed = subprocess.run([sys.executable, "-m", "ssseg", "train", "--out", str(victim), "--resume"],

@@ -33,8 +33,8 @@ from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, save_
 from ssseg.train.data import TrainSet, default_crop, normalize, scan
 from ssseg.train.evaluate import confusion_matrix
 from ssseg.train.gate import gate_counts
-from ssseg.train.loop import (EpochProgress, Prepared, fit_segmenter, prepare, restore, resume_config, train_loader,
-                              wrap_ddp)
+from ssseg.train.loop import (EpochProgress, Prepared, fit_segmenter, optimizer_step, prepare, restore, resume_config,
+                              train_loader, wrap_ddp)
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets, enet_class_weights
 from ssseg.train.pseudo import write_pseudo_labels
 from ssseg.train.schedule import poly_lr
@@ -215,8 +215,7 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
         train_set.epoch = epoch
         sampler.set_epoch(epoch)
         net.train()
-        t0, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-        with EpochProgress(f"aux epoch {epoch + 1}/{cfg.aux_epochs}", len(loader), main) as progress:
+        with EpochProgress(f"aux epoch {epoch + 1}/{cfg.aux_epochs}", len(loader), info) as progress:
             for images, labels in loader:
                 lr = poly_lr(cfg.aux_lr, iteration, max_iterations, cfg.poly_power)
                 for group in optimizer.param_groups:
@@ -229,16 +228,10 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                     z = net(probs, x if aux.with_rgb else None)
                 loss = aux_loss(z, y, gt, w, gamma)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                optimizer_step(loss, optimizer, scaler)
                 iteration += 1
-                seen += images.shape[0] * info.world_size
-                loss_sum += loss.detach()
-                progress.update(loss, lr, seen / (time.perf_counter() - t0))
-        epoch_s = time.perf_counter() - t0
-        mean_loss = float(dist.all_reduce_sum(loss_sum, info)) / (len(loader) * info.world_size)
+                progress.step(loss, lr, images.shape[0])
+        mean_loss = progress.mean_loss()
 
         val_summary = None
         last = epoch + 1 == cfg.aux_epochs
@@ -260,8 +253,7 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
                                 state_dict=aux.state_dict(), extra=record)
             gate = None if val_summary is None else val_summary["gates"][0]
             append_jsonl(out / "metrics.jsonl", {
-                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr,
-                "images_per_s": seen / epoch_s, "epoch_s": epoch_s,
+                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr, **progress.record(),
                 "val": None if val_summary is None else {
                     "auroc": val_auroc, "ece": val_summary["ece"], "t_aux": cfg.t_aux, "kept_miou": gate["kept_miou"],
                     "selected_share": gate["selected_share"], "class_semi_ratio": gate["class_semi_ratio"]},
@@ -272,7 +264,7 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
                 val_txt = (f"  val AUROC {'-' if val_auroc is None else f'{val_auroc:.3f}'}, at T {cfg.t_aux:g}: kept "
                            f"mIoU {pct(gate['kept_miou'])} on {pct(gate['selected_share'])}% of pixels")
             log(f"aux epoch {epoch + 1}/{cfg.aux_epochs}  loss {mean_loss:.4f}  lr {lr:.6f}{val_txt}  "
-                f"{seen / epoch_s:.1f} img/s  {epoch_s:.1f} s")
+                f"{progress.seen / progress.seconds:.1f} img/s  {progress.seconds:.1f} s")
         dist.barrier(info)
     return {"best_auroc": best_auroc, "epochs": cfg.aux_epochs, "seconds": time.perf_counter() - t_start}
 

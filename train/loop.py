@@ -182,8 +182,7 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
         train_set.epoch = epoch
         sampler.set_epoch(epoch)
         net.train()
-        t0, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-        with EpochProgress(f"epoch {epoch + 1}/{cfg.epochs}", len(loader), info.is_main) as progress:
+        with EpochProgress(f"epoch {epoch + 1}/{cfg.epochs}", len(loader), info) as progress:
             for images, labels in loader:
                 lr = poly_lr(cfg.lr, iteration, max_iterations, cfg.poly_power)
                 for group in optimizer.param_groups:
@@ -192,16 +191,10 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                     logits = net(x)
                 loss = segmentation_loss(logits, y, class_weights)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                optimizer_step(loss, optimizer, scaler)
                 iteration += 1
-                seen += images.shape[0] * info.world_size
-                loss_sum += loss.detach()
-                progress.update(loss, lr, seen / (time.perf_counter() - t0))
-        epoch_s = time.perf_counter() - t0
-        mean_loss = float(dist.all_reduce_sum(loss_sum, info)) / (len(loader) * info.world_size)
+                progress.step(loss, lr, images.shape[0])
+        mean_loss = progress.mean_loss()
 
         val_scores = None
         last = epoch + 1 == cfg.epochs
@@ -221,17 +214,23 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
                 save_checkpoint(out / "best.pt", model_name=cfg.model, model_kwargs=model_kwargs, classes=classes,
                                 state_dict=model.state_dict(), extra=record)
             append_jsonl(out / "metrics.jsonl", {
-                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr,
-                "images_per_s": seen / epoch_s, "epoch_s": epoch_s,
+                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr, **progress.record(),
                 "val": None if val_scores is None else {k: val_scores[k] for k in ("miou", "pixel_acc", "per_class_iou")},
             })
             val_txt = "" if val_scores is None else f"  val mIoU {100 * val_scores['miou']:.1f}"
             log(f"epoch {epoch + 1}/{cfg.epochs}  loss {mean_loss:.4f}  lr {lr:.5f}{val_txt}  "
-                f"{seen / epoch_s:.1f} img/s  {epoch_s:.1f} s")
+                f"{progress.seen / progress.seconds:.1f} img/s  {progress.seconds:.1f} s")
         dist.barrier(info)
     if start_epoch >= cfg.epochs:
         log(f"{out} already finished {cfg.epochs} epochs; nothing to do")
     return {"best_miou": best_miou, "epochs": cfg.epochs, "seconds": time.perf_counter() - t_start}
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def restore(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -274,13 +273,16 @@ def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: di
 
 
 class EpochProgress:
-    """A rich progress bar on a terminal (rank 0); silent elsewhere, where the epoch line suffices."""
+    """One epoch's bookkeeping (images seen, summed loss, time) and a rich progress bar on a terminal (rank 0;
+    silent elsewhere, where the epoch line suffices)."""
 
-    def __init__(self, title: str, total: int, enabled: bool):
+    def __init__(self, title: str, total: int, info: dist.DistInfo):
         import sys
 
-        self.enabled = enabled and sys.stderr.isatty()
-        self.title, self.total = title, total
+        self.enabled = info.is_main and sys.stderr.isatty()
+        self.title, self.total, self.info = title, total, info
+        self.t0, self.seen, self.steps = time.perf_counter(), 0, 0
+        self.loss_sum = torch.zeros((), device=info.device)
 
     def __enter__(self) -> "EpochProgress":
         if self.enabled:
@@ -292,10 +294,22 @@ class EpochProgress:
             self.task = self.bar.add_task(self.title, total=self.total, stats="")
         return self
 
-    def update(self, loss: torch.Tensor, lr: float, ips: float) -> None:
+    def step(self, loss: torch.Tensor, lr: float, images: int) -> None:
+        self.seen += images * self.info.world_size
+        self.steps += 1
+        self.loss_sum += loss.detach()
         if self.enabled:  # loss.item() synchronises the GPU: only pay for it when a bar is shown
+            ips = self.seen / (time.perf_counter() - self.t0)
             self.bar.update(self.task, advance=1, stats=f"loss {loss.item():.4f} lr {lr:.5f} {ips:.1f} img/s")
 
     def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.t0
         if self.enabled:
             self.bar.stop()
+
+    def mean_loss(self) -> float:
+        """The loss averaged over every step of every process (a collective call under torchrun)."""
+        return float(dist.all_reduce_sum(self.loss_sum, self.info)) / (max(self.steps, 1) * self.info.world_size)
+
+    def record(self) -> dict:
+        return {"images_per_s": self.seen / self.seconds, "epoch_s": self.seconds}
