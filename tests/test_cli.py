@@ -56,7 +56,7 @@ def test_eval_refuses_a_dataset_with_other_classes(tmp_path, camvid_root):
 
 
 def test_user_errors_are_one_line_naming_the_file(tmp_path):
-    proc = run_cli("train", "--data", f"camvid:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "r"))
+    proc = run_cli("train", "--data", f"camvid:{tmp_path / 'nowhere'}", "--labeled-fraction", "0.5", "--out", str(tmp_path / "r"))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert str(tmp_path / "nowhere") in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()  # a run that failed its data checks leaves nothing to block a retry
