@@ -44,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/camvid_aux"), help="result path stem")
     args = p.parse_args(argv)
 
-    from ssseg.config import TrainConfig, hw_str
+    from ssseg.config import TrainConfig, hw_str, parse_hw
     from ssseg.train.evaluate import run_eval, run_gate_eval
     from ssseg.train.loop import train
 
     kind = args.data.split(":")[0]
-    run = args.runs / f"{kind}_aux_f{args.fraction:g}_{hw_str(args.scale) if args.scale else 'native'}"
+    run = args.runs / f"{kind}_aux_f{args.fraction:g}_{hw_str(parse_hw(args.scale)) if args.scale else 'native'}"
     cfg = TrainConfig(data=args.data, method="aux", labeled_fraction=args.fraction, out=run, epochs=args.epochs,
                       aux_epochs=args.aux_epochs, t_aux=args.t_aux, scale=args.scale, eval_every=args.eval_every,
                       workers=args.workers, device=args.device, seed=args.seed, resume=(run / "config.json").exists())

@@ -35,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="result path stem (.json and .md are written)")
     args = p.parse_args(argv)
 
-    from ssseg.config import TrainConfig, hw_str
+    from ssseg.config import TrainConfig, hw_str, parse_hw
     from ssseg.io import read_jsonl
     from ssseg.train.evaluate import run_eval
     from ssseg.train.loop import train
 
     rows = []
     for fraction in (float(f) for f in args.fractions.split(",")):
-        run = args.runs / f"{args.data.split(':')[0]}_f{fraction:g}_{hw_str(args.scale) if args.scale else 'native'}"
+        run = args.runs / f"{args.data.split(':')[0]}_f{fraction:g}_{hw_str(parse_hw(args.scale)) if args.scale else 'native'}"
         cfg = TrainConfig(data=args.data, labeled_fraction=fraction, out=run, epochs=args.epochs, scale=args.scale,
                           batch_size=args.batch_size, eval_every=args.eval_every, workers=args.workers,
                           device=args.device, seed=args.seed, resume=(run / "config.json").exists())
