@@ -75,10 +75,11 @@ class GateCounts:
             n = from_top[b].sum()
             curve.append({"threshold": b / CONF_BINS, "coverage": float(n / total) if total else 0.0,
                           "kept_miou": s["miou"] if n else None, "kept_pixel_acc": s["pixel_acc"] if n else None})
+        overall = scores(everything, names)
         return {
             "pixels": int(total),
-            "segmenter_miou": scores(everything, names)["miou"],
-            "segmenter_pixel_acc": scores(everything, names)["pixel_acc"],
+            "segmenter_miou": overall["miou"],
+            "segmenter_pixel_acc": overall["pixel_acc"],
             "auroc": auroc(hist[:, 1], hist[:, 0]),
             "ece": expected_calibration_error(table),
             "gates": [{"threshold": t, **gate_scores(kept[k], everything, names)} for k, t in enumerate(self.thresholds)],
