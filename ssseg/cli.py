@@ -200,6 +200,37 @@ def demo(
     from ssseg.demo import run_demo
 
     run_demo(out, epochs, aux_epochs, device, _say)
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run directory written by ssseg train."),
+    out: Optional[Path] = typer.Option(None, help="Model directory to write (default: RUN/model)."),
+    segmenter: Optional[Path] = typer.Option(None, help="Export this segmenter checkpoint instead of the run's final one."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graphs (--no-onnx: build engines from an earlier export)."),
+    opset: int = typer.Option(17, help="ONNX opset (TensorRT 8.6 parses up to 17)."),
+    input_size: Optional[str] = typer.Option(None, help="Static input size HxW, multiples of 8 (default: the training size)."),
+    batch: int = typer.Option(1, help="Fixed batch size."),
+    dynamic_batch: Optional[str] = typer.Option(None, help="Dynamic batch MIN:OPT:MAX instead of --batch."),
+    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Clean the graphs with onnxslim."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with PyTorch; fail beyond tolerance."),
+    calib_data: Optional[Path] = typer.Option(None, help="Folder of real frames for verification and INT8 calibration."),
+    verify_images: int = typer.Option(8, help="Frames compared in verification and engine checks."),
+    threshold: Optional[float] = typer.Option(None, help="Default confidence threshold in model.json (default: the run's --t-aux)."),
+    trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt + pycuda and a GPU)."),
+    precision: str = typer.Option("fp16", help="Engine precisions, comma-separated: fp32, fp16, int8, best."),
+    calib_images: int = typer.Option(500, help="INT8: calibration frames taken from --calib-data."),
+    workspace_mb: int = typer.Option(2048, help="TensorRT builder workspace limit in MiB."),
+    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (default: OUT/trt.timing.cache)."),
+) -> None:
+    """Export a run: segmenter.onnx, aux.onnx and labeler.onnx (uint8 frames in, labels + confidence out),
+    verified against PyTorch, model.json, and with --trt TensorRT engines."""
+    from ssseg.config import ExportConfig
+    from ssseg.export import run_export
+
+    cfg = ExportConfig(run=run, out=out, segmenter=segmenter, onnx=onnx, opset=opset, input_size=input_size, batch=batch,
+                       dynamic_batch=dynamic_batch, simplify=simplify, verify=verify, calib_data=calib_data,
+                       verify_images=verify_images, threshold=threshold, trt=trt, precision=precision,
+                       calib_images=calib_images, workspace_mb=workspace_mb, timing_cache=timing_cache)
+    run_export(cfg, _say)
 
 
 def _not_available(name: str, issue: str):
@@ -210,8 +241,6 @@ def _not_available(name: str, issue: str):
     return command
 
 
-app.command("export", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    _not_available("export", "the export release (ONNX + TensorRT)"))
 app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     _not_available("bench", "the runtime release"))
 app.command("label", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(

@@ -126,6 +126,83 @@ class TrainConfig:
         return d
 
 
+PRECISIONS = ("fp32", "fp16", "int8", "best")
+ENGINE_GRAPHS = ("segmenter", "labeler")
+DEFAULT_OPSET = 17  # the newest opset TensorRT 8.6 (the last release for Pascal cards) parses
+
+
+def parse_batch_range(text: str) -> tuple[int, int, int]:
+    """'1:4:8' -> (min, opt, max) of a dynamic batch dimension."""
+    try:
+        lo, opt, hi = (int(p) for p in str(text).split(":"))
+    except ValueError:
+        raise ConfigError(f"--dynamic-batch {text!r} is not MIN:OPT:MAX", fix="write it as e.g. 1:4:8") from None
+    if not 1 <= lo <= opt <= hi:
+        raise ConfigError(f"--dynamic-batch {text!r} needs 1 <= MIN <= OPT <= MAX", fix="write it as e.g. 1:4:8")
+    return lo, opt, hi
+
+
+@dataclass
+class ExportConfig:
+    run: Path
+    out: Path | None = None  # default: RUN/model
+    segmenter: Path | None = None  # default: the run's final segmenter
+    onnx: bool = True
+    opset: int = DEFAULT_OPSET
+    input_size: tuple[int, int] | None = None  # default: the training size
+    batch: int = 1
+    dynamic_batch: tuple[int, int, int] | None = None
+    simplify: bool = True
+    verify: bool = True
+    calib_data: Path | None = None
+    verify_images: int = 8
+    threshold: float | None = None  # default: the run's --t-aux
+    trt: bool = False
+    precision: tuple[str, ...] = ("fp16",)
+    calib_images: int = 500
+    workspace_mb: int = 2048
+    timing_cache: Path | None = None  # default: OUT/trt.timing.cache
+
+    def __post_init__(self) -> None:
+        self.run = Path(self.run)
+        self.out = Path(self.out) if self.out is not None else self.run / "model"
+        self.segmenter = Path(self.segmenter) if self.segmenter is not None else None
+        self.calib_data = Path(self.calib_data) if self.calib_data is not None else None
+        self.timing_cache = Path(self.timing_cache) if self.timing_cache is not None else None
+        self.input_size = parse_hw(self.input_size, "--input-size")
+        if self.input_size and any(v % 8 for v in self.input_size):
+            raise ConfigError(f"--input-size {hw_str(self.input_size)} is not a multiple of 8",
+                              fix=f"pass e.g. {hw_str(round_hw(self.input_size))} (TensorRT kernels and the "
+                                  f"segmenter's strides want multiples of 8)")
+        if isinstance(self.dynamic_batch, str):
+            self.dynamic_batch = parse_batch_range(self.dynamic_batch)
+        if self.batch < 1:
+            raise ConfigError(f"--batch must be at least 1, got {self.batch}")
+        if not 7 <= self.opset <= 21:
+            raise ConfigError(f"--opset {self.opset} is outside 7..21", fix=f"use {DEFAULT_OPSET} (TensorRT 8.6 parses up to 17)")
+        if isinstance(self.precision, str):
+            self.precision = tuple(p.strip() for p in self.precision.split(",") if p.strip())
+        bad = [p for p in self.precision if p not in PRECISIONS]
+        if bad or not self.precision:
+            raise ConfigError(f"unknown --precision {','.join(bad) or '(empty)'}", fix=f"choose from {', '.join(PRECISIONS)}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"--threshold {self.threshold} is outside [0, 1]", fix="pass a confidence such as 0.9")
+        for name in ("verify_images", "calib_images", "workspace_mb"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not (self.onnx or self.trt):
+            raise ConfigError("nothing to export: --no-onnx without --trt", fix="drop --no-onnx or add --trt")
+
+    @property
+    def batch_range(self) -> tuple[int, int, int]:
+        return self.dynamic_batch or (self.batch, self.batch, self.batch)
+
+
+def round_hw(hw: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
+    """The nearest size at or above ``hw`` whose sides divide ``multiple``."""
+    return tuple(multiple * -(-v // multiple) for v in hw)
+
+
 # Options that may change between an interrupted run and its --resume without changing the result.
 RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage"})
 
@@ -192,6 +269,7 @@ def hw_str(hw: tuple[int, int] | list[int] | None) -> str:
     return "-" if hw is None else f"{hw[0]}x{hw[1]}"
 
 
-__all__ = ["TrainConfig", "build_train_config", "load_config_file", "parse_hw", "hw_str", "MEAN", "STD",
+__all__ = ["TrainConfig", "ExportConfig", "PRECISIONS", "ENGINE_GRAPHS", "DEFAULT_OPSET", "parse_batch_range",
+           "round_hw", "build_train_config", "load_config_file", "parse_hw", "hw_str", "MEAN", "STD",
            "METHODS", "IMPLEMENTED_METHODS", "DATASET_DEFAULTS", "RESUME_MUTABLE", "AUX_INPUTS", "STAGE3_INITS",
            "first_stage_of"]

@@ -32,3 +32,12 @@ class CheckpointError(SsegError):
 
 class NotAvailableError(SsegError):
     """A command or method registered in the CLI whose implementation has not landed yet."""
+
+
+class ExportError(SsegError):
+    """An export that cannot start or whose artifacts fail their checks (operators, parity, engine build)."""
+
+
+class ModelError(SsegError):
+    """A model directory whose model.json is missing, malformed, from another version, or whose files
+    do not match it (hash, TensorRT version, GPU)."""

@@ -12,7 +12,6 @@ aside into replaced/ and redoes them."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -26,7 +25,7 @@ import torch
 from ssseg.config import RESUME_MUTABLE, TrainConfig, first_stage_of, hw_str
 from ssseg.data.pseudo import Concat, PseudoLabeled
 from ssseg.errors import ConfigError
-from ssseg.io import append_jsonl, write_json
+from ssseg.io import append_jsonl, sha256_file, write_json
 from ssseg.models import create_model
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
@@ -45,14 +44,6 @@ AUX_MODEL = "aux-confidence"
 
 def is_done(stage_dir: Path) -> bool:
     return (stage_dir / "done.json").is_file()
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def aux_run_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
@@ -206,7 +197,7 @@ def train_aux(cfg: TrainConfig, out: Path, run: Prepared, segmenter_path: Path, 
     sampler, loader = train_loader(train_set, cfg, info)
     max_iterations = cfg.aux_epochs * len(loader)
     provenance = {"segmenter": str(Path("..") / segmenter_path.parent.name / segmenter_path.name),
-                  "segmenter_sha256": sha256(segmenter_path) if main else None}
+                  "segmenter_sha256": sha256_file(segmenter_path) if main else None}
     log(f"training the auxiliary net on {len(run.labeled)} labeled images, crop {hw_str(crop)}, batch {cfg.batch_size} x "
         f"{info.world_size}, {cfg.aux_epochs} epochs, Adam lr {cfg.aux_lr:g} wd {cfg.aux_weight_decay:g} -> {out}")
 

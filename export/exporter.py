@@ -1,0 +1,389 @@
+"""``ssseg export``: a run directory in, a model directory out (ONNX graphs, optional TensorRT engines,
+model.json). Like a table of formats: each exporter is a function that writes into the staging folder and
+returns the paths it wrote. Everything is checked before the long work starts; artifacts are staged and
+moved into MODEL_DIR only when every check has passed, model.json last, so a failed or killed export
+leaves the previous model directory as it was."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ssseg import __version__
+from ssseg.config import MEAN, STD, ExportConfig, hw_str, round_hw
+from ssseg.errors import ExportError, ModelError
+from ssseg.export.graphs import AuxGraph, LabelerGraph, Normalize, SegmenterGraph
+from ssseg.export.onnx import export_onnx, tensor_specs
+from ssseg.export.sources import Sources, resolve_sources, training_size
+from ssseg.io import sha256_file, write_json
+from ssseg.runtime.frames import load_frame, readable_images
+from ssseg.runtime.model import IGNORE_VALUE, MODEL_FILE, MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model, validate_model
+
+GRAPH_IO = {
+    "segmenter": (["image"], ["logits"]),
+    "labeler": (["image"], ["labels", "confidence"]),
+}
+
+
+def tool_versions(*extra: str) -> dict[str, str]:
+    out = {"ssseg": __version__, "python": platform.python_version()}
+    for name in ("torch", "onnx", "onnxruntime", "onnxslim", *extra):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class Job:
+    """One export: the resolved sources, sizes and frames, and what has been written so far."""
+
+    def __init__(self, cfg: ExportConfig, say: Callable[[str], None]):
+        self.cfg, self.say = cfg, say
+        self.sources: Sources = resolve_sources(cfg.run, cfg.segmenter)
+        self.hw = cfg.input_size or training_size(self.sources)
+        if any(v % 8 for v in self.hw):
+            raise ExportError(f"the training size {hw_str(self.hw)} is not a multiple of 8", path=cfg.run,
+                              fix=f"pass --input-size {hw_str(round_hw(self.hw))} (or another multiple of 8)")
+        self.out: Path = cfg.out
+        self.staging = self.out / f".staging-{os.getpid()}"
+        self.frame_paths: list[Path] = []
+        if cfg.calib_data is not None:
+            self.frame_paths, bad = readable_images(cfg.calib_data, "--calib-data folder")
+            if bad:
+                say(f"warning: {len(bad)} unreadable image(s) in {cfg.calib_data} left out, e.g. {bad[0][0].name}")
+        self.previous = self._previous_model()
+        self.graphs: dict[str, dict] = {}
+        self.engines: list[dict] = []
+        self.verification: dict | None = None
+        self.trt = self.cuda = self.trt_api = self.gpu = self.upload = None  # set by _prepare_trt
+
+    def onnx_path(self, graph: str) -> Path:
+        """The graph this export wrote (staged), or with --no-onnx the one already in MODEL_DIR."""
+        staged = self.staging / self.graphs[graph]["file"]
+        return staged if staged.is_file() else self.out / self.graphs[graph]["file"]
+
+    def _previous_model(self) -> dict | None:
+        if not (self.out / MODEL_FILE).is_file():
+            return None
+        try:
+            data = read_model(self.out).data
+        except ModelError:
+            return None
+        if Path(data["source"]["run"]).resolve() != self.cfg.run.resolve():
+            raise ExportError(f"holds the export of another run ({data['source']['run']})", path=self.out,
+                              fix="choose another --out, or move that model directory away first")
+        return data
+
+    # --- the torch modules -----------------------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        from ssseg.train.checkpoint import build_from_checkpoint
+
+        norm = Normalize(MEAN, STD)
+        seg = build_from_checkpoint(self.sources.segmenter_ckpt, self.sources.segmenter_path).eval()
+        aux = None
+        if self.sources.aux_ckpt is not None:
+            aux = build_from_checkpoint(self.sources.aux_ckpt, self.sources.aux_path).eval()
+        mods: dict[str, torch.nn.Module] = {"segmenter": SegmenterGraph(seg, norm).eval()}
+        if aux is not None:
+            mods["aux"] = AuxGraph(aux, norm).eval()
+        mods["labeler"] = LabelerGraph(seg, aux, norm).eval()
+        return mods
+
+    def check_frames(self) -> tuple[np.ndarray, str, bool]:
+        """Frames for parity checks: the last --verify-images of --calib-data (held out from INT8
+        calibration when there are enough), else synthetic road scenes."""
+        n = self.cfg.verify_images
+        if self.frame_paths:
+            from ssseg.export.tensorrt import split_frames
+
+            _, check, held_out = split_frames(self.frame_paths, self.cfg.calib_images, n)
+            return np.stack([load_frame(p, self.hw) for p in check]), f"{len(check)} frames of {self.cfg.calib_data}", held_out
+        from ssseg.data.synthetic import render_scene
+
+        frames = [render_scene(1234, "val", i, self.hw)[0] for i in range(n)]
+        return np.stack(frames), f"{n} synthetic frames (no --calib-data)", True
+
+
+# --- exporters: each writes into job.staging and returns the paths it wrote -----------------------------
+
+def export_onnx_graphs(job: Job) -> list[Path]:
+    cfg = job.cfg
+    lo, opt, hi = cfg.batch_range
+    dynamic = lo != hi
+    mods = job.modules()
+    example = torch.zeros((opt, *job.hw, 3), dtype=torch.uint8)
+    written = []
+    for name, module in mods.items():
+        if name == "aux":
+            c = job.sources.classes.num_classes
+            args = (torch.full((opt, c, *job.hw), 1.0 / c),)
+            inputs = ["probs"]
+            if module.aux.with_rgb:
+                args, inputs = args + (example,), inputs + ["image"]
+            outputs = ["confidence"]
+        else:
+            args = (example,)
+            inputs, outputs = GRAPH_IO[name]
+            if name == "labeler" and "aux" not in mods:
+                outputs = ["labels"]
+        t0 = time.perf_counter()
+        path = export_onnx(module, args, job.staging / f"{name}.onnx", inputs, outputs, cfg.opset, dynamic, cfg.simplify)
+        ins, outs = tensor_specs(path)
+        job.graphs[name] = {"file": path.name, "sha256": sha256_file(path), "inputs": ins, "outputs": outs}
+        job.say(f"  {path.name:<15} {path.stat().st_size / 1e6:5.1f} MB  inputs {_io(ins)} -> {_io(outs)}  "
+                f"({time.perf_counter() - t0:.1f} s)")
+        written.append(path)
+    if cfg.verify:
+        verify_onnx(job, mods)
+    return written
+
+
+def _io(specs: dict) -> str:
+    return ", ".join(f"{k} {v['dtype']}[{','.join(map(str, v['shape']))}]" for k, v in specs.items())
+
+
+def verify_onnx(job: Job, mods: dict[str, torch.nn.Module]) -> None:
+    from ssseg.export.verify import TOLERANCES, compare, failures, format_table
+
+    frames, source, _ = job.check_frames()
+    lo, opt, hi = job.cfg.batch_range
+    sizes = sorted({lo, opt, hi})
+    stats = compare({name: (mods[name], job.staging / job.graphs[name]["file"]) for name in job.graphs}, frames, sizes)
+    job.say(f"  ONNX Runtime vs PyTorch on {source}, batch {', '.join(map(str, sizes))}:")
+    for line in format_table(stats):
+        job.say(line)
+    bad = failures(stats)
+    job.verification = {"frames": len(frames), "source": source, "batch_sizes": sizes, "tolerances": TOLERANCES,
+                        "graphs": stats, "passed": not bad}
+    if bad:
+        raise ExportError(f"ONNX Runtime disagrees with PyTorch: {'; '.join(bad)}", path=job.out,
+                          fix="nothing was replaced in the model directory; report this with the run")
+
+
+def build_trt_engines(job: Job) -> list[Path]:
+    from ssseg.export.tensorrt import (CalibrationSource, build_engine, calibration_key, engine_file, make_calibrator,
+                                       split_frames, trtexec_command)
+    from ssseg.runtime.ort import ort_session
+    from ssseg.runtime.trt import TrtRunner, precision_advice
+
+    cfg, trt, cuda, api, gpu = job.cfg, job.trt, job.cuda, job.trt_api, job.gpu
+    timing_cache = cfg.timing_cache or job.out / "trt.timing.cache"
+    frames, source, held_out = job.check_frames()
+    lo, opt, hi = cfg.batch_range
+    written = []
+    for precision in cfg.precision:
+        advice = precision_advice(gpu["compute_capability"], precision)
+        if advice:
+            job.say(f"  note: {advice}")
+    for graph in ("segmenter", "labeler"):
+        onnx_path = job.onnx_path(graph)
+        onnx_sha = job.graphs[graph]["sha256"]
+        reference = ort_session(onnx_path).run(None, {"image": _fill(frames, opt)})
+        for precision in cfg.precision:
+            name = engine_file(graph, precision)
+            calibration, calibrator = None, None
+            if precision in ("int8", "best"):
+                calib_paths, _, _ = split_frames(job.frame_paths, cfg.calib_images, cfg.verify_images)
+                cache = job.out / f"{graph}.int8.calib"
+                key = calibration_key(onnx_sha, calib_paths, job.hw, opt)
+                source_ = CalibrationSource(calib_paths, job.hw, opt, cache, key, job.upload)
+                calibrator = make_calibrator(trt, source_)
+                calibration = {"algorithm": "entropy2", "frames": len(calib_paths) // opt * opt, "batch": opt,
+                               "source": str(cfg.calib_data), "cache": cache.name, "reused_cache": source_.read_cache() is not None}
+            t0 = time.perf_counter()
+            plan = build_engine(trt, api, onnx_path, precision, job.hw, cfg.batch_range, cfg.workspace_mb, timing_cache,
+                                calibrator)
+            path = job.staging / name
+            path.write_bytes(plan)
+            outputs = TrtRunner(path, trt, cuda)({"image": _fill(frames, opt)})
+            check = _engine_check(graph, reference, outputs, source, held_out)
+            job.say(f"  {name:<24} {len(plan) / 1e6:5.1f} MB  built in {time.perf_counter() - t0:.0f} s; "
+                    f"vs ONNX Runtime FP32: {100 * check['argmax_agreement']:.3f}% arg-max agreement")
+            if precision == "fp32" and check["argmax_agreement"] < 0.999:
+                raise ExportError(f"the FP32 engine {name} disagrees with ONNX Runtime on "
+                                  f"{100 - 100 * check['argmax_agreement']:.2f}% of pixels", path=job.out,
+                                  fix="nothing was replaced; report this with the TensorRT version")
+            flags = f" --input-size {hw_str(job.hw)}" + (f" --dynamic-batch {lo}:{opt}:{hi}" if lo != hi else f" --batch {lo}")
+            job.engines.append({
+                "file": name, "graph": graph, "precision": precision, "sha256": sha256_file(path),
+                "onnx_sha256": onnx_sha, "tensorrt": trt.__version__, "gpu": gpu,
+                "batch": {"min": lo, "opt": opt, "max": hi}, "workspace_mb": cfg.workspace_mb,
+                "timing_cache": timing_cache.name, "calibration": calibration, "check": check,
+                "trtexec": trtexec_command(job.graphs[graph]["file"], name, precision, job.hw, cfg.batch_range,
+                                           cfg.workspace_mb, timing_cache.name,
+                                           f"{graph}.int8.calib" if calibration else None),
+                "rebuild": f"ssseg export {cfg.run} --out {job.out} --trt --precision {precision}{flags}",
+            })
+            written.append(path)
+    return written
+
+
+def _fill(frames: np.ndarray, batch: int) -> np.ndarray:
+    """``frames`` cut or padded (repeating the last) to a multiple of ``batch``; engines here run at one batch."""
+    n = -(-len(frames) // batch) * batch
+    return np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), 0)])[:n] if n != len(frames) else frames
+
+
+def _engine_check(graph: str, reference: list[np.ndarray], outputs: dict[str, np.ndarray], source: str,
+                  held_out: bool) -> dict:
+    if graph == "segmenter":
+        ref, got = reference[0], outputs["logits"]
+        check = {"argmax_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+                 "logits_max_abs_diff": float(np.abs(ref - got).max())}
+    else:
+        check = {"argmax_agreement": float((reference[0] == outputs["labels"]).mean())}
+        if "confidence" in outputs:
+            check["confidence_max_abs_diff"] = float(np.abs(reference[1] - outputs["confidence"]).max())
+    return {"reference": "onnxruntime fp32", "frames": source, "held_out_from_calibration": held_out, **check}
+
+
+FORMATS: dict[str, Callable[[Job], list[Path]]] = {
+    "onnx": export_onnx_graphs,
+    "trt": build_trt_engines,
+}
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
+    """Export ``cfg.run`` into ``cfg.out``; returns the path of the model.json written."""
+    t0 = time.perf_counter()
+    job = Job(cfg, say)
+    src = job.sources
+    if cfg.trt:
+        _prepare_trt(job)
+    if not cfg.onnx:
+        _reuse_onnx(job)
+    if src.aux_path is None:
+        say(f"warning: no confidence net ({src.no_aux_reason}); exporting the segmenter alone, and model.json "
+            f"marks the model ungated so ssseg label writes plain arg-max masks and refuses --threshold")
+    say(f"exporting {src.segmenter_path}" + (f" + {src.aux_path}" if src.aux_path else "")
+        + f" at {hw_str(job.hw)}, batch {_batch_text(cfg.batch_range)}, opset {cfg.opset} -> {job.out}")
+    job.staging.mkdir(parents=True, exist_ok=True)
+    try:
+        written = []
+        for name, exporter in FORMATS.items():
+            if getattr(cfg, name):
+                written += exporter(job)
+        model = describe(job)
+        problems = validate_model(model)
+        if problems:  # a bug in describe(), not a user error; never write an invalid model.json
+            raise ExportError(f"internal error: model.json would be invalid ({problems[0]})", path=job.out)
+        for path in written:
+            os.replace(path, job.out / path.name)
+        model_path = write_json(job.out / MODEL_FILE, model)
+    finally:
+        shutil.rmtree(job.staging, ignore_errors=True)
+    say(f"wrote {model_path} ({len(written)} artifact(s)) in {time.perf_counter() - t0:.0f} s")
+    return model_path
+
+
+def _batch_text(batch_range: tuple[int, int, int]) -> str:
+    lo, opt, hi = batch_range
+    return str(lo) if lo == hi else f"{lo}:{opt}:{hi} (dynamic)"
+
+
+def _prepare_trt(job: Job) -> None:
+    """Everything about TensorRT that can fail, checked before any ONNX is written."""
+    from ssseg.runtime.trt import TrtApi, gpu_info, import_tensorrt, parse_version
+
+    cfg = job.cfg
+    job.trt, job.cuda = import_tensorrt()
+    job.trt_api = TrtApi(parse_version(job.trt.__version__))
+    for precision in cfg.precision:
+        job.trt_api.builder_flags(precision)
+    if any(p in ("int8", "best") for p in cfg.precision) and not job.frame_paths:
+        raise ExportError("INT8 calibration needs real frames", fix="pass --calib-data FOLDER (frames like your footage)")
+    job.gpu = gpu_info(job.cuda)
+    buffers: list = []
+
+    def upload(array: np.ndarray) -> int:
+        if not buffers or buffers[0][1] != array.nbytes:
+            buffers[:] = [(job.cuda.mem_alloc(array.nbytes), array.nbytes)]
+        job.cuda.memcpy_htod(buffers[0][0], array)
+        return int(buffers[0][0])
+
+    job.upload = upload
+
+
+def _reuse_onnx(job: Job) -> None:
+    """--no-onnx: build engines from the graphs a previous export wrote (their hashes are checked)."""
+    if job.previous is None:
+        raise ExportError("--no-onnx needs an earlier export in --out", path=job.out, fix="drop --no-onnx")
+    spec = read_model(job.out)
+    if (spec.input_hw != job.hw) or (spec.batch_range != job.cfg.batch_range):
+        raise ExportError(f"the existing ONNX is {hw_str(spec.input_hw)}, batch {_batch_text(spec.batch_range)}; "
+                          f"asked for {hw_str(job.hw)}, batch {_batch_text(job.cfg.batch_range)}", path=job.out,
+                          fix="drop --no-onnx to re-export at the new size")
+    for name in spec.data["graphs"]:
+        spec.graph(name)  # exists and matches its hash
+    job.graphs = dict(spec.data["graphs"])
+    job.verification = spec.data.get("verification")
+
+
+def describe(job: Job) -> dict:
+    """The model.json of this export."""
+    cfg, src = job.cfg, job.sources
+    lo, opt, hi = cfg.batch_range
+    seg_ckpt, aux_ckpt = src.segmenter_ckpt, src.aux_ckpt
+    threshold = cfg.threshold if cfg.threshold is not None else float(src.config.get("t_aux", 0.9))
+    gate = ({"available": True, "kind": "aux", "threshold": threshold, "ignore_value": IGNORE_VALUE,
+             "aux_input": src.config.get("aux_input", "probs")} if src.aux_path is not None else
+            {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE, "reason": src.no_aux_reason})
+    source = {
+        "run": str(cfg.run.resolve()),
+        "segmenter": {"path": str(src.segmenter_path.resolve()), "sha256": sha256_file(src.segmenter_path),
+                      "stage": seg_ckpt.get("stage"), "epoch": seg_ckpt.get("epoch"), "val_miou": seg_ckpt.get("best_miou")},
+        "aux": None,
+    }
+    if aux_ckpt is not None:
+        trained_against = (src.aux_path.parent / aux_ckpt["segmenter"]).resolve() if aux_ckpt.get("segmenter") else None
+        source["aux"] = {"path": str(src.aux_path.resolve()), "sha256": sha256_file(src.aux_path),
+                         "val_auroc": aux_ckpt.get("best_auroc"),
+                         "trained_against": str(trained_against) if trained_against else None,
+                         "trained_against_sha256": aux_ckpt.get("segmenter_sha256")}
+    engines, stale = merge_engines((job.previous or {}).get("engines", []), job.engines, job.graphs, job.out)
+    if stale:
+        job.say(f"note: model.json no longer lists {', '.join(e['file'] for e in stale)}: built from other ONNX "
+                f"graphs or missing (files left in place)")
+    extra = ("tensorrt", "pycuda") if cfg.trt else ()
+    return {
+        "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "ssseg_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": src.classes.to_dict(),
+        "input": {"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB", "height": job.hw[0],
+                  "width": job.hw[1], "batch": {"min": lo, "opt": opt, "max": hi}, "resize": "bilinear"},
+        "normalization": {"in_graph": True, "scale": 255.0, "mean": list(MEAN), "std": list(STD)},
+        "graphs": job.graphs,
+        "gate": gate,
+        "method": src.method,
+        "opset": cfg.opset,
+        "source": source,
+        "tools": tool_versions(*extra),
+        "verification": job.verification,
+        "engines": engines,
+    }
+
+
+def merge_engines(previous: list[dict], new: list[dict], graphs: dict, out: Path) -> tuple[list[dict], list[dict]]:
+    """Engines of an earlier export into the same MODEL_DIR stay listed while they were built from the
+    very ONNX graphs now described and their files exist; rebuilt ones are replaced. Returns (engines, stale)."""
+    rebuilt = {e["file"] for e in new}
+    kept, stale = [], []
+    for e in previous:
+        if e["file"] in rebuilt:
+            continue
+        current = (e["graph"] in graphs and e["onnx_sha256"] == graphs[e["graph"]]["sha256"]
+                   and (Path(out) / e["file"]).is_file())
+        (kept if current else stale).append(e)
+    return kept + list(new), stale

@@ -1,0 +1,70 @@
+"""The three exported graphs as torch modules. Each takes the frame as it comes off the decoder
+(uint8, NHWC, RGB, already resized to the model's input size) and normalises inside the graph, so
+no consumer re-implements preprocessing; model.json records the constants anyway.
+
+Shapes: image [N, H, W, 3] uint8 -> segmenter: logits [N, C, H, W] float32;
+aux: probs [N, C, H, W] float32 (+ image) -> confidence [N, H, W] float32 in [0, 1];
+labeler: image -> labels [N, H, W] uint8 (arg-max) and confidence [N, H, W] float32."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ssseg.models.confidence import ConfidenceNet
+
+
+class Normalize(nn.Module):
+    """uint8 NHWC RGB -> float NCHW ``(x / 255 - mean) / std``, folded into one multiply-add."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        mean_t, std_t = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+        self.register_buffer("scale", (1.0 / (255.0 * std_t)).float().view(1, 3, 1, 1))
+        self.register_buffer("shift", (-mean_t / std_t).float().view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.permute(0, 3, 1, 2).float() * self.scale + self.shift
+
+
+class SegmenterGraph(nn.Module):
+    def __init__(self, segmenter: nn.Module, normalize: Normalize):
+        super().__init__()
+        self.normalize, self.segmenter = normalize, segmenter
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.segmenter(self.normalize(image))
+
+
+class AuxGraph(nn.Module):
+    def __init__(self, aux: ConfidenceNet, normalize: Normalize):
+        super().__init__()
+        self.normalize, self.aux = normalize, aux
+
+    def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        rgb = self.normalize(image) if self.aux.with_rgb else None
+        return torch.sigmoid(self.aux(probs, rgb)).squeeze(1)
+
+
+def argmax_uint8(logits: torch.Tensor) -> torch.Tensor:
+    """Arg-max over classes as uint8. Through float because TensorRT 8.6 casts to UINT8 only from
+    FLOAT/HALF (its ArgMax yields INT32); class ids < 255 are exact in float."""
+    return torch.argmax(logits, 1).float().to(torch.uint8)
+
+
+class LabelerGraph(nn.Module):
+    """image -> (labels, confidence), or labels alone when there is no confidence net."""
+
+    def __init__(self, segmenter: nn.Module, aux: ConfidenceNet | None, normalize: Normalize):
+        super().__init__()
+        self.normalize, self.segmenter, self.aux = normalize, segmenter, aux
+
+    def forward(self, image: torch.Tensor):
+        x = self.normalize(image)
+        logits = self.segmenter(x)
+        labels = argmax_uint8(logits)
+        if self.aux is None:
+            return labels
+        probs = torch.softmax(logits, 1)
+        conf = torch.sigmoid(self.aux(probs, x if self.aux.with_rgb else None)).squeeze(1)
+        return labels, conf

@@ -1,0 +1,174 @@
+"""``model.json``: the single description of an exported model. Export writes it; the Python runtime,
+``ssseg label``, ``ssseg bench`` and the C++ runtime read it. Nothing it states is hard-coded elsewhere.
+
+Schema (format ``ssseg.model``, version 1), every key required unless marked optional:
+
+    format, format_version, ssseg_version, created
+    classes        {name, names[C], colors[C][3]}
+    input          {name, dtype "uint8", layout "NHWC", color "RGB", height, width,
+                    batch {min, opt, max}, resize "bilinear"}
+    normalization  {in_graph true, scale 255, mean[3], std[3]}: x = (pixel / scale - mean) / std, done
+                   inside every graph that takes the image, recorded so other tools can reproduce it
+    graphs         {segmenter, labeler, aux (optional)}: {file, sha256, inputs, outputs}, each tensor
+                   {dtype, shape} with "batch" for a dynamic batch dimension
+    gate           {available, kind, threshold, ignore_value, reason (when not available)}
+    method, opset, source {run, segmenter {...}, aux {...} or null}, tools {name: version}
+    verification   (optional) the export-time parity table against PyTorch
+    engines        [{file, graph, precision, sha256, onnx_sha256, tensorrt, gpu {name, compute_capability},
+                    batch {min, opt, max}, workspace_mb, trtexec, rebuild, calibration (int8), check}]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ssseg.classes import ClassSet
+from ssseg.errors import ModelError
+from ssseg.io import sha256_file
+
+MODEL_FORMAT = "ssseg.model"
+MODEL_FORMAT_VERSION = 1
+MODEL_FILE = "model.json"
+IGNORE_VALUE = 255  # label value of "not confident" pixels in gated masks
+
+_TENSOR = {"dtype": str, "shape": list}
+_GRAPH = {"file": str, "sha256": str, "inputs": dict, "outputs": dict}
+_BATCH = {"min": int, "opt": int, "max": int}
+SCHEMA: dict[str, Any] = {
+    "format": str,
+    "format_version": int,
+    "ssseg_version": str,
+    "created": str,
+    "classes": {"name": str, "names": list, "colors": list},
+    "input": {"name": str, "dtype": str, "layout": str, "color": str, "height": int, "width": int,
+              "batch": _BATCH, "resize": str},
+    "normalization": {"in_graph": bool, "scale": (int, float), "mean": list, "std": list},
+    "graphs": {"segmenter": _GRAPH, "labeler": _GRAPH},
+    "gate": {"available": bool, "threshold": (int, float, type(None)), "ignore_value": int},
+    "method": str,
+    "opset": int,
+    "source": {"run": str, "segmenter": dict},
+    "tools": dict,
+    "engines": list,
+}
+_ENGINE = {"file": str, "graph": str, "precision": str, "sha256": str, "onnx_sha256": str, "tensorrt": str,
+           "gpu": dict, "batch": _BATCH, "trtexec": str, "rebuild": str}
+
+
+def _check(d: Any, schema: dict, where: str, problems: list[str]) -> None:
+    if not isinstance(d, dict):
+        problems.append(f"{where or 'the file'} must be an object")
+        return
+    for key, kind in schema.items():
+        name = f"{where}.{key}" if where else key
+        if key not in d:
+            problems.append(f"missing {name}")
+        elif isinstance(kind, dict):
+            _check(d[key], kind, name, problems)
+        elif isinstance(d[key], bool) and kind in (int, float, (int, float)):
+            problems.append(f"{name} must be a number, not a boolean")
+        elif not isinstance(d[key], kind):
+            problems.append(f"{name} has the wrong type ({type(d[key]).__name__})")
+
+
+def validate_model(d: Any) -> list[str]:
+    """Every way ``d`` departs from the schema; empty when it is a valid model.json."""
+    problems: list[str] = []
+    _check(d, SCHEMA, "", problems)
+    if problems:
+        return problems
+    n = len(d["classes"]["names"])
+    if len(d["classes"]["colors"]) != n or not all(isinstance(c, list) and len(c) == 3 for c in d["classes"]["colors"]):
+        problems.append("classes.colors must hold one [r, g, b] per class name")
+    b = d["input"]["batch"]
+    if not 1 <= b["min"] <= b["opt"] <= b["max"]:
+        problems.append("input.batch needs 1 <= min <= opt <= max")
+    if d["input"]["dtype"] != "uint8" or d["input"]["layout"] != "NHWC":
+        problems.append("input must be uint8 NHWC")
+    if len(d["normalization"]["mean"]) != 3 or len(d["normalization"]["std"]) != 3:
+        problems.append("normalization.mean and .std need 3 values")
+    if "aux" in d["graphs"]:
+        _check(d["graphs"]["aux"], _GRAPH, "graphs.aux", problems)
+    for name, g in d["graphs"].items():
+        for side in ("inputs", "outputs"):
+            for tname, t in g.get(side, {}).items():
+                _check(t, _TENSOR, f"graphs.{name}.{side}.{tname}", problems)
+    if d["gate"]["available"] and "confidence" not in d["graphs"]["labeler"]["outputs"]:
+        problems.append("gate.available is true but the labeler has no confidence output")
+    for i, e in enumerate(d["engines"]):
+        _check(e, _ENGINE, f"engines[{i}]", problems)
+    return problems
+
+
+@dataclass
+class ModelSpec:
+    """A validated model.json and the directory it lives in."""
+
+    root: Path
+    data: dict
+
+    @property
+    def classes(self) -> ClassSet:
+        return ClassSet.from_dict(self.data["classes"])
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.data["input"]["height"], self.data["input"]["width"]
+
+    @property
+    def batch_range(self) -> tuple[int, int, int]:
+        b = self.data["input"]["batch"]
+        return b["min"], b["opt"], b["max"]
+
+    @property
+    def gated(self) -> bool:
+        return self.data["gate"]["available"]
+
+    @property
+    def threshold(self) -> float | None:
+        return self.data["gate"]["threshold"]
+
+    def graph(self, name: str, check_hash: bool = True) -> Path:
+        """Path of graph ``name`` after checking it exists and, by default, matches its recorded hash."""
+        entry = self.data["graphs"].get(name)
+        if entry is None:
+            raise ModelError(f"this model has no {name} graph", path=self.root / MODEL_FILE,
+                             fix="re-export the run with its confidence net" if name == "aux" else "re-export the run")
+        path = self.root / entry["file"]
+        if not path.is_file():
+            raise ModelError(f"{entry['file']} named by model.json is missing", path=path, fix="re-run ssseg export")
+        if check_hash and sha256_file(path) != entry["sha256"]:
+            raise ModelError("file does not match the sha256 in model.json (changed after export)", path=path,
+                             fix="re-run ssseg export instead of editing artifacts by hand")
+        return path
+
+    def engines(self, graph: str | None = None) -> list[dict]:
+        return [e for e in self.data["engines"] if graph is None or e["graph"] == graph]
+
+
+def read_model(path: Path) -> ModelSpec:
+    """Load and validate MODEL_DIR/model.json (``path`` may be the directory or the file)."""
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ModelError("no model.json here", path=file, fix="pass a directory written by ssseg export --out")
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read model.json ({str(e).splitlines()[0][:100]})", path=file,
+                         fix="re-run ssseg export; the file is damaged") from None
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise ModelError("not an ssseg model.json (no ssseg.model format marker)", path=file,
+                         fix="pass a directory written by ssseg export")
+    if data.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ModelError(f"model.json format {data.get('format_version')} (written by ssseg {data.get('ssseg_version')}), "
+                         f"this ssseg reads format {MODEL_FORMAT_VERSION}", path=file,
+                         fix=f"re-export the run with this ssseg, or use ssseg {data.get('ssseg_version')}")
+    problems = validate_model(data)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelError(f"invalid model.json: {problems[0]}{more}", path=file, fix="re-run ssseg export")
+    return ModelSpec(file.parent, data)
