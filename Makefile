@@ -15,11 +15,11 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q $(TORCH_SPEC)
-	$(PIP) install -q -e ".[train]"
+	$(PIP) install -q -e ".[train,export]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e ".[train,test]"
+	$(PIP) install -q -e ".[train,export,test]"
 	touch $@
 
 install: $(VENV)/.installed

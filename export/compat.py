@@ -40,7 +40,10 @@ def tensorrt_problems(model: onnx.ModelProto) -> list[str]:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or opset > TRT86_MAX_OPSET:
         problems.append(f"opset {opset}: TensorRT 8.6 parses opsets up to {TRT86_MAX_OPSET}")
-    inferred = onnx.shape_inference.infer_shapes(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - unknown domains stop inference; those nodes are reported below
+        inferred = model
     types = {v.name: v.type.tensor_type.elem_type
              for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
     types.update({t.name: t.data_type for t in model.graph.initializer})

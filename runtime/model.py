@@ -68,7 +68,7 @@ def _check(d: Any, schema: dict, where: str, problems: list[str]) -> None:
             problems.append(f"missing {name}")
         elif isinstance(kind, dict):
             _check(d[key], kind, name, problems)
-        elif isinstance(d[key], bool) and kind in (int, float, (int, float)):
+        elif isinstance(d[key], bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
             problems.append(f"{name} must be a number, not a boolean")
         elif not isinstance(d[key], kind):
             problems.append(f"{name} has the wrong type ({type(d[key]).__name__})")

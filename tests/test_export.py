@@ -1,0 +1,388 @@
+"""ssseg export: ONNX parity with PyTorch for all three graphs (fixed and dynamic batch), the TensorRT
+operator check, model.json, errors before long work, and the TensorRT plumbing that runs without TensorRT
+(version dispatch, profiles, INT8 calibration batching and cache, engine compatibility)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from PIL import Image
+
+from ssseg.config import MEAN, STD, ExportConfig, TrainConfig
+from ssseg.data.synthetic import render_scene
+from ssseg.errors import ConfigError, DataError, ExportError, ModelError
+from ssseg.export import run_export
+from ssseg.export.compat import tensorrt_problems
+from ssseg.export.exporter import merge_engines
+from ssseg.export.graphs import Normalize
+from ssseg.export.tensorrt import (CalibrationSource, calibration_key, profile_shapes, split_frames,
+                                   trtexec_command)
+from ssseg.io import sha256_file
+from ssseg.runtime.frames import load_frame
+from ssseg.runtime.model import read_model, validate_model
+from ssseg.runtime.ort import ort_session
+from ssseg.runtime.trt import TrtApi, check_engine, parse_version, precision_advice
+from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint
+from ssseg.train.loop import train
+
+from conftest import run_cli
+
+TINY = "synthetic:size=64x64,train=8,val=4,test=4"
+
+
+@pytest.fixture(scope="module")
+def aux_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "aux"
+    cfg = TrainConfig(data=TINY, method="aux", labeled_fraction=0.5, out=out, epochs=2, aux_epochs=1, batch_size=4,
+                      lr=0.05, workers=0, device="cpu", t_aux=0.7)
+    return train(cfg, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory) -> Path:
+    """Real-looking frames of mixed sizes, plus a file that is not an image."""
+    root = tmp_path_factory.mktemp("frames")
+    for i in range(7):
+        size = (64, 64) if i % 2 else (72, 96)
+        Image.fromarray(render_scene(7, "test", i, size)[0]).save(root / f"f{i:02d}.png")
+    (root / "notes.txt").write_text("not a frame")
+    return root
+
+
+def run_reference(run: Path, frames: np.ndarray, stage: str = "stage3"):
+    """Labels and confidence straight from the checkpoints, normalising like training does."""
+    seg = build_from_checkpoint(load_checkpoint(run / stage / "best.pt")).eval()
+    aux = build_from_checkpoint(load_checkpoint(run / "stage2" / "best.pt")).eval()
+    from ssseg.models.confidence import segment_with_confidence
+    from ssseg.train.data import normalize
+
+    with torch.no_grad():
+        logits, conf = segment_with_confidence(seg, aux, normalize(torch.from_numpy(frames), torch.device("cpu")))
+    return logits.argmax(1).numpy().astype(np.uint8), torch.sigmoid(conf)[:, 0].numpy()
+
+
+# --- export end to end ----------------------------------------------------------------------------------
+
+def test_export_dynamic_batch_matches_pytorch_in_onnx_runtime(aux_run, frames_dir, tmp_path):
+    out = tmp_path / "model"
+    r = run_cli("export", str(aux_run), "--out", str(out), "--dynamic-batch", "1:2:4", "--calib-data", str(frames_dir),
+                "--verify-images", "4", "--input-size", "64x64")
+    assert r.returncode == 0, r.stderr
+    assert "label_agreement" in r.stdout and "argmax_agreement" in r.stdout
+    spec = read_model(out)
+    d = spec.data
+    assert validate_model(d) == []
+    assert sorted(d["graphs"]) == ["aux", "labeler", "segmenter"]
+    assert d["gate"] == {"available": True, "kind": "aux", "threshold": 0.7, "ignore_value": 255, "aux_input": "probs"}
+    assert d["input"]["batch"] == {"min": 1, "opt": 2, "max": 4} and spec.input_hw == (64, 64)
+    assert d["normalization"]["mean"] == list(MEAN) and d["normalization"]["std"] == list(STD)
+    assert d["classes"]["names"] == list(load_checkpoint(aux_run / "stage3" / "best.pt")["classes"]["names"])
+    assert d["source"]["segmenter"]["sha256"] == sha256_file(aux_run / "stage3" / "best.pt")
+    assert d["source"]["segmenter"]["stage"] == 3 and d["source"]["aux"]["trained_against"].endswith("stage1/best.pt")
+    assert d["verification"]["passed"] and d["verification"]["batch_sizes"] == [1, 2, 4]
+    assert d["graphs"]["labeler"]["outputs"] == {"labels": {"dtype": "uint8", "shape": ["batch", 64, 64]},
+                                                 "confidence": {"dtype": "float32", "shape": ["batch", 64, 64]}}
+    assert {"torch", "onnx", "onnxruntime", "onnxslim"} <= set(d["tools"]) and d["opset"] == 17
+    assert not list(out.glob(".staging-*"))
+
+    # the fused labeler at batch 1 and 4 against the training-time pipeline on frames prepared as at inference
+    frames = np.stack([load_frame(p, (64, 64)) for p in sorted(frames_dir.glob("*.png"))[:4]])
+    labels_ref, conf_ref = run_reference(aux_run, frames)
+    session = ort_session(spec.graph("labeler"))
+    for b in (1, 4):
+        got = [session.run(None, {"image": frames[i:i + b]}) for i in range(0, 4, b)]
+        labels = np.concatenate([g[0] for g in got])
+        conf = np.concatenate([g[1] for g in got])
+        assert labels.dtype == np.uint8 and conf.dtype == np.float32
+        assert (labels == labels_ref).mean() >= 0.999
+        assert np.abs(conf - conf_ref).max() < 1e-4
+    # the standalone graphs compose to the labeler
+    logits = ort_session(spec.graph("segmenter")).run(None, {"image": frames})[0]
+    probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    conf = ort_session(spec.graph("aux")).run(None, {"probs": probs})[0]
+    assert np.abs(conf - conf_ref).max() < 1e-4 and (logits.argmax(1) == labels_ref).mean() >= 0.999
+
+    # every graph passes the TensorRT check
+    for name in ("segmenter", "aux", "labeler"):
+        assert tensorrt_problems(onnx.load(str(spec.graph(name)))) == []
+
+
+def test_fixed_batch_graph_rejects_other_batches(aux_run, tmp_path):
+    run_export(ExportConfig(run=aux_run, out=tmp_path / "m", batch=2, verify_images=2, input_size=(64, 64)),
+               say=lambda *_: None)
+    spec = read_model(tmp_path / "m")
+    assert spec.batch_range == (2, 2, 2)
+    assert spec.data["graphs"]["labeler"]["inputs"]["image"]["shape"] == [2, 64, 64, 3]
+    session = ort_session(spec.graph("labeler"))
+    assert session.run(None, {"image": np.zeros((2, 64, 64, 3), np.uint8)})[0].shape == (2, 64, 64)
+    with pytest.raises(Exception):
+        session.run(None, {"image": np.zeros((1, 64, 64, 3), np.uint8)})
+
+
+def test_normalisation_in_the_graph_is_the_training_normalisation():
+    from ssseg.train.data import normalize
+
+    x = torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8)
+    assert torch.allclose(Normalize(MEAN, STD)(x), normalize(x, torch.device("cpu")), atol=1e-6)
+
+
+def test_supervised_run_exports_the_segmenter_alone_and_is_marked_ungated(tmp_path):
+    run = train(TrainConfig(data=TINY, method="supervised", out=tmp_path / "sup", epochs=1, batch_size=4, workers=0,
+                            device="cpu"), log=lambda *_: None)
+    said: list[str] = []
+    run_export(ExportConfig(run=run, out=tmp_path / "m", verify_images=2), say=said.append)
+    spec = read_model(tmp_path / "m")
+    assert any(line.startswith("warning: no confidence net") for line in said)
+    assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and not spec.gated
+    assert spec.data["gate"]["reason"] == "method 'supervised' trains no confidence net" and spec.threshold is None
+    assert list(spec.data["graphs"]["labeler"]["outputs"]) == ["labels"]
+    with pytest.raises(ModelError, match="no aux graph"):
+        spec.graph("aux")
+
+
+# --- errors before long work, and nothing lost ----------------------------------------------------------
+
+def test_unfinished_run_and_bad_options_fail_before_writing(aux_run, tmp_path, frames_dir):
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "stage1").mkdir(parents=True)
+    (unfinished / "config.json").write_text((aux_run / "config.json").read_text())
+    (unfinished / "stage1" / "done.json").write_text("{}")
+    with pytest.raises(ExportError, match="stage2 has no done.json.*--resume.*--segmenter"):
+        run_export(ExportConfig(run=unfinished, out=tmp_path / "m"))
+    with pytest.raises(ExportError, match="not a run directory"):
+        run_export(ExportConfig(run=tmp_path, out=tmp_path / "m"))
+    with pytest.raises(ConfigError, match="not a multiple of 8 — pass e.g. 64x104"):
+        ExportConfig(run=aux_run, input_size="60x100")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DataError, match="holds no readable images"):
+        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", calib_data=empty))
+    with pytest.raises(ConfigError, match="MIN <= OPT <= MAX"):
+        ExportConfig(run=aux_run, dynamic_batch="4:2:8")
+    with pytest.raises(ConfigError, match="unknown --precision int4"):
+        ExportConfig(run=aux_run, precision="fp16,int4")
+    with pytest.raises(ExportError, match="not a segmenter"):
+        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", segmenter=aux_run / "stage2" / "best.pt"))
+    assert not (tmp_path / "m").exists()
+
+
+
+
+def test_cli_errors_are_one_line_without_traceback(aux_run, tmp_path):
+    r = run_cli("export", str(aux_run), "--out", str(tmp_path / "m"), "--trt", "--input-size", "64x64")
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "tensorrt" in r.stderr and not (tmp_path / "m").exists()
+    r = run_cli("export", str(aux_run), "--input-size", "63x64")
+    assert r.returncode == 1 and "not a multiple of 8" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_failed_verification_leaves_the_previous_export_untouched(aux_run, tmp_path, monkeypatch):
+    out = tmp_path / "m"
+    run_export(ExportConfig(run=aux_run, out=out, verify_images=2), say=lambda *_: None)
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+    import ssseg.export.verify as verify
+
+    monkeypatch.setitem(verify.TOLERANCES, "confidence_max_abs_diff", -1.0)  # nothing can pass
+    with pytest.raises(ExportError, match="ONNX Runtime disagrees with PyTorch"):
+        run_export(ExportConfig(run=aux_run, out=out, verify_images=2, opset=16), say=lambda *_: None)
+    assert {p.name: sha256_file(p) for p in out.iterdir()} == before  # no staging left, nothing replaced
+    assert read_model(out).data["opset"] == 17
+
+
+def test_another_runs_model_directory_is_not_overwritten(aux_run, tmp_path):
+    out = tmp_path / "m"
+    run_export(ExportConfig(run=aux_run, out=out, verify_images=2, verify=False), say=lambda *_: None)
+    data = json.loads((out / "model.json").read_text())
+    data["source"]["run"] = "/somewhere/else"
+    (out / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ExportError, match="holds the export of another run"):
+        run_export(ExportConfig(run=aux_run, out=out, verify=False))
+
+
+# --- the operator allow-list ----------------------------------------------------------------------------
+
+def _graph(nodes, inputs, outputs, opset=17, initializers=()):
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _vi(name, dtype, shape):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def test_operator_check_flags_what_tensorrt_cannot_parse():
+    x = _vi("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    ok = _graph([helper.make_node("Relu", ["x"], ["y"])], [x], [_vi("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    assert tensorrt_problems(ok) == []
+    assert "opset 18" in tensorrt_problems(_graph(ok.graph.node, [x], list(ok.graph.output), opset=18))[0]
+    odd = _graph([helper.make_node("Einsum", ["x"], ["y"], equation="ij->ji")], [x], list(ok.graph.output))
+    assert "not on the TensorRT allow-list" in tensorrt_problems(odd)[0]
+    plugin = _graph([helper.make_node("MyOp", ["x"], ["y"], domain="com.me")], [x], list(ok.graph.output))
+    assert "needs a TensorRT plugin" in tensorrt_problems(plugin)[0]
+    roi = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    resize = _graph([helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="cubic",
+                                      coordinate_transformation_mode="tf_crop_and_resize")],
+                    [x], [_vi("y", TensorProto.FLOAT, [1, 3, 16, 16])], initializers=[roi])
+    found = " ".join(tensorrt_problems(resize))
+    assert "tf_crop_and_resize" in found and "mode cubic" in found
+    out64 = _graph([helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0)], [x], [_vi("y", TensorProto.INT64, [1, 8, 8])])
+    assert "INT64" in tensorrt_problems(out64)[0]
+
+
+def test_argmax_straight_to_uint8_is_caught_and_the_exported_form_passes(tmp_path):
+    """TensorRT 8.6 casts to UINT8 only from FLOAT/HALF: torch's argmax().to(uint8) exports INT64 -> UINT8."""
+    from ssseg.export.graphs import argmax_uint8
+
+    class Direct(torch.nn.Module):
+        def forward(self, x):
+            return torch.argmax(x, 1).to(torch.uint8)
+
+    class Exported(torch.nn.Module):
+        def forward(self, x):
+            return argmax_uint8(x)
+
+    x = torch.randn(1, 5, 8, 8)
+    for module, ok in ((Direct(), False), (Exported(), True)):
+        path = tmp_path / f"{type(module).__name__}.onnx"
+        with pytest.warns(DeprecationWarning):  # the TorchScript exporter, as ssseg uses it
+            torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17)
+        problems = tensorrt_problems(onnx.load(str(path)))
+        assert (problems == []) is ok, problems
+        if not ok:
+            assert "casts UINT8 only to/from FLOAT" in problems[0]
+
+
+# --- model.json -----------------------------------------------------------------------------------------
+
+def test_model_json_schema_and_its_errors(aux_run, tmp_path):
+    out = tmp_path / "m"
+    run_export(ExportConfig(run=aux_run, out=out, verify=False), say=lambda *_: None)
+    good = json.loads((out / "model.json").read_text())
+    assert validate_model(good) == []
+    for mutate, expect in (
+        (lambda d: d["input"].pop("height"), "missing input.height"),
+        (lambda d: d["classes"]["colors"].pop(), "one [r, g, b] per class"),
+        (lambda d: d["input"].update(batch={"min": 4, "opt": 2, "max": 8}), "min <= opt <= max"),
+        (lambda d: d["gate"].update(threshold=True), "gate.threshold"),
+        (lambda d: d["graphs"]["labeler"]["outputs"].pop("confidence"), "no confidence output"),
+        (lambda d: d["engines"].append({"file": "x.engine"}), "engines[0].graph"),
+    ):
+        d = json.loads(json.dumps(good))
+        mutate(d)
+        assert any(expect in p for p in validate_model(d)), (expect, validate_model(d))
+    with pytest.raises(ModelError, match="no model.json here"):
+        read_model(tmp_path)
+    (tmp_path / "other.json").write_text(json.dumps({**good, "format": "something"}))
+    with pytest.raises(ModelError, match="not an ssseg model.json"):
+        read_model(tmp_path / "other.json")
+    (tmp_path / "newer.json").write_text(json.dumps({**good, "format_version": 2}))
+    with pytest.raises(ModelError, match="format 2 .* this ssseg reads format 1"):
+        read_model(tmp_path / "newer.json")
+    with open(out / "aux.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        read_model(out).graph("aux")
+
+
+def test_runtime_modules_never_import_torch():
+    code = ("import sys; import ssseg.runtime.model, ssseg.runtime.frames, ssseg.runtime.ort, ssseg.runtime.trt; "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+# --- TensorRT plumbing without TensorRT -----------------------------------------------------------------
+
+def test_version_dispatch():
+    assert parse_version("8.6.1.post1") == (8, 6, 1) and parse_version("10.13.3.9") == (10, 13, 3, 9)
+    fake = types.SimpleNamespace(NetworkDefinitionCreationFlag=types.SimpleNamespace(EXPLICIT_BATCH=0))
+    assert TrtApi((8, 6, 1)).network_flags(fake) == 1  # 8.x parses ONNX only in explicit-batch mode
+    assert TrtApi((10, 3, 0)).network_flags(fake) == 0  # 10.x: the only mode, flag deprecated
+    assert TrtApi((8, 6, 1)).builder_flags("best") == ("FP16", "INT8")
+    assert TrtApi((10, 3)).builder_flags("fp32") == ()
+    with pytest.raises(ExportError, match="too old; ssseg needs 8.6"):
+        TrtApi((8, 5, 3))
+    with pytest.raises(ExportError, match="removed the FP16/INT8 builder flags"):
+        TrtApi((11, 0)).builder_flags("int8")
+    assert TrtApi((11, 0)).builder_flags("fp32") == ()
+    assert "int8" in precision_advice("6.1", "fp16") and precision_advice("8.9", "fp16") is None
+    assert precision_advice("6.1", "int8") is None
+
+
+def test_engine_compatibility_names_the_rebuild_command(tmp_path):
+    entry = {"file": "labeler.fp16.engine", "tensorrt": "10.3.0", "gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"},
+             "rebuild": "ssseg export runs/x --out m --trt --precision fp16"}
+    check_engine(entry, "10.3.0.26", {"name": "NVIDIA H100", "compute_capability": "9.0"}, tmp_path)
+    with pytest.raises(ModelError, match="TensorRT 10.3.0, this machine has 8.6.1 .* ssseg export runs/x"):
+        check_engine(entry, "8.6.1", {"compute_capability": "9.0"}, tmp_path)
+    with pytest.raises(ModelError, match="compute capability 9.0.*GTX 1080 Ti \\(6.1\\).*rebuild it here"):
+        check_engine(entry, "10.3.0", {"name": "GTX 1080 Ti", "compute_capability": "6.1"}, tmp_path)
+
+
+def test_profiles_and_trtexec_command():
+    assert profile_shapes((360, 480), (1, 4, 8)) == {"min": (1, 360, 480, 3), "opt": (4, 360, 480, 3), "max": (8, 360, 480, 3)}
+    cmd = trtexec_command("labeler.onnx", "labeler.int8.engine", "int8", (360, 480), (1, 4, 8), 2048, "trt.timing.cache",
+                          "labeler.int8.calib")
+    assert cmd.split() == ["trtexec", "--onnx=labeler.onnx", "--saveEngine=labeler.int8.engine", "--int8",
+                           "--calib=labeler.int8.calib", "--minShapes=image:1x360x480x3", "--optShapes=image:4x360x480x3",
+                           "--maxShapes=image:8x360x480x3", "--memPoolSize=workspace:2048",
+                           "--timingCacheFile=trt.timing.cache"]
+    static = trtexec_command("s.onnx", "s.fp16.engine", "fp16", (360, 480), (2, 2, 2), 512)
+    assert "--fp16" in static and "Shapes" not in static
+
+
+def test_calibration_frames_split_and_batch_exactly_as_at_inference(frames_dir, tmp_path):
+    paths = sorted(frames_dir.glob("*.png"))
+    calib, check, held_out = split_frames(paths, 500, 2)
+    assert held_out and check == paths[-2:] and calib == paths[:-2]
+    calib2, check2, held2 = split_frames(paths[:2], 500, 4)
+    assert not held2 and calib2 == check2 == paths[:2]
+
+    uploads: list[np.ndarray] = []
+
+    def upload(array):
+        uploads.append(array.copy())
+        return 1000 + len(uploads)
+
+    key = calibration_key("abc", calib, (64, 64), 2)
+    src = CalibrationSource(calib, (64, 64), 2, tmp_path / "x.calib", key, upload)
+    assert src.n_batches == 2
+    pointers = [src.next_pointers(["image"]) for _ in range(3)]
+    assert pointers == [[1001], [1002], None]  # 5 frames, batch 2: the short last batch is left out
+    assert src.used == 4
+    expected = np.stack([load_frame(p, (64, 64)) for p in calib[:4]])
+    got = np.concatenate(uploads)
+    assert got.dtype == np.uint8 and got.shape == (4, 64, 64, 3) and np.array_equal(got, expected)
+
+    assert src.read_cache() is None
+    src.write_cache(b"TRT-8601-EntropyCalibration2\nimage: 3c010a14\n")
+    assert src.read_cache().startswith(b"TRT-8601")
+    other = CalibrationSource(calib, (64, 64), 2, tmp_path / "x.calib", calibration_key("abd", calib, (64, 64), 2), upload)
+    assert other.read_cache() is None  # another ONNX graph: recalibrate
+    with pytest.raises(ExportError, match="at least 8 frames"):
+        CalibrationSource(calib, (64, 64), 8, tmp_path / "y.calib", key, upload)
+
+
+def test_engines_of_an_earlier_export_stay_listed_only_while_current(tmp_path):
+    graphs = {"labeler": {"sha256": "new"}, "segmenter": {"sha256": "seg"}}
+    (tmp_path / "labeler.fp16.engine").write_bytes(b"plan")
+    (tmp_path / "segmenter.fp16.engine").write_bytes(b"plan")
+    previous = [{"file": "labeler.fp16.engine", "graph": "labeler", "onnx_sha256": "old"},
+                {"file": "segmenter.fp16.engine", "graph": "segmenter", "onnx_sha256": "seg"},
+                {"file": "segmenter.int8.engine", "graph": "segmenter", "onnx_sha256": "seg"}]
+    new = [{"file": "labeler.int8.engine", "graph": "labeler", "onnx_sha256": "new"}]
+    engines, stale = merge_engines(previous, new, graphs, tmp_path)
+    assert [e["file"] for e in engines] == ["segmenter.fp16.engine", "labeler.int8.engine"]
+    assert [e["file"] for e in stale] == ["labeler.fp16.engine", "segmenter.int8.engine"]
