@@ -26,7 +26,8 @@ def test_cli_import_does_not_load_torch():
 
 
 def test_runtime_never_imports_torch():
-    code = "import sys, ssseg.runtime; print('torch' in sys.modules)"
+    code = ("import sys, ssseg.runtime, ssseg.runtime.model, ssseg.runtime.frames, ssseg.runtime.ort, ssseg.runtime.trt; "
+            "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
@@ -70,6 +71,8 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     proc = run_cli("train", "--from-stage", "2", "--data", "synthetic", "--out", str(tmp_path / "r4"))
     assert proc.returncode == 1 and "no run here to redo from stage 2" in proc.stderr
     proc = run_cli("export", str(tmp_path))
+    assert proc.returncode == 1 and "not a run directory (no config.json)" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli("bench", str(tmp_path))
     assert proc.returncode == 1 and "not available yet" in proc.stderr
 
 
@@ -94,3 +97,6 @@ def test_demo_runs_the_three_stages_and_compares(tmp_path):
         assert text in proc.stdout, text
     assert (tmp_path / "demo" / "aux" / "gate_test.png").is_file()
     assert json.loads((tmp_path / "demo" / "aux" / "summary.json").read_text())["pseudo_images"] == 32
+    model = json.loads((tmp_path / "demo" / "aux" / "model" / "model.json").read_text())
+    assert model["verification"]["passed"] and sorted(model["graphs"]) == ["aux", "labeler", "segmenter"]
+    assert "[4/4] export to ONNX" in proc.stdout and "label_agreement" in proc.stdout
