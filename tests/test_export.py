@@ -5,6 +5,7 @@ operator check, model.json, errors before long work, and the TensorRT plumbing t
 from __future__ import annotations
 
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -376,3 +377,48 @@ def test_engines_of_an_earlier_export_stay_listed_only_while_current(tmp_path):
     engines, stale = merge_engines(previous, new, graphs, tmp_path)
     assert [e["file"] for e in engines] == ["segmenter.fp16.engine", "labeler.int8.engine"]
     assert [e["file"] for e in stale] == ["labeler.fp16.engine", "segmenter.int8.engine"]
+
+
+def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, monkeypatch):
+    """The --trt code around TensorRT, run against tests/fake_tensorrt.py (TensorRT itself is not installable
+    here): engines staged and listed in model.json, INT8 calibrated on the calibration frames at the opt
+    batch and reused from its cache on rebuild, timing cache carried between builds, checks against ORT."""
+    import fake_tensorrt
+
+    trt, modules = fake_tensorrt.make("8.6.1")
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    out = tmp_path / "m"
+    said: list[str] = []
+    cfg = dict(run=aux_run, out=out, trt=True, precision="fp32,int8", calib_data=frames_dir, verify_images=2,
+               dynamic_batch="1:2:4", input_size=(64, 64), calib_images=4)
+    run_export(ExportConfig(**cfg), say=said.append)
+    spec = read_model(out)
+    files = sorted(e["file"] for e in spec.engines())
+    assert files == ["labeler.fp32.engine", "labeler.int8.engine", "segmenter.fp32.engine", "segmenter.int8.engine"]
+    assert all((out / f).read_bytes().startswith(fake_tensorrt.PLAN_MAGIC) for f in files)  # the plan, nothing prepended
+    int8 = next(e for e in spec.engines("labeler") if e["precision"] == "int8")
+    assert int8["calibration"]["frames"] == 4 and int8["calibration"]["batch"] == 2 and not int8["calibration"]["reused_cache"]
+    assert int8["check"]["held_out_from_calibration"] and int8["check"]["argmax_agreement"] == 1.0
+    assert int8["gpu"]["compute_capability"] == "6.1" and int8["tensorrt"] == "8.6.1"
+    assert int8["trtexec"].startswith("trtexec --onnx=labeler.onnx --saveEngine=labeler.int8.engine --int8")
+    assert "--dynamic-batch 1:2:4" in int8["rebuild"] and "--precision int8" in int8["rebuild"]
+    assert int8["onnx_sha256"] == spec.data["graphs"]["labeler"]["sha256"]
+    builds = [c for c in trt.calls if c[0] == "build"]
+    assert builds == [("build", "segmenter.onnx", (), 0), ("build", "segmenter.onnx", ("INT8",), 2),
+                      ("build", "labeler.onnx", (), 0), ("build", "labeler.onnx", ("INT8",), 2)]
+    assert ("network_flags", 1) in trt.calls  # TensorRT 8.6: explicit batch
+    assert ("calibration_profile", {"name": "image", "min": (1, 64, 64, 3), "opt": (2, 64, 64, 3), "max": (4, 64, 64, 3)}) in trt.calls
+    assert (out / "labeler.int8.calib").is_file() and (out / "trt.timing.cache").is_file()
+    assert [c[1] for c in trt.calls if c[0] == "timing_cache_in"][:2] == [b"", b"+timed"]
+
+    # rebuilding INT8 alone reuses the calibration cache and keeps the FP32 engines listed
+    trt.calls.clear()
+    run_export(ExportConfig(**{**cfg, "precision": "int8", "onnx": False}), say=said.append)
+    spec = read_model(out)
+    assert len(spec.engines()) == 4
+    assert [c[3] for c in trt.calls if c[0] == "build"] == [0, 0]  # no calibration batches: cache reused
+    assert all(e["calibration"]["reused_cache"] for e in spec.engines() if e["precision"] == "int8")
+    assert any("slow FP16" in line for line in said) is False  # fp16 was not asked for
+    with pytest.raises(ExportError, match="INT8 calibration needs real frames"):
+        run_export(ExportConfig(**{**cfg, "calib_data": None}))
