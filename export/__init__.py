@@ -1,6 +1,15 @@
-"""Export to ONNX and TensorRT: ``ssseg.export``. ``run_export`` is the whole command; the modules
-are one concern each (graphs, onnx, compat, verify, tensorrt, sources, exporter)."""
+"""Export to ONNX and TensorRT: ``ssseg.export``. ``run_export`` is the whole command; the modules are
+one concern each (sources, graphs, onnx, compat, verify, tensorrt, exporter). Importing the package
+loads nothing heavy: torch and onnx load when an export runs."""
 
-from ssseg.export.exporter import FORMATS, run_export
+from __future__ import annotations
 
-__all__ = ["FORMATS", "run_export"]
+
+def run_export(cfg, say=print):
+    """Export ``cfg.run`` as ``cfg`` (an ``ssseg.config.ExportConfig``) says; returns the model.json path."""
+    from ssseg.export.exporter import run_export as run
+
+    return run(cfg, say)
+
+
+__all__ = ["run_export"]
