@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, onnxruntime {model['tools'].get('onnxruntime')}; "
         f"export took {seconds:.0f} s.",
         "",
-        "| graph | metric | worst over all frames and batch sizes |",
+        "| graph | metric | worst batch (all frames, every batch size) |",
         "|---|---|---|",
         *rows,
         "",
