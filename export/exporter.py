@@ -214,14 +214,15 @@ def build_trt_engines(job: Job) -> list[Path]:
                                   f"{100 - 100 * check['argmax_agreement']:.2f}% of pixels", path=job.out,
                                   fix="nothing was replaced; report this with the TensorRT version")
             flags = f" --input-size {hw_str(job.hw)}" + (f" --dynamic-batch {lo}:{opt}:{hi}" if lo != hi else f" --batch {lo}")
+            trtexec = trtexec_command(job.graphs[graph]["file"], name, precision, job.hw, cfg.batch_range,
+                                      cfg.workspace_mb, timing_cache.name, f"{graph}.int8.calib" if calibration else None)
+            job.say(f"    same build with trtexec, in {job.out}: {trtexec}")
             job.engines.append({
                 "file": name, "graph": graph, "precision": precision, "sha256": sha256_file(path),
                 "onnx_sha256": onnx_sha, "tensorrt": trt.__version__, "gpu": gpu,
                 "batch": {"min": lo, "opt": opt, "max": hi}, "workspace_mb": cfg.workspace_mb,
                 "timing_cache": timing_cache.name, "calibration": calibration, "check": check,
-                "trtexec": trtexec_command(job.graphs[graph]["file"], name, precision, job.hw, cfg.batch_range,
-                                           cfg.workspace_mb, timing_cache.name,
-                                           f"{graph}.int8.calib" if calibration else None),
+                "trtexec": trtexec,
                 "rebuild": f"ssseg export {cfg.run} --out {job.out} --trt --precision {precision}{flags}",
             })
             written.append(path)
@@ -269,6 +270,7 @@ def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
             f"marks the model ungated so ssseg label writes plain arg-max masks and refuses --threshold")
     say(f"exporting {src.segmenter_path}" + (f" + {src.aux_path}" if src.aux_path else "")
         + f" at {hw_str(job.hw)}, batch {_batch_text(cfg.batch_range)}, opset {cfg.opset} -> {job.out}")
+    remove_dead_staging(job.out)
     job.staging.mkdir(parents=True, exist_ok=True)
     try:
         written = []
@@ -286,6 +288,17 @@ def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
         shutil.rmtree(job.staging, ignore_errors=True)
     say(f"wrote {model_path} ({len(written)} artifact(s)) in {time.perf_counter() - t0:.0f} s")
     return model_path
+
+
+def remove_dead_staging(out: Path) -> None:
+    """Staging folders of killed exports (their process is gone) hold nothing anyone needs."""
+    for folder in Path(out).glob(".staging-*"):
+        try:
+            os.kill(int(folder.name.rsplit("-", 1)[1]), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _batch_text(batch_range: tuple[int, int, int]) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ssseg.classes import ClassSet
 from ssseg.errors import ModelError
-from ssseg.io import sha256_file
+from ssseg.io import check_format, sha256_file
 
 MODEL_FORMAT = "ssseg.model"
 MODEL_FORMAT_VERSION = 1
@@ -160,13 +160,9 @@ def read_model(path: Path) -> ModelSpec:
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read model.json ({str(e).splitlines()[0][:100]})", path=file,
                          fix="re-run ssseg export; the file is damaged") from None
-    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
-        raise ModelError("not an ssseg model.json (no ssseg.model format marker)", path=file,
-                         fix="pass a directory written by ssseg export")
-    if data.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ModelError(f"model.json format {data.get('format_version')} (written by ssseg {data.get('ssseg_version')}), "
-                         f"this ssseg reads format {MODEL_FORMAT_VERSION}", path=file,
-                         fix=f"re-export the run with this ssseg, or use ssseg {data.get('ssseg_version')}")
+    check_format(data, MODEL_FORMAT, MODEL_FORMAT_VERSION, what="an ssseg model.json", path=file, error=ModelError,
+                 foreign_fix="pass a directory written by ssseg export",
+                 version_fix="re-export the run with this ssseg, or use ssseg {written}")
     problems = validate_model(data)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

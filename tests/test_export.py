@@ -5,6 +5,7 @@ operator check, model.json, errors before long work, and the TensorRT plumbing t
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -419,6 +420,28 @@ def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, mo
     assert len(spec.engines()) == 4
     assert [c[3] for c in trt.calls if c[0] == "build"] == [0, 0]  # no calibration batches: cache reused
     assert all(e["calibration"]["reused_cache"] for e in spec.engines() if e["precision"] == "int8")
-    assert any("slow FP16" in line for line in said) is False  # fp16 was not asked for
+    assert not any("slow FP16" in line for line in said)  # fp16 was not asked for
+    assert any(line.strip().startswith("same build with trtexec") for line in said)
     with pytest.raises(ExportError, match="INT8 calibration needs real frames"):
         run_export(ExportConfig(**{**cfg, "calib_data": None}))
+
+
+def test_killed_export_leaves_the_model_directory_as_it_was(aux_run, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "m"
+    run_export(ExportConfig(run=aux_run, out=out, verify_images=2), say=lambda *_: None)
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+    proc = subprocess.Popen([sys.executable, "-m", "ssseg", "export", str(aux_run), "--out", str(out), "--opset", "16"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".staging-*/segmenter.onnx")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(out.glob(".staging-*")), "the export finished before it could be killed"
+    assert {p.name: sha256_file(p) for p in out.iterdir() if p.is_file()} == before
+    assert read_model(out).data["opset"] == 17
+    run_export(ExportConfig(run=aux_run, out=out, verify=False, opset=16), say=lambda *_: None)
+    assert not list(out.glob(".staging-*")) and read_model(out).data["opset"] == 16

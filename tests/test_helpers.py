@@ -130,7 +130,7 @@ def test_truncated_and_foreign_checkpoints_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="cut.pt: cannot read checkpoint"):
         load_checkpoint(tmp_path / "cut.pt")
     torch.save({"model": torch.nn.Linear(2, 2).state_dict()}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="foreign.pt: not a ssseg checkpoint"):
+    with pytest.raises(CheckpointError, match="foreign.pt: not an ssseg checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
     ckpt = torch.load(p, weights_only=True)
     ckpt["format_version"] = 99

@@ -12,6 +12,7 @@ import torch
 from ssseg import __version__
 from ssseg.classes import ClassSet
 from ssseg.errors import CheckpointError
+from ssseg.io import check_format
 
 FORMAT = "ssseg.checkpoint"
 FORMAT_VERSION = 1
@@ -45,13 +46,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint ({reason})", path=path,
                               fix="it is truncated or not a ssseg checkpoint; use last.pt/best.pt of a finished epoch") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError("not a ssseg checkpoint (no ssseg format marker)", path=path,
-                              fix="pass a checkpoint written by ssseg train")
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint format {ckpt.get('format_version')} (written by ssseg "
-                              f"{ckpt.get('ssseg_version')}), this ssseg reads format {FORMAT_VERSION}", path=path,
-                              fix=f"use ssseg {ckpt.get('ssseg_version')} or retrain")
+    check_format(ckpt, FORMAT, FORMAT_VERSION, what="an ssseg checkpoint", path=path, error=CheckpointError,
+                 foreign_fix="pass a checkpoint written by ssseg train", version_fix="use ssseg {written} or retrain")
     return ckpt
 
 
