@@ -178,7 +178,7 @@ def build_trt_engines(job: Job) -> list[Path]:
 
     cfg, trt, cuda, api, gpu = job.cfg, job.trt, job.cuda, job.trt_api, job.gpu
     timing_cache = cfg.timing_cache or job.out / "trt.timing.cache"
-    frames, source, held_out = job.check_frames()
+    frames, frames_text, held_out = job.check_frames()
     lo, opt, hi = cfg.batch_range
     written = []
     for precision in cfg.precision:
@@ -196,17 +196,17 @@ def build_trt_engines(job: Job) -> list[Path]:
                 calib_paths, _, _ = split_frames(job.frame_paths, cfg.calib_images, cfg.verify_images)
                 cache = job.out / f"{graph}.int8.calib"
                 key = calibration_key(onnx_sha, calib_paths, job.hw, opt)
-                source_ = CalibrationSource(calib_paths, job.hw, opt, cache, key, job.upload)
-                calibrator = make_calibrator(trt, source_)
+                calib_source = CalibrationSource(calib_paths, job.hw, opt, cache, key, job.upload)
+                calibrator = make_calibrator(trt, calib_source)
                 calibration = {"algorithm": "entropy2", "frames": len(calib_paths) // opt * opt, "batch": opt,
-                               "source": str(cfg.calib_data), "cache": cache.name, "reused_cache": source_.read_cache() is not None}
+                               "source": str(cfg.calib_data), "cache": cache.name, "reused_cache": calib_source.read_cache() is not None}
             t0 = time.perf_counter()
             plan = build_engine(trt, api, onnx_path, precision, job.hw, cfg.batch_range, cfg.workspace_mb, timing_cache,
                                 calibrator)
             path = job.staging / name
             path.write_bytes(plan)
             outputs = TrtRunner(path, trt, cuda)({"image": _fill(frames, opt)})
-            check = _engine_check(graph, reference, outputs, source, held_out)
+            check = _engine_check(graph, reference, outputs, frames_text, held_out)
             job.say(f"  {name:<24} {len(plan) / 1e6:5.1f} MB  built in {time.perf_counter() - t0:.0f} s; "
                     f"vs ONNX Runtime FP32: {100 * check['argmax_agreement']:.3f}% arg-max agreement")
             if precision == "fp32" and check["argmax_agreement"] < 0.999:
