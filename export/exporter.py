@@ -21,7 +21,7 @@ import torch
 from ssseg import __version__
 from ssseg.config import MEAN, STD, ExportConfig, hw_str, round_hw
 from ssseg.errors import ExportError, ModelError
-from ssseg.export.graphs import AuxGraph, LabelerGraph, Normalize, SegmenterGraph
+from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
 from ssseg.export.sources import Sources, resolve_sources, training_size
 from ssseg.io import sha256_file, write_json
@@ -86,18 +86,7 @@ class Job:
 
     # --- the torch modules -----------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
-        from ssseg.train.checkpoint import build_from_checkpoint
-
-        norm = Normalize(MEAN, STD)
-        seg = build_from_checkpoint(self.sources.segmenter_ckpt, self.sources.segmenter_path).eval()
-        aux = None
-        if self.sources.aux_ckpt is not None:
-            aux = build_from_checkpoint(self.sources.aux_ckpt, self.sources.aux_path).eval()
-        mods: dict[str, torch.nn.Module] = {"segmenter": SegmenterGraph(seg, norm).eval()}
-        if aux is not None:
-            mods["aux"] = AuxGraph(aux, norm).eval()
-        mods["labeler"] = LabelerGraph(seg, aux, norm).eval()
-        return mods
+        return build_graphs(self.sources.segmenter_ckpt, self.sources.aux_ckpt, MEAN, STD, str(self.sources.segmenter_path))
 
     def check_frames(self) -> tuple[np.ndarray, str, bool]:
         """Frames for parity checks: the last --verify-images of --calib-data (held out from INT8

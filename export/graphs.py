@@ -68,3 +68,19 @@ class LabelerGraph(nn.Module):
         probs = torch.softmax(logits, 1)
         conf = torch.sigmoid(self.aux(probs, x if self.aux.with_rgb else None)).squeeze(1)
         return labels, conf
+
+
+def build_graphs(segmenter_ckpt: dict, aux_ckpt: dict | None, mean: tuple[float, ...], std: tuple[float, ...],
+                 where: str = "checkpoint") -> dict[str, nn.Module]:
+    """The export graphs in eval mode from checkpoints: segmenter, aux (when there is one) and labeler. The
+    PyTorch backend runs these same modules, so every backend computes the same function."""
+    from ssseg.train.checkpoint import build_from_checkpoint
+
+    norm = Normalize(mean, std)
+    seg = build_from_checkpoint(segmenter_ckpt, where).eval()
+    aux = build_from_checkpoint(aux_ckpt, where).eval() if aux_ckpt is not None else None
+    graphs: dict[str, nn.Module] = {"segmenter": SegmenterGraph(seg, norm)}
+    if aux is not None:
+        graphs["aux"] = AuxGraph(aux, norm)
+    graphs["labeler"] = LabelerGraph(seg, aux, norm)
+    return {name: g.eval() for name, g in graphs.items()}

@@ -41,3 +41,8 @@ class ExportError(SsegError):
 class ModelError(SsegError):
     """A model directory whose model.json is missing, malformed, from another version, or whose files
     do not match it (hash, TensorRT version, GPU)."""
+
+
+class BackendError(SsegError):
+    """An inference backend that cannot run what it was given (batch outside the profile, wrong frames,
+    device out of memory)."""
