@@ -67,3 +67,17 @@ def batches(frames: list[np.ndarray] | Iterator[np.ndarray], size: int, fill: bo
     if chunk and fill:
         chunk += [chunk[-1]] * (size - len(chunk))
         yield np.stack(chunk)
+
+
+def gate(labels: np.ndarray, confidence: np.ndarray, threshold: float, ignore: int = 255) -> np.ndarray:
+    """Labels with ``ignore`` where the confidence is below ``threshold`` (applied at the model's resolution)."""
+    return np.where(confidence >= threshold, labels, np.uint8(ignore)).astype(np.uint8)
+
+
+def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """An HxW uint8 label map to ``hw`` with nearest-neighbour (labels are never interpolated)."""
+    if labels.shape == tuple(hw):
+        return labels
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(labels).resize((hw[1], hw[0]), Image.NEAREST))

@@ -233,6 +233,32 @@ def export(
     run_export(cfg, _say)
 
 
+@app.command()
+def bench(
+    model: Path = typer.Argument(..., help="Model directory written by ssseg export (holds model.json)."),
+    backend: str = typer.Option("auto", help="Comma-separated NAME[:VARIANT]: trt[:fp16|int8..], ort[:cpu|cuda|tensorrt], "
+                                             "torch[:fp16+channels_last+compile+cudagraphs], auto."),
+    batch: str = typer.Option("1", help="Comma-separated batch sizes."),
+    iters: int = typer.Option(100, help="Timed calls per case."),
+    warmup: int = typer.Option(20, help="Untimed calls before timing."),
+    input_size: Optional[str] = typer.Option(None, help="HxW; must be the model's (graphs are static). Default: the model's."),
+    frame_size: str = typer.Option("1080x1920", help="Decoded frame size for the labeler+host stage."),
+    stages: str = typer.Option("segmenter,labeler,labeler+host", help="Which stages to time."),
+    compare: bool = typer.Option(False, "--compare", help="Speed ratio of each backend to torch eager FP32 (added if absent)."),
+    run: Optional[Path] = typer.Option(None, help="torch backend: load this run's weights instead of model.json's."),
+    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process may use)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+) -> None:
+    """Frames per second and latency of each backend on one model: segmenter, labeler, labeler with host
+    pre/post-processing, side by side in one run."""
+    from ssseg.config import BenchConfig
+    from ssseg.runtime.bench import run_bench
+
+    cfg = BenchConfig(model=model, backends=backend, batch=batch, iters=iters, warmup=warmup, input_size=input_size,
+                      frame_size=frame_size, stages=stages, compare=compare, run=run, threads=threads, json=json_out)
+    run_bench(cfg, _say)
+
+
 def _not_available(name: str, issue: str):
     def command() -> None:
         raise NotAvailableError(f"'ssseg {name}' is not available yet", fix=f"it lands with {issue}")
@@ -241,8 +267,6 @@ def _not_available(name: str, issue: str):
     return command
 
 
-app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    _not_available("bench", "the runtime release"))
 app.command("label", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     _not_available("label", "the auto-labeling release"))
 

@@ -203,6 +203,55 @@ def round_hw(hw: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
     return tuple(multiple * -(-v // multiple) for v in hw)
 
 
+BENCH_STAGES = ("segmenter", "labeler", "labeler+host")
+
+
+def parse_int_list(text: str | tuple | list, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a comma-separated list of integers", fix=f"e.g. {what} 1,8") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{what} {text!r} needs positive integers", fix=f"e.g. {what} 1,8")
+    return values
+
+
+@dataclass
+class BenchConfig:
+    model: Path
+    backends: tuple[str, ...] = ("auto",)  # each NAME[:VARIANT]: trt[:fp16], ort[:cuda], torch[:fp16+cudagraphs]
+    batch: tuple[int, ...] = (1,)
+    iters: int = 100
+    warmup: int = 20
+    input_size: tuple[int, int] | None = None  # must be the model's (graphs are static); default: the model's
+    frame_size: tuple[int, int] = (1080, 1920)  # decoded frame size for the labeler+host stage
+    stages: tuple[str, ...] = BENCH_STAGES
+    compare: bool = False
+    run: Path | None = None
+    threads: int | None = None
+    json: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.model = Path(self.model)
+        self.run = Path(self.run) if self.run is not None else None
+        self.json = Path(self.json) if self.json is not None else None
+        if isinstance(self.backends, str):
+            self.backends = tuple(b.strip() for b in self.backends.split(",") if b.strip())
+        for b in self.backends:
+            if b.split(":", 1)[0] not in ("auto", "trt", "ort", "torch"):
+                raise ConfigError(f"unknown --backend {b!r}", fix="choose from trt, ort, torch, auto (NAME[:VARIANT])")
+        self.batch = parse_int_list(self.batch, "--batch")
+        if isinstance(self.stages, str):
+            self.stages = tuple(s.strip() for s in self.stages.split(",") if s.strip())
+        bad = [s for s in self.stages if s not in BENCH_STAGES]
+        if bad or not self.stages:
+            raise ConfigError(f"unknown --stages {','.join(bad)}", fix=f"choose from {', '.join(BENCH_STAGES)}")
+        self.input_size = parse_hw(self.input_size, "--input-size")
+        self.frame_size = parse_hw(self.frame_size, "--frame-size")
+        if self.iters < 1 or self.warmup < 0:
+            raise ConfigError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters}, {self.warmup})")
+
+
 # Options that may change between an interrupted run and its --resume without changing the result.
 RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage"})
 
@@ -269,7 +318,7 @@ def hw_str(hw: tuple[int, int] | list[int] | None) -> str:
     return "-" if hw is None else f"{hw[0]}x{hw[1]}"
 
 
-__all__ = ["TrainConfig", "ExportConfig", "PRECISIONS", "ENGINE_GRAPHS", "DEFAULT_OPSET", "parse_batch_range",
+__all__ = ["TrainConfig", "ExportConfig", "BenchConfig", "BENCH_STAGES", "parse_int_list", "PRECISIONS", "ENGINE_GRAPHS", "DEFAULT_OPSET", "parse_batch_range",
            "round_hw", "build_train_config", "load_config_file", "parse_hw", "hw_str", "MEAN", "STD",
            "METHODS", "IMPLEMENTED_METHODS", "DATASET_DEFAULTS", "RESUME_MUTABLE", "AUX_INPUTS", "STAGE3_INITS",
            "first_stage_of"]
