@@ -265,7 +265,7 @@ BACKENDS: dict[str, Callable[..., Backend]] = {"trt": TrtBackend, "ort": OrtBack
 
 
 def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str | None = None,
-                 run: Path | None = None, say: Callable[[str], None] | None = None) -> Backend:
+                 run: Path | None = None, say: Callable[[str], None] | None = None, threads: int | None = None) -> Backend:
     """``name`` is trt, ort, torch or auto (trt when TensorRT, pycuda and an engine for this machine are
     there, then ONNX Runtime on a GPU provider, then on the CPU). ``variant``: trt precision, ort provider,
     torch mode (fp16, channels_last, compile, cudagraphs joined by '+')."""
@@ -278,13 +278,16 @@ def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str |
         except (NotAvailableError, ModelError) as e:
             if say:
                 say(f"auto: not TensorRT ({e})")
-        return OrtBackend(spec)
+        return OrtBackend(spec, threads=threads)
     if name == "torch":
-        from ssseg.models.runner import TorchBackend
-
+        try:
+            from ssseg.models.runner import TorchBackend
+        except ImportError:
+            raise NotAvailableError("the torch backend needs PyTorch, which is not installed here",
+                                    fix="pip install 'ssseg[train]' (with torch), or use --backend ort/trt") from None
         return TorchBackend(spec, run=run, mode=variant)
     if name == "trt":
         return TrtBackend(spec, variant)
     if name == "ort":
-        return OrtBackend(spec, provider=variant)
+        return OrtBackend(spec, provider=variant, threads=threads)
     raise BackendError(f"unknown backend {name!r}", fix="choose trt, ort, torch or auto")

@@ -121,26 +121,9 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
     rows, described = [], {}
     for item in backends:
         name, _, variant = item.partition(":")
-        backend = open_backend(spec, name, variant or None, run=cfg.run, say=say) if name != "ort" or not cfg.threads \
-            else _ort(spec, variant, cfg.threads)
+        backend = open_backend(spec, name, variant or None, run=cfg.run, say=say, threads=cfg.threads)
         label = item if name != "auto" else f"auto={backend.name}"
-        for batch in cfg.batch:
-            ran = batch
-            while True:
-                try:
-                    for stage in cfg.stages:
-                        secs = measure(stage_call(backend, stage, spec, ran, cfg.frame_size, rng), backend.timer(),
-                                       cfg.iters, cfg.warmup, backend.synchronize)
-                        row = {"backend": label, **backend.describe(), "stage": stage, "batch": ran,
-                               "requested_batch": batch, **latency_summary(secs, ran)}
-                        rows.append(row)
-                        say(_row_text(row))
-                    break
-                except OutOfMemory as e:
-                    if ran == 1:
-                        raise
-                    say(f"{label}: {e}; retrying at batch {ran // 2}")
-                    ran //= 2
+        rows += bench_backend(backend, label, cfg, spec, rng, say)
         described[label] = backend.describe()
     result = {
         "format": BENCH_FORMAT, "format_version": BENCH_FORMAT_VERSION,
@@ -163,10 +146,31 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
     return result
 
 
-def _ort(spec, variant, threads):
-    from ssseg.runtime.backends import OrtBackend
-
-    return OrtBackend(spec, provider=variant or None, threads=threads)
+def bench_backend(backend: Backend, label: str, cfg: BenchConfig, spec: ModelSpec, rng: np.random.Generator,
+                  say: Callable[[str], None]) -> list[dict]:
+    """Every stage at every batch size on one backend. Out of device memory at a batch, the batch is halved
+    and the run says so (the row keeps the requested batch next to the one that ran)."""
+    rows = []
+    for batch in cfg.batch:
+        ran = batch
+        while True:
+            try:
+                done = []
+                for stage in cfg.stages:
+                    secs = measure(stage_call(backend, stage, spec, ran, cfg.frame_size, rng), backend.timer(),
+                                   cfg.iters, cfg.warmup, backend.synchronize)
+                    row = {"backend": label, **backend.describe(), "stage": stage, "batch": ran,
+                           "requested_batch": batch, **latency_summary(secs, ran)}
+                    done.append(row)
+                    say(_row_text(row))
+                rows += done
+                break
+            except OutOfMemory as e:
+                if ran == 1:
+                    raise
+                say(f"{label}: {e}; retrying at batch {ran // 2}")
+                ran //= 2
+    return rows
 
 
 def _row_text(row: dict) -> str:

@@ -87,3 +87,26 @@ def kill_when(cmd: list[str], metrics: Path, records: int, env: dict, timeout: f
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return len(read_jsonl(metrics))
+
+
+@pytest.fixture(scope="session")
+def aux_run(tmp_path_factory) -> Path:
+    """A finished --method aux run on tiny synthetic data (t_aux 0.7), shared by the export and runtime tests."""
+    from ssseg.config import TrainConfig
+    from ssseg.train.loop import train
+
+    out = tmp_path_factory.mktemp("trained") / "aux"
+    cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="aux", labeled_fraction=0.5, out=out,
+                      epochs=2, aux_epochs=1, batch_size=4, lr=0.05, workers=0, device="cpu", t_aux=0.7)
+    return train(cfg, log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def exported(aux_run, tmp_path_factory) -> Path:
+    """That run exported at 64x64 with a dynamic batch 1:2:4 (no verification: the export tests cover it)."""
+    from ssseg.config import ExportConfig
+    from ssseg.export import run_export
+
+    out = tmp_path_factory.mktemp("exported") / "model"
+    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", verify=False), say=lambda *_: None)
+    return out

@@ -40,14 +40,6 @@ TINY = "synthetic:size=64x64,train=8,val=4,test=4"
 
 
 @pytest.fixture(scope="module")
-def aux_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "aux"
-    cfg = TrainConfig(data=TINY, method="aux", labeled_fraction=0.5, out=out, epochs=2, aux_epochs=1, batch_size=4,
-                      lr=0.05, workers=0, device="cpu", t_aux=0.7)
-    return train(cfg, log=lambda *_: None)
-
-
-@pytest.fixture(scope="module")
 def frames_dir(tmp_path_factory) -> Path:
     """Real-looking frames of mixed sizes, plus a file that is not an image."""
     root = tmp_path_factory.mktemp("frames")
