@@ -52,6 +52,14 @@ def argmax_uint8(logits: torch.Tensor) -> torch.Tensor:
     return torch.argmax(logits, 1).float().to(torch.uint8)
 
 
+def softmax_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the class axis, written out. ONNX Runtime's CPU Softmax on a non-last axis transposes
+    internally: 99 ms of a 670 ms labeler at 512x1024 on 2 cores, against 12 ms for this form (same
+    values to 1e-7; TensorRT parses ReduceMax/Exp/ReduceSum/Div natively)."""
+    e = torch.exp(logits - logits.amax(1, keepdim=True))
+    return e / e.sum(1, keepdim=True)
+
+
 class LabelerGraph(nn.Module):
     """image -> (labels, confidence), or labels alone when there is no confidence net."""
 
@@ -65,7 +73,7 @@ class LabelerGraph(nn.Module):
         labels = argmax_uint8(logits)
         if self.aux is None:
             return labels
-        probs = torch.softmax(logits, 1)
+        probs = softmax_classes(logits)
         conf = torch.sigmoid(self.aux(probs, x if self.aux.with_rgb else None)).squeeze(1)
         return labels, conf
 
