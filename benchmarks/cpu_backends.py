@@ -60,6 +60,19 @@ def ort_profile(labeler: Path, hw: tuple[int, int], runs: int) -> dict:
     return {"latency_ms": sweep, "op_time_share": shares}
 
 
+def sgemm_gflops(n: int = 4096, runs: int = 5) -> float:
+    """The machine's practical FP32 peak: a large matrix product in torch, same thread count as the bench."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        a @ b
+    return 2 * n ** 3 * runs / (time.perf_counter() - t0) / 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, type=Path)
@@ -93,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, json.dumps(profile["latency_ms"]), "top ops", list(profile["op_time_share"].items())[:4])
 
     m = machine()
+    peak = sgemm_gflops()
     lines = ["# CPU: ONNX Runtime vs PyTorch eager FP32", "",
              f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, onnxruntime "
              f"{per_size[next(iter(per_size))]['bench']['system']['versions'].get('onnxruntime')}; run `{args.run}`; "
@@ -113,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         rate = d["labeler_gflop_per_s"]
         lines.append(f"- {name}: {sweep}. Ops: {ops}. Labeler {d['bench']['model']['stats']['labeler']['gflops']:.1f} "
                      f"GFLOPs/frame: ORT {rate['ort']:.0f} GFLOP/s, torch {rate['torch']:.0f} GFLOP/s.")
-    lines.append("")
-    js, md = write_results(args.out, {"machine": m, "sizes": per_size}, "\n".join(lines))
+    lines += [f"- For scale: a 4096x4096 FP32 matrix product runs at {peak:.0f} GFLOP/s on this machine (torch, same threads).", ""]
+    js, md = write_results(args.out, {"machine": m, "sgemm_gflop_per_s": peak, "sizes": per_size}, "\n".join(lines))
     print(f"wrote {js} and {md}")
     return 0
 
