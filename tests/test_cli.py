@@ -99,4 +99,5 @@ def test_demo_runs_the_three_stages_and_compares(tmp_path):
     assert json.loads((tmp_path / "demo" / "aux" / "summary.json").read_text())["pseudo_images"] == 32
     model = json.loads((tmp_path / "demo" / "aux" / "model" / "model.json").read_text())
     assert model["verification"]["passed"] and sorted(model["graphs"]) == ["aux", "labeler", "segmenter"]
-    assert "[4/4] export to ONNX" in proc.stdout and "label_agreement" in proc.stdout
+    assert "[4/5] export to ONNX" in proc.stdout and "label_agreement" in proc.stdout
+    assert "[5/5] speed" in proc.stdout and "speed vs torch eager FP32" in proc.stdout
