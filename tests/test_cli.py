@@ -73,6 +73,8 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     proc = run_cli("export", str(tmp_path))
     assert proc.returncode == 1 and "not a run directory (no config.json)" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("bench", str(tmp_path))
+    assert proc.returncode == 1 and "no model.json here" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli("label", str(tmp_path))
     assert proc.returncode == 1 and "not available yet" in proc.stderr
 
 
