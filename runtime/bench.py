@@ -114,8 +114,8 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
         backends.append("torch")
         say("--compare: added torch (eager FP32) as the baseline")
     say(f"model {spec.root} ({spec.data['method']}, {spec.classes.num_classes} classes) at {hw_str(hw)}; "
-        f"batch {','.join(map(str, cfg.batch))}; {cfg.warmup} warm-up + {cfg.iters} timed calls; "
-        f"labeler+host from {hw_str(cfg.frame_size)} frames")
+        f"batch {','.join(map(str, cfg.batch))}; {cfg.warmup} warm-up + {cfg.iters} timed calls"
+        + (f"; labeler+host from {hw_str(cfg.frame_size)} frames" if "labeler+host" in cfg.stages else ""))
     say(PRACTICE)
     rng = np.random.default_rng(0)
     rows, described = [], {}
