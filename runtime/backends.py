@@ -261,9 +261,6 @@ class OutOfMemory(BackendError):
     """The device ran out of memory; callers may retry at a smaller batch."""
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"trt": TrtBackend, "ort": OrtBackend}
-
-
 def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str | None = None,
                  run: Path | None = None, say: Callable[[str], None] | None = None, threads: int | None = None) -> Backend:
     """``name`` is trt, ort, torch or auto (trt when TensorRT, pycuda and an engine for this machine are

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Callable

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from ssseg.config import BenchConfig, ExportConfig
 from ssseg.errors import BackendError, ConfigError, ModelError, NotAvailableError
