@@ -15,11 +15,11 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q $(TORCH_SPEC)
-	$(PIP) install -q -e ".[train,export]"
+	$(PIP) install -q -e ".[train,export,label]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e ".[train,export,test]"
+	$(PIP) install -q -e ".[train,export,label,test]"
 	touch $@
 
 install: $(VENV)/.installed

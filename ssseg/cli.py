@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from ssseg.errors import NotAvailableError, SsegError
+from ssseg.errors import SsegError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Semi-supervised real-time road-scene segmentation: train, evaluate, export, benchmark, auto-label.")
@@ -259,16 +259,35 @@ def bench(
     run_bench(cfg, _say)
 
 
-def _not_available(name: str, issue: str):
-    def command() -> None:
-        raise NotAvailableError(f"'ssseg {name}' is not available yet", fix=f"it lands with {issue}")
+@app.command()
+def label(
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Video files, image folders, globs, list files "
+                                                                     "(.txt, one input per line), stream URLs, /dev/videoN."),
+    model: Path = typer.Option(..., help="Model directory written by ssseg export (holds model.json)."),
+    out: Path = typer.Option(..., help="Output directory (created; refused if it holds other files)."),
+    threshold: Optional[float] = typer.Option(None, help="Confidence gate: pixels below it become 255 (default: model.json's)."),
+    every: Optional[int] = typer.Option(None, help="Label every K-th frame."),
+    fps: Optional[float] = typer.Option(None, help="Or label F frames per second of video time (variable frame rates too)."),
+    batch: Optional[int] = typer.Option(None, help="Frames per inference call (default: the model's optimal batch)."),
+    backend: str = typer.Option("auto", help="auto, trt[:PRECISION], ort[:PROVIDER] (or torch, for comparisons)."),
+    format: str = typer.Option("png", "--format", help="png, cityscapes or camvid (SegNet layout)."),
+    confidence: bool = typer.Option(False, "--confidence", help="Also write the confidence map as an 8-bit PNG."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write an MP4 per source with the gated mask blended in."),
+    min_coverage: Optional[float] = typer.Option(None, help="Skip writing frames whose confident share is below C (they are listed)."),
+    shard: Optional[str] = typer.Option(None, help="I/N: label only shard I (0-based) of N, for N machines or array jobs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted job in --out: done frames are skipped."),
+    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process may use)."),
+    writers: int = typer.Option(2, help="PNG-writing threads."),
+) -> None:
+    """Auto-label footage: confidence-gated masks per frame, a manifest per source, a job summary listing the
+    frames a person should label next."""
+    from ssseg.config import LabelConfig
+    from ssseg.label import run_label
 
-    command.__doc__ = f"Not available yet: lands with {issue}."
-    return command
-
-
-app.command("label", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    _not_available("label", "the auto-labeling release"))
+    cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold, every=every, fps=fps, batch=batch,
+                      backend=backend, format=format, confidence=confidence, overlay=overlay, min_coverage=min_coverage,
+                      shard=shard, resume=resume, threads=threads, writers=writers)
+    raise typer.Exit(run_label(cfg, _say))
 
 
 def main() -> None:

@@ -252,6 +252,69 @@ class BenchConfig:
             raise ConfigError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters}, {self.warmup})")
 
 
+LABEL_FORMATS = ("png", "cityscapes", "camvid")
+LABEL_BACKENDS = ("auto", "trt", "ort", "torch")
+
+
+def parse_shard(text: str | tuple | None) -> tuple[int, int] | None:
+    """'2/8' -> (2, 8): the third of eight shards, numbered from 0 like Slurm array task ids."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r} is not I/N", fix="e.g. --shard 0/4 ... --shard 3/4 "
+                                                             "(--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)") from None
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r} needs 0 <= I < N", fix=f"shards of {max(n, 1)} are numbered 0..{max(n, 1) - 1}")
+    return i, n
+
+
+@dataclass
+class LabelConfig:
+    inputs: tuple[str, ...]  # video files, image folders, globs, list files (.txt), stream URLs, camera devices
+    model: Path
+    out: Path
+    threshold: float | None = None  # default: model.json's gate.threshold
+    every: int | None = None  # label every K-th frame
+    fps: float | None = None  # or sample F frames per second of video time
+    batch: int | None = None  # default: the model's optimal batch
+    backend: str = "auto"
+    format: str = "png"
+    confidence: bool = False
+    overlay: bool = False
+    min_coverage: float | None = None
+    shard: tuple[int, int] | None = None
+    resume: bool = False
+    threads: int | None = None  # ORT intra-op threads (default: the cores this process may use)
+    writers: int = 2  # PNG encoding threads
+
+    def __post_init__(self) -> None:
+        self.inputs = tuple(str(i) for i in self.inputs)
+        self.model, self.out = Path(self.model), Path(self.out)
+        if not self.inputs:
+            raise ConfigError("no INPUT given", fix="pass video files, image folders, globs or list files")
+        if self.format not in LABEL_FORMATS:
+            raise ConfigError(f"unknown --format {self.format!r}", fix=f"choose from {', '.join(LABEL_FORMATS)}")
+        if self.backend.split(":", 1)[0] not in LABEL_BACKENDS:
+            raise ConfigError(f"unknown --backend {self.backend!r}", fix=f"choose from {', '.join(LABEL_BACKENDS)}")
+        if self.every is not None and self.fps is not None:
+            raise ConfigError("--every and --fps both given", fix="sample by frame count (--every) or by time (--fps), not both")
+        if self.every is not None and self.every < 1:
+            raise ConfigError(f"--every {self.every} must be >= 1")
+        if self.fps is not None and not self.fps > 0:
+            raise ConfigError(f"--fps {self.fps} must be > 0")
+        if self.batch is not None and self.batch < 1:
+            raise ConfigError(f"--batch {self.batch} must be >= 1")
+        if self.writers < 1:
+            raise ConfigError(f"--writers {self.writers} must be >= 1")
+        for name in ("threshold", "min_coverage"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} {value} must lie in [0, 1]")
+        self.shard = parse_shard(self.shard)
+
+
 # Options that may change between an interrupted run and its --resume without changing the result.
 RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage"})
 

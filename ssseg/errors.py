@@ -46,3 +46,8 @@ class ModelError(SsegError):
 class BackendError(SsegError):
     """An inference backend that cannot run what it was given (batch outside the profile, wrong frames,
     device out of memory)."""
+
+
+class LabelError(SsegError):
+    """A labeling job that cannot start (options the model cannot honour, an output folder written with
+    other settings) or an input that cannot be labeled."""

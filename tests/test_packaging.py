@@ -28,7 +28,7 @@ def _package_dirs() -> dict[str, Path]:
 def test_declared_packages_match_the_folders():
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert sorted(cfg["packages"]) == sorted(_package_dirs())
-    for top in ("train", "export", "runtime"):
+    for top in ("train", "export", "runtime", "label"):
         assert cfg["package-dir"][f"ssseg.{top}"] == top
 
 
@@ -49,7 +49,7 @@ def test_wheel_contents_and_import_without_torch(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, timeout=300)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ssseg, ssseg.runtime, ssseg.export, ssseg.errors;"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ssseg, ssseg.runtime, ssseg.export, ssseg.label, ssseg.errors;"
             "print(ssseg.__version__, ssseg.runtime.__file__.startswith(sys.argv[1]), 'torch' in sys.modules)")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(target)], capture_output=True, text=True,
                          check=True).stdout.split()

@@ -1,0 +1,111 @@
+"""Frames out of sources: PyAV for videos and streams (every frame decoded in order, so frame numbers are
+exact; timestamps drive --fps sampling, so variable frame rates are handled), Pillow for image folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+
+from ssseg.errors import LabelError
+from ssseg.label.inputs import Source
+
+DEFAULT_IMAGE_RATE = Fraction(10)  # overlay frame rate of image sequences, which have no timestamps
+
+
+class DecodeError(Exception):
+    """A source stopped decoding part-way; the frames before it are labeled, the message is recorded."""
+
+
+@dataclass
+class RawFrame:
+    index: int  # frame number in the source, from 0
+    name: str  # output stem
+    time: float | None  # seconds from the start (videos)
+    payload: Any  # av.VideoFrame or an image path: converted to RGB only when the frame is needed
+
+    def rgb(self) -> np.ndarray:
+        if isinstance(self.payload, np.ndarray):
+            return self.payload
+        if hasattr(self.payload, "to_ndarray"):
+            return self.payload.to_ndarray(format="rgb24")
+        from PIL import Image
+
+        try:
+            with Image.open(self.payload) as im:
+                return np.asarray(im.convert("RGB"))
+        except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt files
+            raise DecodeError(f"cannot decode image ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+class Sampler:
+    """--every K (frame numbers 0, K, 2K, ...) or --fps F (the first frame at or after each 1/F step of
+    the timestamps; a long gap yields one frame, not a burst)."""
+
+    def __init__(self, every: int | None, fps: float | None):
+        self.every, self.fps = every or 1, fps
+        self.next_time: float | None = None
+
+    def take(self, index: int, time: float | None) -> bool:
+        if self.fps is None or time is None:
+            return index % self.every == 0
+        if self.next_time is None or time >= self.next_time - 1e-6:
+            base = time if self.next_time is None else self.next_time
+            step = 1.0 / self.fps
+            self.next_time = base + step * (int((time - base) / step + 1e-6) + 1)
+            return True
+        return False
+
+
+def import_av():
+    try:
+        import av
+    except ImportError:
+        raise LabelError("decoding video needs PyAV, which is not installed", fix="pip install 'ssseg[label]' (av)") from None
+    return av
+
+
+def open_container(source: Source):
+    av = import_av()
+    options = {"format": "v4l2"} if source.input.startswith("/dev/video") else {}
+    try:
+        return av.open(source.input, **options, timeout=30.0 if source.kind == "stream" else None)
+    except Exception as e:  # noqa: BLE001 - FFmpeg errors, OSError, permissions
+        raise DecodeError(f"cannot open ({_short(e)})") from None
+
+
+def frame_rate(container) -> Fraction | None:
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate
+    return Fraction(rate) if rate else None
+
+
+def video_frames(container) -> Iterator[RawFrame]:
+    """Decoded frames in presentation order. A decoding error after some frames raises DecodeError."""
+    if not container.streams.video:
+        raise DecodeError("no video stream in the file")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    index = 0
+    try:
+        for frame in container.decode(stream):
+            yield RawFrame(index, f"{index:06d}", frame.time, frame)
+            index += 1
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - FFmpeg raises InvalidDataError, EOFError, ...
+        raise DecodeError(f"decoding stopped after {index} frames ({_short(e)})") from None
+    if index == 0:
+        raise DecodeError("no frame could be decoded")
+
+
+def image_frames(source: Source, names: list[str]) -> Iterator[RawFrame]:
+    for index, (path, name) in enumerate(zip(source.images, names)):
+        yield RawFrame(index, name, None, path)
+
+
+def _short(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:160]

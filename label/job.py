@@ -1,0 +1,134 @@
+"""``ssseg label``: check everything that can be checked before the first frame, then run the pipeline and
+write the job summary. Returns the exit status: 0 when every source was labeled completely, 1 otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ssseg.config import LabelConfig
+from ssseg.errors import ConfigError, LabelError
+from ssseg.io import write_json
+from ssseg.label.inputs import expand_inputs, shard
+from ssseg.label.layouts import make_layout
+from ssseg.label.pipeline import Pipeline, Progress
+from ssseg.label.records import SourceState, check_job, now, summary, summary_name
+from ssseg.runtime.model import ModelSpec, read_model
+
+
+def settings_of(cfg: LabelConfig, spec: ModelSpec, threshold: float | None) -> dict:
+    """The options that decide the files' contents: a --resume or another shard must repeat them."""
+    return {"model_labeler_sha256": spec.data["graphs"]["labeler"]["sha256"], "threshold": threshold,
+            "every": cfg.every, "fps": cfg.fps, "format": cfg.format, "confidence": cfg.confidence,
+            "overlay": cfg.overlay, "min_coverage": cfg.min_coverage}
+
+
+def resolve_threshold(cfg: LabelConfig, spec: ModelSpec) -> float | None:
+    """The gate's threshold, or None for a model without a confidence net (refusing options that need one)."""
+    if spec.gated:
+        return spec.threshold if cfg.threshold is None else cfg.threshold
+    needs = [opt for opt, v in (("--threshold", cfg.threshold), ("--confidence", cfg.confidence or None),
+                                ("--min-coverage", cfg.min_coverage)) if v is not None]
+    if needs:
+        reason = spec.data["gate"].get("reason", "it was exported without a confidence net")
+        raise ConfigError(f"{', '.join(needs)} need a confidence net, and this model has none ({reason})",
+                          path=spec.root / "model.json",
+                          fix=f"drop {', '.join(needs)} to write ungated labels, or export a --method aux run")
+    return None
+
+
+def resolve_batch(cfg: LabelConfig, spec: ModelSpec) -> int:
+    lo, opt, hi = spec.batch_range
+    batch = cfg.batch or opt
+    if batch > hi:
+        raise ConfigError(f"--batch {batch} is above the model's maximum batch {hi}", path=spec.root / "model.json",
+                          fix=f"use --batch {hi} or less, or re-export with --dynamic-batch 1:{batch}:{batch}")
+    return batch
+
+
+def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
+    spec = read_model(cfg.model)
+    threshold = resolve_threshold(cfg, spec)
+    batch = resolve_batch(cfg, spec)
+    sources = expand_inputs(cfg.inputs)
+    if cfg.fps is not None:
+        stills = [s.input for s in sources if s.kind == "images"]
+        if stills:
+            raise ConfigError(f"--fps samples by video timestamps, and {stills[0]} is a folder of images without them",
+                              fix="use --every K for image folders (or label them in a separate job)")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for s in sources:
+        if s.kind == "stream":  # a stream never repeats: each job labels it into a new folder
+            s.key = f"{s.key}-{stamp}"
+    mine = shard(sources, *cfg.shard) if cfg.shard else sources
+    if cfg.shard:
+        say(f"shard {cfg.shard[0]}/{cfg.shard[1]}: {len(mine)} of {len(sources)} sources")
+    settings = settings_of(cfg, spec, threshold)
+    out = Path(cfg.out)
+    check_job(out, settings)
+    layout = make_layout(cfg.format, out, spec.classes, cfg.confidence)
+    states = [SourceState(s, layout.meta_dir(s.key), settings, list(spec.classes.names), out) for s in mine]
+    for state in states:
+        state.prepare(cfg.resume, cfg.overlay)
+
+    from ssseg.runtime.backends import open_backend
+
+    name, _, variant = cfg.backend.partition(":")
+    backend = open_backend(spec, name, variant or None, say=say, threads=cfg.threads).load()
+    info = backend.describe()
+    gate_text = "ungated (no confidence net)" if threshold is None else f"confidence >= {threshold:g}"
+    say(f"labeling {len(mine)} source(s) with {info['backend']} ({info.get('provider') or info['precision']}), "
+        f"batch {batch}, {gate_text}, format {cfg.format} -> {out}")
+
+    run = {"started": now(), "backend": info, "batch": batch}
+    pipeline = Pipeline(backend, layout, batch=batch, threshold=threshold, min_coverage=cfg.min_coverage,
+                        every=cfg.every, fps=cfg.fps, overlay=cfg.overlay, writers=cfg.writers, decoders=2,
+                        progress=None, say=say)
+    t0 = time.perf_counter()
+    interrupted = False
+    with Progress(say, live=sys.stderr.isatty()) as progress:
+        pipeline.progress = progress
+        try:
+            results = pipeline.run(states, run)
+        except KeyboardInterrupt:
+            interrupted, results = True, pipeline.results
+    seconds = time.perf_counter() - t0
+    run.update(finished=now(), seconds=round(seconds, 3), frames_labeled=pipeline.labeled,
+               fps=round(pipeline.labeled / seconds, 3) if seconds > 0 else None, interrupted=interrupted,
+               timings={k: round(v, 3) for k, v in pipeline.timings.items()})
+    results.sort(key=lambda r: r["key"])
+    report = summary(results, settings, run, cfg.shard)
+    path = write_json(out / summary_name(cfg.shard), report)
+    layout.finish(finished_manifests(out, layout, sources))
+    say(f"{pipeline.labeled} frames labeled in {seconds:.1f} s ({run['fps'] or 0:.1f} frames/s); summary: {path}")
+    if report["next_to_label"]:
+        worst = report["next_to_label"][0]
+        say(f"lowest confident coverage: {worst['source']} frame {worst['name']} ({100 * worst['coverage']:.1f}%); "
+            f"the {len(report['next_to_label'])} lowest are listed under next_to_label")
+    if interrupted:
+        raise KeyboardInterrupt
+    if report["failures"]:
+        for f in report["failures"]:
+            first = f["errors"][0]
+            say(f"FAILED {f['input']}: {first.get('source') or first.get('error')}"
+                + (f" (+{len(f['errors']) - 1} more)" if len(f["errors"]) > 1 else ""))
+        raise LabelError(f"{len(report['failures'])} of {len(results)} sources failed (listed above and in {path})",
+                         fix="fix or remove those inputs and run again with --resume")
+    return 0
+
+
+def finished_manifests(out: Path, layout, sources) -> list[dict]:
+    """Manifests of every source of the job found in OUT (all shards'), for job-level list files."""
+    found = []
+    for s in sources:
+        path = layout.meta_dir(s.key) / "manifest.json"
+        if path.is_file():
+            try:
+                found.append(json.loads(path.read_text()))
+            except ValueError:
+                continue
+    return found
+

@@ -1,0 +1,266 @@
+"""What has been labeled: a per-source journal while frames are written, manifest.json when a source ends,
+and the job's job.json and summary.json.
+
+The journal (``frames.jsonl`` beside the manifest) gets one line per frame after that frame's files are
+renamed into place, so after a kill every line names complete files; ``--resume`` keeps the frames whose
+line and files are intact and labels the rest. The manifest is the sorted journal plus totals; its frame
+records are streamed from the journal, so memory does not grow with footage length."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import threading
+import time
+from pathlib import Path
+
+from ssseg import __version__
+from ssseg.errors import LabelError
+from ssseg.io import atomic_write_text, check_format, write_json
+from ssseg.label.inputs import Source
+
+MANIFEST_FORMAT, SUMMARY_FORMAT, JOB_FORMAT = "ssseg.label.manifest", "ssseg.label.summary", "ssseg.label.job"
+FORMAT_VERSION = 1
+LOWEST_PER_SOURCE = 20
+NEXT_TO_LABEL = 100
+JOB_FILE = "job.json"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def check_job(out: Path, settings: dict) -> None:
+    """Refuse an OUT_DIR that holds someone else's files or labels made with other settings; otherwise
+    record the settings in OUT/job.json (shards of one job share it)."""
+    out = Path(out)
+    job = out / JOB_FILE
+    if job.is_file():
+        try:
+            data = json.loads(job.read_text())
+        except ValueError:
+            raise LabelError("job.json is damaged", path=job, fix="choose a new --out") from None
+        check_format(data, JOB_FORMAT, FORMAT_VERSION, what="an ssseg label job", path=job, error=LabelError,
+                     foreign_fix="choose a new --out", version_fix="label into a new --out, or use ssseg {written}")
+        old = data.get("settings", {})
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if changed:
+            diffs = ", ".join(f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise LabelError(f"labels here were made with other settings ({diffs})", path=job,
+                             fix="repeat the original options to continue, or choose a new --out")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise LabelError("output folder is not empty and was not written by ssseg label", path=out,
+                         fix="choose a new or empty --out; nothing is overwritten")
+    write_json(job, {"format": JOB_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
+                     "created": now(), "settings": settings})
+
+
+class SourceState:
+    """Progress of one source. Decoder, inference and writer threads update it; ``finalize`` runs once,
+    in whichever thread finishes its last frame."""
+
+    def __init__(self, source: Source, meta_dir: Path, settings: dict, classes: list[str], out: Path):
+        self.source, self.meta, self.settings, self.classes, self.out = source, Path(meta_dir), settings, classes, out
+        self.journal_path = self.meta / "frames.jsonl"
+        self.manifest_path = self.meta / "manifest.json"
+        self.overlay_path = self.meta / "overlay.mp4"
+        self.done: set[int] = set()  # frames whose outputs are complete (skipped on --resume)
+        self.complete_before = False  # finished by an earlier run: nothing to do
+        self.previous: dict | None = None  # an earlier manifest's head
+        self.lock = threading.Lock()
+        self.outstanding = 0
+        self.ended = False
+        self.error: str | None = source.error
+        self.frame_errors = 0
+        self.decoded = self.sampled = self.labeled = 0
+        self.started = time.perf_counter()
+        self.journal = None
+        self._kept: list[str] = []
+        self.finalized = False
+        self.overlay = self.overlay_pool = None  # set by the pipeline with --overlay
+
+    # --- before the run ---
+    def has_output(self) -> bool:
+        return self.journal_path.exists() or self.manifest_path.exists()
+
+    def prepare(self, resume: bool, overlay: bool) -> None:
+        """Load what an earlier run wrote (with --resume) and open the journal."""
+        if self.has_output() and not resume:
+            raise LabelError(f"{self.source.input} was already labeled here", path=self.meta,
+                             fix="pass --resume to continue, or choose a new --out")
+        records: dict[int, str] = {}
+        identity = self.source.identity()
+        if self.manifest_path.exists():
+            try:
+                self.previous = json.loads(self.manifest_path.read_text())
+            except ValueError:
+                self.previous = None
+            if self.previous is not None:
+                check_format(self.previous, MANIFEST_FORMAT, FORMAT_VERSION, what="an ssseg label manifest",
+                             path=self.manifest_path, error=LabelError, foreign_fix="choose a new --out",
+                             version_fix="label into a new --out, or use ssseg {written}")
+                self._check_identity(self.previous["source"].get("identity"), identity)
+                for rec in self.previous.get("frames", []):
+                    records[rec["index"]] = json.dumps(rec)
+        for line in _lines(self.journal_path):
+            rec = _parse(line)
+            if rec is None:
+                continue
+            if "identity" in rec:
+                self._check_identity(rec["identity"], identity)
+            elif "index" in rec:
+                records[rec["index"]] = line
+        kept = [line for _, line in sorted(records.items()) if self._valid(json.loads(line))]
+        self.done = {json.loads(line)["index"] for line in kept}
+        prev = self.previous or {}
+        self.complete_before = (prev.get("complete", False) and len(kept) == len(records) == prev.get("frames_sampled")
+                                and (not overlay or self.overlay_path.exists()))
+        self._kept = kept
+
+    def open_journal(self) -> None:
+        """Start the journal with the frames kept from earlier runs (called when decoding starts, so a
+        source the job never reached leaves no trace)."""
+        if self.complete_before or self.error:
+            return
+        self.meta.mkdir(parents=True, exist_ok=True)
+        header = json.dumps({"identity": self.source.identity(), "input": self.source.input})
+        atomic_write_text(self.journal_path, "".join(line + "\n" for line in [header, *self._kept]))
+        self._kept = []
+        self.journal = open(self.journal_path, "a")
+
+    def _check_identity(self, old: dict | None, new: dict) -> None:
+        if old and new and old != new:
+            raise LabelError(f"{self.source.input} changed since it was labeled ({old} -> {new})", path=self.meta,
+                             fix="label it into a new --out; the existing labels belong to the old file")
+
+    def _valid(self, rec: dict) -> bool:
+        if "error" in rec:
+            return False
+        if not rec.get("written"):
+            return True
+        from PIL import Image
+
+        for rel in rec.get("files", []):
+            try:
+                with Image.open(self.out / rel) as im:
+                    if im.format != "PNG" or list(im.size[::-1]) != rec["size"]:
+                        return False
+            except Exception:  # noqa: BLE001 - missing or damaged: label the frame again
+                return False
+        return True
+
+    # --- during the run ---
+    def record(self, rec: dict) -> None:
+        line = json.dumps(rec)
+        with self.lock:
+            if "error" in rec:
+                self.frame_errors += 1
+            else:
+                self.labeled += 1
+            self.journal.write(line + "\n")
+            self.journal.flush()
+
+    # --- at the end ---
+    def finalize(self, run: dict, interrupted: bool = False) -> dict:
+        """Write manifest.json from the journal; returns the compact result the job summary needs."""
+        if self.journal is not None:
+            self.journal.close()
+        runs = list((self.previous or {}).get("runs", []))
+        if self.complete_before:
+            return compact(self.previous, self.manifest_path, self.out)
+        frames: dict[int, str] = {}
+        errors = [] if self.error is None else [{"source": self.error}]
+        for line in _lines(self.journal_path):
+            rec = _parse(line)
+            if rec is None or "identity" in rec:
+                continue
+            if "error" in rec:
+                errors.append({"index": rec["index"], "name": rec["name"], "error": rec["error"]})
+                frames.pop(rec["index"], None)
+            else:
+                frames[rec["index"]] = line
+        n = len(self.classes)
+        per_class, pixels, written, low = [0] * n, 0, 0, []
+        for index in sorted(frames):
+            rec = json.loads(frames[index])
+            pixels += rec["size"][0] * rec["size"][1]
+            per_class = [a + b for a, b in zip(per_class, rec["classes"])]
+            written += bool(rec["written"])
+            low.append((rec["coverage"], index, rec["name"], rec["files"][:1]))
+            if len(low) > 4 * LOWEST_PER_SOURCE:
+                low = heapq.nsmallest(LOWEST_PER_SOURCE, low)
+        low = heapq.nsmallest(LOWEST_PER_SOURCE, low)
+        confident = sum(per_class)
+        complete = not interrupted and self.error is None and not errors
+        runs.append({**run, "frames_labeled": self.labeled, "seconds": round(time.perf_counter() - self.started, 3)})
+        head = {
+            "format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
+            "key": self.source.key,
+            "source": {"input": self.source.input, "kind": self.source.kind, "identity": self.source.identity()},
+            "settings": self.settings,
+            "complete": complete, "interrupted": interrupted, "errors": errors,
+            "frames_decoded": self.decoded, "frames_sampled": self.sampled,
+            "frames_written": written, "frames_below_min_coverage": len(frames) - written,
+            "totals": {"pixels": pixels, "confident": confident,
+                       "coverage": confident / pixels if pixels else None,
+                       "per_class": dict(zip(self.classes, per_class))},
+            "lowest_coverage": [{"index": i, "name": nm, "coverage": c, "file": f[0] if f else None}
+                                for c, i, nm, f in low],
+            "overlay": self.overlay_path.relative_to(self.out).as_posix() if self.overlay_path.exists() else None,
+            "runs": runs,
+        }
+        body = json.dumps(head, indent=2)[:-2]  # reopen the object to stream the frame records in
+        text = body + ',\n  "frames": [\n    ' + ",\n    ".join(frames[i] for i in sorted(frames)) + "\n  ]\n}\n"
+        atomic_write_text(self.manifest_path, text)
+        self.journal_path.unlink(missing_ok=True)
+        return compact(head, self.manifest_path, self.out)
+
+
+def compact(manifest: dict, path: Path, out: Path) -> dict:
+    """The part of a manifest the job summary needs."""
+    keys = ("key", "complete", "errors", "frames_decoded", "frames_sampled", "frames_written",
+            "frames_below_min_coverage", "totals", "lowest_coverage")
+    return {**{k: manifest[k] for k in keys}, "input": manifest["source"]["input"],
+            "manifest": path.relative_to(out).as_posix()}
+
+
+def summary(results: list[dict], settings: dict, run: dict, shard: tuple[int, int] | None) -> dict:
+    pool = [{"source": r["key"], **low} for r in results for low in r["lowest_coverage"]]
+    failures = [{"source": r["key"], "input": r["input"], "errors": r["errors"]} for r in results if r["errors"]]
+    pixels = sum(r["totals"]["pixels"] for r in results)
+    confident = sum(r["totals"]["confident"] for r in results)
+    return {
+        "format": SUMMARY_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
+        "settings": settings, "shard": list(shard) if shard else None,
+        "sources": len(results), "failed_sources": len(failures),
+        "frames_sampled": sum(r["frames_sampled"] for r in results),
+        "frames_written": sum(r["frames_written"] for r in results),
+        "frames_below_min_coverage": sum(r["frames_below_min_coverage"] for r in results),
+        "coverage": confident / pixels if pixels else None,
+        "next_to_label": heapq.nsmallest(NEXT_TO_LABEL, pool, key=lambda f: (f["coverage"], f["source"], f["index"])),
+        "failures": failures,
+        "per_source": results,
+        "run": run,
+    }
+
+
+def summary_name(shard: tuple[int, int] | None) -> str:
+    return "summary.json" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def _lines(path: Path):
+    if not path.exists():
+        return
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line:
+                yield line
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except ValueError:  # a line torn by a power cut: that frame is labeled again
+        return None
