@@ -3,6 +3,7 @@ exact; timestamps drive --fps sampling, so variable frame rates are handled), Pi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator
@@ -12,7 +13,9 @@ import numpy as np
 from ssseg.errors import LabelError
 from ssseg.label.inputs import Source
 
-DEFAULT_IMAGE_RATE = Fraction(10)  # overlay frame rate of image sequences, which have no timestamps
+DEFAULT_IMAGE_RATE = Fraction(10)
+# FFmpeg warnings that mean frames are missing or damaged (errors always do).
+DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")  # overlay frame rate of image sequences, which have no timestamps
 
 
 class DecodeError(Exception):
@@ -62,18 +65,21 @@ class Sampler:
 def import_av():
     try:
         import av
+        import av.logging
     except ImportError:
         raise LabelError("decoding video needs PyAV, which is not installed", fix="pip install 'ssseg[label]' (av)") from None
+    av.logging.set_level(av.logging.WARNING)  # PyAV silences FFmpeg by default; its warnings reveal damage
     return av
 
 
 def open_container(source: Source):
     av = import_av()
     options = {"format": "v4l2"} if source.input.startswith("/dev/video") else {}
-    try:
-        return av.open(source.input, **options, timeout=30.0 if source.kind == "stream" else None)
-    except Exception as e:  # noqa: BLE001 - FFmpeg errors, OSError, permissions
-        raise DecodeError(f"cannot open ({_short(e)})") from None
+    with av.logging.Capture(local=True):  # its reasons are in the exception; keep them off the terminal
+        try:
+            return av.open(source.input, **options, timeout=30.0 if source.kind == "stream" else None)
+        except Exception as e:  # noqa: BLE001 - FFmpeg errors, OSError, permissions
+            raise DecodeError(f"cannot open ({_short(e)})") from None
 
 
 def frame_rate(container) -> Fraction | None:
@@ -83,22 +89,32 @@ def frame_rate(container) -> Fraction | None:
 
 
 def video_frames(container) -> Iterator[RawFrame]:
-    """Decoded frames in presentation order. A decoding error after some frames raises DecodeError."""
+    """Decoded frames in presentation order. Raises DecodeError when decoding stops early or FFmpeg reports
+    damaged data (it conceals damage and goes on, so its log is the only sign), after the frames it gave."""
+    import av.logging
+
     if not container.streams.video:
         raise DecodeError("no video stream in the file")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    # One FFmpeg thread per source, so its messages reach this thread's log capture; sources decode in parallel.
+    stream.codec_context.thread_count = 1
+    declared = stream.frames
     index = 0
-    try:
-        for frame in container.decode(stream):
-            yield RawFrame(index, f"{index:06d}", frame.time, frame)
-            index += 1
-    except DecodeError:
-        raise
-    except Exception as e:  # noqa: BLE001 - FFmpeg raises InvalidDataError, EOFError, ...
-        raise DecodeError(f"decoding stopped after {index} frames ({_short(e)})") from None
+    with av.logging.Capture(local=True) as logs:
+        try:
+            for frame in container.decode(stream):
+                yield RawFrame(index, f"{index:06d}", frame.time, frame)
+                index += 1
+        except Exception as e:  # noqa: BLE001 - FFmpeg raises InvalidDataError, EOFError, ...
+            raise DecodeError(f"decoding stopped after {index} frames ({_short(e)})") from None
+    damage = [f"{name}: {msg.strip()}" for level, name, msg in logs if level <= av.logging.ERROR or DAMAGE.search(msg)]
     if index == 0:
-        raise DecodeError("no frame could be decoded")
+        raise DecodeError("no frame could be decoded" + (f" ({damage[0]})" if damage else ""))
+    if damage:
+        raise DecodeError(f"damaged or truncated data, {index} frames decoded ({damage[0]}; "
+                          f"{len(damage)} FFmpeg message(s))")
+    if declared and index < declared:
+        raise DecodeError(f"decoded {index} of the {declared} frames the file declares (truncated?)")
 
 
 def image_frames(source: Source, names: list[str]) -> Iterator[RawFrame]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import glob
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from ssseg.data.base import IMAGE_EXTS
 from ssseg.errors import LabelError
@@ -138,8 +139,11 @@ def assign_keys(sources: list[Source]) -> None:
     cam and cam-2). Underscores are avoided: Cityscapes file names split on them."""
     used: set[str] = set()
     for src in sources:
-        base = src.input.split("://", 1)[-1] if src.kind == "stream" else (
-            src.path.name if src.kind == "images" else src.path.stem)
+        if src.kind == "stream":  # host and last path part: rtsp://cam7:554/live/main -> cam7-554-main
+            url = urlsplit(src.input)
+            base = f"{url.netloc}-{PurePosixPath(url.path).name}"
+        else:
+            base = src.path.name if src.kind == "images" else src.path.stem
         base = safe_name(base, allow_underscore=False)
         key, n = base, 1
         while key in used:

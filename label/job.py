@@ -73,6 +73,8 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     states = [SourceState(s, layout.meta_dir(s.key), settings, list(spec.classes.names), out) for s in mine]
     for state in states:
         state.prepare(cfg.resume, cfg.overlay)
+        if cfg.resume:
+            layout.remove_stale(state.source.key)
 
     from ssseg.runtime.backends import open_backend
 

@@ -14,12 +14,13 @@ keeping the dataset trees clean). Every file is written through a temporary name
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ssseg.classes import CITYSCAPES, CITYSCAPES_LABEL_IDS, IGNORE_INDEX, ClassSet
-from ssseg.io import atomic_write_bytes, atomic_write_text
+from ssseg.io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 
 SPLIT = "train"  # pseudo-labels are training data
 PNG_LEVEL = 1  # zlib level: label maps compress almost as well at 1 as at 6, at a fraction of the time
@@ -53,16 +54,28 @@ class Layout:
         """{role: path relative to OUT}; roles: labels (always), image, label_ids, confidence."""
         raise NotImplementedError
 
+    def remove_stale(self, key: str) -> int:
+        """Temporaries a killed run left for this source's files (other sources' are not touched: in a
+        shared folder they may belong to another shard that is running)."""
+        a, b = self.files(key, 0, "a"), self.files(key, 1, "b")
+        removed = remove_stale_temporaries(self.meta_dir(key))
+        for role in a:
+            prefix = os.path.commonprefix([Path(a[role]).name, Path(b[role]).name])
+            removed += remove_stale_temporaries((self.out / a[role]).parent, prefix)
+        return removed
+
     def label_arrays(self, labels: np.ndarray) -> dict[str, np.ndarray]:
         """The label files' contents from gated class ids (255 = not confident)."""
         return {"labels": labels}
 
     def write(self, key: str, index: int, name: str, labels: np.ndarray, conf: np.ndarray | None,
               rgb: np.ndarray | None) -> list[str]:
+        """Gated labels (255 = not confident), confidence as 0..255 and the decoded frame, all at the frame's
+        size -> the written paths, labels first."""
         files = self.files(key, index, name)
         arrays = self.label_arrays(labels)
         if "confidence" in files:
-            arrays["confidence"] = confidence_u8(conf)
+            arrays["confidence"] = conf
         if "image" in files:
             arrays["image"] = rgb
         for role, rel in files.items():

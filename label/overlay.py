@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ssseg.classes import IGNORE_INDEX, ClassSet
+from ssseg.io import temporary_name
 
 HATCH = np.array([255, 255, 255], np.uint8)
 HATCH_PERIOD, HATCH_WIDTH = 6, 1
@@ -35,7 +36,7 @@ class OverlayWriter:
 
     def __init__(self, path: Path, rate: Fraction, classes: ClassSet):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{self.path.suffix}")
+        self.tmp = temporary_name(self.path)
         self.rate = Fraction(rate).limit_denominator(100000)
         self.palette = classes.palette()
         self.container = self.stream = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,49 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+def temporary_name(path: Path) -> Path:
+    """Where ``path`` is written before its rename: hidden, and naming the writing process."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+
+
+def remove_stale_temporaries(folder: Path, prefix: str = "") -> int:
+    """Delete the temporaries that killed processes left in ``folder`` for files named ``prefix``*; the
+    files they were to become are rewritten by whoever resumes the work. Returns how many went."""
+    removed = 0
+    if not Path(folder).is_dir():
+        return 0
+    for entry in os.scandir(folder):
+        m = _TEMPORARY.match(entry.name)
+        if not m or not m["name"].startswith(prefix) or _alive(int(m["pid"])):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours from an earlier job in this process cannot be in flight now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temporary_name(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path

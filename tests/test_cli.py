@@ -74,8 +74,8 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     assert proc.returncode == 1 and "not a run directory (no config.json)" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("bench", str(tmp_path))
     assert proc.returncode == 1 and "no model.json here" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = run_cli("label", str(tmp_path))
-    assert proc.returncode == 1 and "not available yet" in proc.stderr
+    proc = run_cli("label", str(tmp_path), "--model", str(tmp_path), "--out", str(tmp_path / "labels"))
+    assert proc.returncode == 1 and "no model.json here" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_data_synth_and_check(tmp_path):
@@ -101,5 +101,8 @@ def test_demo_runs_the_three_stages_and_compares(tmp_path):
     assert json.loads((tmp_path / "demo" / "aux" / "summary.json").read_text())["pseudo_images"] == 32
     model = json.loads((tmp_path / "demo" / "aux" / "model" / "model.json").read_text())
     assert model["verification"]["passed"] and sorted(model["graphs"]) == ["aux", "labeler", "segmenter"]
-    assert "[4/5] export to ONNX" in proc.stdout and "label_agreement" in proc.stdout
-    assert "[5/5] speed" in proc.stdout and "speed vs torch eager FP32" in proc.stdout
+    assert "[4/6] export to ONNX" in proc.stdout and "label_agreement" in proc.stdout
+    assert "[5/6] speed" in proc.stdout and "speed vs torch eager FP32" in proc.stdout
+    assert "[6/6] auto-labeling" in proc.stdout and "clip: 48/48 frames written" in proc.stdout
+    assert (tmp_path / "demo" / "labels" / "clip" / "overlay.mp4").is_file()
+    assert len(list((tmp_path / "demo" / "labels" / "clip" / "labels").iterdir())) == 48

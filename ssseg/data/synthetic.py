@@ -229,3 +229,19 @@ def write_synthetic(out: Path, size: tuple[int, int] = DEFAULT_SIZE, seed: int =
             Image.fromarray(lbl).save(out / split / "labels" / f"{stem}.png")
     (out / "classes.json").write_text(json.dumps(SYNTHETIC.to_dict(), indent=2) + "\n")
     return counts
+
+
+def write_synthetic_clip(path: Path, frames: int, size: tuple[int, int] = DEFAULT_SIZE, rate: int = 10, seed: int = 0,
+                         split: str = "test", codec: str = "libx264", container: str | None = None) -> Path:
+    """A video of synthetic scenes (one per frame, cycling through 16) for trying ``ssseg label``; needs PyAV."""
+    import av
+
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(render_scene(seed, split, i % 16, size)[0], format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return Path(path)
