@@ -234,9 +234,13 @@ def write_synthetic(out: Path, size: tuple[int, int] = DEFAULT_SIZE, seed: int =
 def write_synthetic_clip(path: Path, frames: int, size: tuple[int, int] = DEFAULT_SIZE, rate: int = 10, seed: int = 0,
                          split: str = "test", codec: str = "libx264", container: str | None = None) -> Path:
     """A video of synthetic scenes (one per frame, cycling through 16) for trying ``ssseg label``; needs PyAV."""
+    import os
+
     import av
 
-    with av.open(str(path), "w", format=container) as out:
+    path = Path(path)
+    tmp = path.with_name(f".{os.getpid()}-{path.name}")  # keeps the extension, which picks the container
+    with av.open(str(tmp), "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
         for i in range(frames):
@@ -244,4 +248,5 @@ def write_synthetic_clip(path: Path, frames: int, size: tuple[int, int] = DEFAUL
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    return Path(path)
+    os.replace(tmp, path)
+    return path
