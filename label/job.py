@@ -15,7 +15,7 @@ from ssseg.io import write_json
 from ssseg.label.inputs import expand_inputs, shard
 from ssseg.label.layouts import make_layout
 from ssseg.label.pipeline import Pipeline, Progress
-from ssseg.label.records import SourceState, check_job, now, summary, summary_name
+from ssseg.label.records import SourceState, check_job, now, summary, summary_name, write_job
 from ssseg.runtime.model import ModelSpec, read_model
 
 
@@ -81,6 +81,7 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     name, _, variant = cfg.backend.partition(":")
     backend = open_backend(spec, name, variant or None, say=say, threads=cfg.threads).load()
     info = backend.describe()
+    write_job(out, settings)  # only now: a job that could not start leaves --out as it was
     gate_text = "ungated (no confidence net)" if threshold is None else f"confidence >= {threshold:g}"
     say(f"labeling {len(mine)} source(s) with {info['backend']} ({info.get('provider') or info['precision']}), "
         f"batch {batch}, {gate_text}, format {cfg.format} -> {out}")

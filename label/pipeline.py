@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from ssseg.errors import LabelError
 from ssseg.label.decode import (DEFAULT_IMAGE_RATE, DecodeError, Sampler, frame_rate, image_frames, open_container,
                                 video_frames)
 from ssseg.label.inputs import frame_names
@@ -108,6 +109,10 @@ class Pipeline:
         finally:
             self.writers.shutdown(wait=True)
             decoders.shutdown(wait=True)
+        if isinstance(self.fatal, OSError):
+            e = self.fatal
+            raise LabelError(f"cannot write ({e.strerror or e})", path=e.filename or self.layout.out,
+                             fix="free space or fix permissions there, then run again with --resume") from None
         if self.fatal is not None:
             raise self.fatal
         if interrupted:

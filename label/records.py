@@ -31,8 +31,7 @@ def now() -> str:
 
 
 def check_job(out: Path, settings: dict) -> None:
-    """Refuse an OUT_DIR that holds someone else's files or labels made with other settings; otherwise
-    record the settings in OUT/job.json (shards of one job share it)."""
+    """Refuse an OUT_DIR that holds someone else's files or labels made with other settings."""
     out = Path(out)
     job = out / JOB_FILE
     if job.is_file():
@@ -52,8 +51,13 @@ def check_job(out: Path, settings: dict) -> None:
     if out.is_dir() and any(out.iterdir()):
         raise LabelError("output folder is not empty and was not written by ssseg label", path=out,
                          fix="choose a new or empty --out; nothing is overwritten")
-    write_json(job, {"format": JOB_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
-                     "created": now(), "settings": settings})
+
+
+def write_job(out: Path, settings: dict) -> None:
+    """Record the settings in OUT/job.json once (shards of one job share it)."""
+    if not (Path(out) / JOB_FILE).is_file():
+        write_json(Path(out) / JOB_FILE, {"format": JOB_FORMAT, "format_version": FORMAT_VERSION,
+                                          "ssseg_version": __version__, "created": now(), "settings": settings})
 
 
 class SourceState:
@@ -90,7 +94,7 @@ class SourceState:
             raise LabelError(f"{self.source.input} was already labeled here", path=self.meta,
                              fix="pass --resume to continue, or choose a new --out")
         records: dict[int, str] = {}
-        identity = self.source.identity()
+        old_identity = None
         if self.manifest_path.exists():
             try:
                 self.previous = json.loads(self.manifest_path.read_text())
@@ -100,7 +104,7 @@ class SourceState:
                 check_format(self.previous, MANIFEST_FORMAT, FORMAT_VERSION, what="an ssseg label manifest",
                              path=self.manifest_path, error=LabelError, foreign_fix="choose a new --out",
                              version_fix="label into a new --out, or use ssseg {written}")
-                self._check_identity(self.previous["source"].get("identity"), identity)
+                old_identity = self.previous["source"].get("identity")
                 for rec in self.previous.get("frames", []):
                     records[rec["index"]] = json.dumps(rec)
         for line in _lines(self.journal_path):
@@ -108,9 +112,14 @@ class SourceState:
             if rec is None:
                 continue
             if "identity" in rec:
-                self._check_identity(rec["identity"], identity)
+                old_identity = rec["identity"]
             elif "index" in rec:
                 records[rec["index"]] = line
+        new_identity = self.source.identity()
+        if records and old_identity and new_identity and old_identity != new_identity:
+            # a source that failed before any frame (an empty file since replaced) may change
+            raise LabelError(f"{self.source.input} changed since it was labeled ({old_identity} -> {new_identity})",
+                             path=self.meta, fix="label it into a new --out; the existing labels belong to the old file")
         kept = [line for _, line in sorted(records.items()) if self._valid(json.loads(line))]
         self.done = {json.loads(line)["index"] for line in kept}
         prev = self.previous or {}
@@ -128,11 +137,6 @@ class SourceState:
         atomic_write_text(self.journal_path, "".join(line + "\n" for line in [header, *self._kept]))
         self._kept = []
         self.journal = open(self.journal_path, "a")
-
-    def _check_identity(self, old: dict | None, new: dict) -> None:
-        if old and new and old != new:
-            raise LabelError(f"{self.source.input} changed since it was labeled ({old} -> {new})", path=self.meta,
-                             fix="label it into a new --out; the existing labels belong to the old file")
 
     def _valid(self, rec: dict) -> bool:
         if "error" in rec:

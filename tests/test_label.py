@@ -199,6 +199,14 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(exported, clip, tmp_path):
     for line in ("FAILED", "garbage.mp4", "truncated.mkv"):
         assert line in r.stdout
 
+    # The empty file replaced by a real clip: --resume labels it and leaves the finished sources alone.
+    (bad / "empty.mp4").write_bytes(clip.read_bytes())
+    r = label(bad / "empty.mp4", bad / "garbage.mp4", bad / "truncated.mkv", bad / "nothing_here", frames, clip,
+              "--resume", model=exported, out=out)
+    assert r.returncode == 1 and "4 of 6 sources failed" in r.stderr
+    assert len(list((out / "empty" / "labels").iterdir())) == 12
+    assert "drive: complete in an earlier run, skipped" in r.stdout
+
 
 def test_user_errors_before_any_work(exported, clip, tmp_path):
     out = tmp_path / "out"
@@ -206,6 +214,9 @@ def test_user_errors_before_any_work(exported, clip, tmp_path):
     assert r.returncode == 1 and "nope.mp4: input does not exist" in r.stderr and not out.exists()
     r = label(clip, "--batch", "8", model=exported, out=out)
     assert r.returncode == 1 and "--batch 8 is above the model's maximum batch 4" in r.stderr
+    r = label(clip, "--backend", "trt", model=exported, out=out)
+    assert r.returncode == 1 and "tensorrt" in r.stderr and r.stderr.count("\n") == 1
+    assert not out.exists()  # a job that could not start leaves --out as it was
 
     ungated = tmp_path / "ungated"
     ungated.mkdir()
