@@ -13,9 +13,9 @@ import numpy as np
 from ssseg.errors import LabelError
 from ssseg.label.inputs import Source
 
-DEFAULT_IMAGE_RATE = Fraction(10)
+DEFAULT_IMAGE_RATE = Fraction(10)  # overlay frame rate of image sequences, which have no timestamps
 # FFmpeg warnings that mean frames are missing or damaged (errors always do).
-DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")  # overlay frame rate of image sequences, which have no timestamps
+DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")
 
 
 class DecodeError(Exception):
@@ -67,7 +67,8 @@ def import_av():
         import av
         import av.logging
     except ImportError:
-        raise LabelError("decoding video needs PyAV, which is not installed", fix="pip install 'ssseg[label]' (av)") from None
+        raise LabelError("decoding video needs PyAV, which is not installed",
+                         fix="pip install 'ssseg[label]' (av)") from None
     av.logging.set_level(av.logging.WARNING)  # PyAV silences FFmpeg by default; its warnings reveal damage
     return av
 

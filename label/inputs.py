@@ -121,7 +121,8 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Source]:
         if any(c in item for c in "*?["):
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
-                raise LabelError(f"glob matches nothing{where}", path=item, fix="check the pattern (quote it in the shell)")
+                raise LabelError(f"glob matches nothing{where}", path=item,
+                                 fix="check the pattern (quote it in the shell)")
             for m in matches:
                 add(m, origin, depth)
             return

@@ -200,7 +200,8 @@ class Pipeline:
         container = open_container(src)
         try:
             rate = frame_rate(container) or DEFAULT_IMAGE_RATE
-            self._start_overlay(state, Fraction(self.fps).limit_denominator(1000) if self.fps else rate / (self.every or 1))
+            sampled_rate = Fraction(self.fps).limit_denominator(1000) if self.fps else rate / (self.every or 1)
+            self._start_overlay(state, sampled_rate)
             stream = container.streams.video[0] if container.streams.video else None
             total = stream.frames if stream is not None and stream.frames else None
             if total and self.fps and stream.duration and stream.time_base:
@@ -239,7 +240,9 @@ class Pipeline:
                 written = self.min_coverage is None or coverage >= self.min_coverage
                 files = []
                 if written:
-                    conf_full = None if conf is None or not self.layout.confidence else resize_labels(confidence_u8(conf), it.hw)
+                    conf_full = None
+                    if conf is not None and self.layout.confidence:
+                        conf_full = resize_labels(confidence_u8(conf), it.hw)
                     files = self.layout.write(it.state.source.key, it.index, it.name, full, conf_full, it.rgb)
                 it.state.record({"index": it.index, "name": it.name, "time": it.time, "size": list(it.hw),
                                  "coverage": round(coverage, 6), "classes": counts.tolist(), "written": written,

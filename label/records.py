@@ -119,7 +119,8 @@ class SourceState:
         if records and old_identity and new_identity and old_identity != new_identity:
             # a source that failed before any frame (an empty file since replaced) may change
             raise LabelError(f"{self.source.input} changed since it was labeled ({old_identity} -> {new_identity})",
-                             path=self.meta, fix="label it into a new --out; the existing labels belong to the old file")
+                             path=self.meta,
+                             fix="label it into a new --out; the existing labels belong to the old file")
         kept = [line for _, line in sorted(records.items()) if self._valid(json.loads(line))]
         self.done = {json.loads(line)["index"] for line in kept}
         prev = self.previous or {}
