@@ -100,11 +100,13 @@ def video_frames(container) -> Iterator[RawFrame]:
     # One FFmpeg thread per source, so its messages reach this thread's log capture; sources decode in parallel.
     stream.codec_context.thread_count = 1
     declared = stream.frames
+    rate = frame_rate(container)  # timestamps for streams that carry none (raw .h264)
     index = 0
     with av.logging.Capture(local=True) as logs:
         try:
             for frame in container.decode(stream):
-                yield RawFrame(index, f"{index:06d}", frame.time, frame)
+                t = frame.time if frame.time is not None else (float(index / rate) if rate else None)
+                yield RawFrame(index, f"{index:06d}", t, frame)
                 index += 1
         except Exception as e:  # noqa: BLE001 - FFmpeg raises InvalidDataError, EOFError, ...
             raise DecodeError(f"decoding stopped after {index} frames ({_short(e)})") from None

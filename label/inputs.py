@@ -15,6 +15,7 @@ from ssseg.errors import LabelError
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".h264", ".h265")
 LIST_EXTS = (".txt", ".lst", ".list")
 STREAM_PREFIXES = ("/dev/video",)  # V4L2 cameras; URLs are recognised by their scheme
+RESERVED = re.compile(r"^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta)$")
 
 
 @dataclass
@@ -146,6 +147,8 @@ def assign_keys(sources: list[Source]) -> None:
         else:
             base = src.path.name if src.kind == "images" else src.path.stem
         base = safe_name(base, allow_underscore=False)
+        if RESERVED.match(base):  # OUT/<source>/ must not collide with the job's own files
+            base += "-source"
         key, n = base, 1
         while key in used:
             n += 1

@@ -3,7 +3,6 @@ write the job summary. Returns the exit status: 0 when every source was labeled 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -105,7 +104,7 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     results.sort(key=lambda r: r["key"])
     report = summary(results, settings, run, cfg.shard)
     path = write_json(out / summary_name(cfg.shard), report)
-    layout.finish(finished_manifests(out, layout, sources))
+    layout.finish([layout.meta_dir(s.key) / "manifest.json" for s in sources])
     say(f"{pipeline.labeled} frames labeled in {seconds:.1f} s ({run['fps'] or 0:.1f} frames/s); summary: {path}")
     if report["next_to_label"]:
         worst = report["next_to_label"][0]
@@ -121,17 +120,3 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
         raise LabelError(f"{len(report['failures'])} of {len(results)} sources failed (listed above and in {path})",
                          fix="fix or remove those inputs and run again with --resume")
     return 0
-
-
-def finished_manifests(out: Path, layout, sources) -> list[dict]:
-    """Manifests of every source of the job found in OUT (all shards'), for job-level list files."""
-    found = []
-    for s in sources:
-        path = layout.meta_dir(s.key) / "manifest.json"
-        if path.is_file():
-            try:
-                found.append(json.loads(path.read_text()))
-            except ValueError:
-                continue
-    return found
-

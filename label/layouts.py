@@ -57,7 +57,7 @@ class Layout:
     def remove_stale(self, key: str) -> int:
         """Temporaries a killed run left for this source's files (other sources' are not touched: in a
         shared folder they may belong to another shard that is running)."""
-        a, b = self.files(key, 0, "a"), self.files(key, 1, "b")
+        a, b = self.files(key, 0, "a"), self.files(key, 999999, "b")  # what all of this source's names share
         removed = remove_stale_temporaries(self.meta_dir(key))
         for role in a:
             prefix = os.path.commonprefix([Path(a[role]).name, Path(b[role]).name])
@@ -82,8 +82,8 @@ class Layout:
             atomic_write_bytes(self.out / rel, encode_png(arrays[role]))
         return [files["labels"], *sorted(v for k, v in files.items() if k != "labels")]
 
-    def finish(self, manifests: list[dict]) -> None:
-        """Job-level files (list files) from every finished source's manifest."""
+    def finish(self, manifest_paths: list[Path]) -> None:
+        """Job-level files (list files) from the manifests of every finished source of the job (all shards')."""
 
 
 class PngLayout(Layout):
@@ -139,16 +139,23 @@ class CamvidLayout(Layout):
         void = np.uint8(self.classes.num_classes)
         return {"labels": np.where(labels == IGNORE_INDEX, void, labels).astype(np.uint8)}
 
-    def finish(self, manifests):
-        lines = []
-        for m in sorted(manifests, key=lambda m: m["key"]):
-            for frame in m["frames"]:
-                files = frame.get("files") or []
-                image = next((f for f in files if f.startswith(f"{SPLIT}/")), None)
-                label = next((f for f in files if f.startswith(f"{SPLIT}annot/")), None)
-                if image and label:
-                    lines.append(f"/SegNet/CamVid/{image} /SegNet/CamVid/{label}")
-        atomic_write_text(self.out / f"{SPLIT}.txt", "".join(line + "\n" for line in lines))
+    def finish(self, manifest_paths):
+        import fcntl
+        import json
+
+        # Shards sharing OUT each rewrite the list after their own manifests are in place; the lock makes the
+        # last writer see every finished shard's manifests.
+        with open(self.out / f".{SPLIT}.txt.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            lines = []
+            for path in sorted(p for p in manifest_paths if p.is_file()):
+                for frame in json.loads(path.read_text())["frames"]:
+                    files = frame.get("files") or []
+                    image = next((f for f in files if f.startswith(f"{SPLIT}/")), None)
+                    label = next((f for f in files if f.startswith(f"{SPLIT}annot/")), None)
+                    if image and label:
+                        lines.append(f"/SegNet/CamVid/{image} /SegNet/CamVid/{label}")
+            atomic_write_text(self.out / f"{SPLIT}.txt", "".join(line + "\n" for line in lines))
 
 
 LAYOUTS = {c.name: c for c in (PngLayout, CityscapesLayout, CamvidLayout)}

@@ -77,7 +77,7 @@ class Pipeline:
         decoders = ThreadPoolExecutor(max(1, min(self.decoders, len(todo))), thread_name_prefix="ssseg-decode")
         futures = [decoders.submit(self._decode, s) for s in todo]
         threading.Thread(target=lambda: (wait(futures), self.frames.put(DONE)), daemon=True).start()
-        pending: list[Item] = []
+        pending: list[Item] = []  # frames waiting for a full batch, not yet handed to a writer
         interrupted = False
         try:
             while True:
@@ -94,17 +94,15 @@ class Pipeline:
                     pending.append(item)
                     if len(pending) == self.batch:
                         self._infer(pending)
-                        pending = []
-                if self.fatal is not None:
-                    self.stop.set()
+                if self.fatal is not None and not self.stop.is_set():
+                    self._stop(pending)
             if pending and not self.stop.is_set():
                 self._infer(pending)
-                pending = []
-        except KeyboardInterrupt:
-            interrupted = True
-            self.stop.set()
-            for item in pending:
-                self._discard(item)
+        except BaseException as e:  # Ctrl-C, or a backend error: stop the decoders, settle every source
+            interrupted = isinstance(e, KeyboardInterrupt)
+            if not interrupted:
+                self.fatal = self.fatal or e
+            self._stop(pending)
             self._drain()
         finally:
             self.writers.shutdown(wait=True)
@@ -119,6 +117,11 @@ class Pipeline:
             raise KeyboardInterrupt
         return self.results
 
+    def _stop(self, pending: list[Item]) -> None:
+        self.stop.set()
+        while pending:
+            self._discard(pending.pop())
+
     def _drain(self) -> None:
         """After a stop: let decoders finish (they stop at the next frame) and settle their sources."""
         while True:
@@ -130,20 +133,24 @@ class Pipeline:
             else:
                 self._discard(item)
 
-    def _infer(self, items: list[Item]) -> None:
-        frames = [it.model for it in items]
+    def _infer(self, pending: list[Item]) -> None:
+        """Run ``pending`` as one batch and hand each frame to the writers (and its overlay), taking it out of
+        ``pending`` as it goes, so a stop part-way discards exactly the frames not handed over."""
+        frames = [it.model for it in pending]
         frames += [frames[-1]] * (self.batch - len(frames))  # always full batches: same per-frame results on resume
         t = time.perf_counter()
         labels, conf = self.backend.infer(np.stack(frames))
         self.timings["infer_s"] += time.perf_counter() - t
-        for i, it in enumerate(items):
+        for i in range(len(pending)):
             c = None if conf is None else conf[i]
             gated = labels[i] if self.threshold is None else gate(labels[i], c, self.threshold)
-            self._acquire()
-            self.writers.submit(self._write, it, gated, c)
-            if it.state.overlay is not None:
+            it = pending[0]
+            if it.state.overlay is not None:  # before the write: the last write may shut the overlay pool
                 self._acquire()
                 it.state.overlay_pool.submit(self._overlay, it, gated)
+            self._acquire()
+            pending.pop(0)
+            self.writers.submit(self._write, it, gated, c)
 
     def _acquire(self) -> None:
         t = time.perf_counter()
@@ -287,17 +294,20 @@ class Pipeline:
             state.finalized = state.finalized or ready
         if not ready:
             return
-        stopped = self.stop.is_set()
-        if state.overlay is not None:
-            state.overlay_pool.shutdown(wait=True)
-            if stopped or self.fatal is not None:
-                state.overlay.abort()
-            else:
-                state.overlay.close()
-        result = state.finalize(self.run_info, interrupted=stopped)
-        with self.results_lock:
-            self.results.append(result)
-        self.progress.end(state, result)
+        try:
+            stopped = self.stop.is_set() or self.fatal is not None
+            if state.overlay is not None:
+                state.overlay_pool.shutdown(wait=True)
+                if stopped:
+                    state.overlay.abort()
+                else:
+                    state.overlay.close()
+            result = state.finalize(self.run_info, interrupted=stopped)
+            with self.results_lock:
+                self.results.append(result)
+            self.progress.end(state, result)
+        except BaseException as e:  # noqa: BLE001 - often in a writer thread: report through the calling thread
+            self.fatal = self.fatal or e
 
 
 class Progress:

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 from ssseg import __version__
 from ssseg.errors import LabelError
-from ssseg.io import atomic_write_text, check_format, write_json
+from ssseg.io import atomic_write_text, check_format, temporary_name, write_json
 from ssseg.label.inputs import Source
 
 MANIFEST_FORMAT, SUMMARY_FORMAT, JOB_FORMAT = "ssseg.label.manifest", "ssseg.label.summary", "ssseg.label.job"
 FORMAT_VERSION = 1
-LOWEST_PER_SOURCE = 20
 NEXT_TO_LABEL = 100
+LOWEST_PER_SOURCE = NEXT_TO_LABEL  # so the job's ranking is exact even with one source
 JOB_FILE = "job.json"
 
 
@@ -105,7 +106,7 @@ class SourceState:
                              path=self.manifest_path, error=LabelError, foreign_fix="choose a new --out",
                              version_fix="label into a new --out, or use ssseg {written}")
                 old_identity = self.previous["source"].get("identity")
-                for rec in self.previous.get("frames", []):
+                for rec in self.previous.pop("frames", []):  # the head stays; the frames move to the journal
                     records[rec["index"]] = json.dumps(rec)
         for line in _lines(self.journal_path):
             rec = _parse(line)
@@ -174,52 +175,67 @@ class SourceState:
         runs = list((self.previous or {}).get("runs", []))
         if self.complete_before:
             return compact(self.previous, self.manifest_path, self.out)
-        frames: dict[int, str] = {}
         errors = [] if self.error is None else [{"source": self.error}]
-        for line in _lines(self.journal_path):
-            rec = _parse(line)
-            if rec is None or "identity" in rec:
-                continue
-            if "error" in rec:
-                errors.append({"index": rec["index"], "name": rec["name"], "error": rec["error"]})
-                frames.pop(rec["index"], None)
-            else:
-                frames[rec["index"]] = line
-        n = len(self.classes)
-        per_class, pixels, written, low = [0] * n, 0, 0, []
-        for index in sorted(frames):
-            rec = json.loads(frames[index])
-            pixels += rec["size"][0] * rec["size"][1]
-            per_class = [a + b for a, b in zip(per_class, rec["classes"])]
-            written += bool(rec["written"])
-            low.append((rec["coverage"], index, rec["name"], rec["files"][:1]))
-            if len(low) > 4 * LOWEST_PER_SOURCE:
-                low = heapq.nsmallest(LOWEST_PER_SOURCE, low)
-        low = heapq.nsmallest(LOWEST_PER_SOURCE, low)
-        confident = sum(per_class)
-        complete = not interrupted and self.error is None and not errors
-        runs.append({**run, "frames_labeled": self.labeled, "seconds": round(time.perf_counter() - self.started, 3)})
-        head = {
-            "format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
-            "key": self.source.key,
-            "source": {"input": self.source.input, "kind": self.source.kind, "identity": self.source.identity()},
-            "settings": self.settings,
-            "complete": complete, "interrupted": interrupted, "errors": errors,
-            "frames_decoded": self.decoded, "frames_sampled": self.sampled,
-            "frames_written": written, "frames_below_min_coverage": len(frames) - written,
-            "totals": {"pixels": pixels, "confident": confident,
-                       "coverage": confident / pixels if pixels else None,
-                       "per_class": dict(zip(self.classes, per_class))},
-            "lowest_coverage": [{"index": i, "name": nm, "coverage": c, "file": f[0] if f else None}
-                                for c, i, nm, f in low],
-            "overlay": self.overlay_path.relative_to(self.out).as_posix() if self.overlay_path.exists() else None,
-            "runs": runs,
-        }
-        body = json.dumps(head, indent=2)[:-2]  # reopen the object to stream the frame records in
-        text = body + ',\n  "frames": [\n    ' + ",\n    ".join(frames[i] for i in sorted(frames)) + "\n  ]\n}\n"
-        atomic_write_text(self.manifest_path, text)
+        offsets: dict[int, int] = {}  # frame -> its latest journal line; lines are read back one at a time
+        with open(self.journal_path, "rb") if self.journal_path.exists() else open(os.devnull, "rb") as f:
+            while True:
+                pos, line = f.tell(), f.readline()
+                if not line:
+                    break
+                rec = _parse(line)
+                if rec is None or "identity" in rec:
+                    continue
+                if "error" in rec:
+                    errors.append({"index": rec["index"], "name": rec["name"], "error": rec["error"]})
+                    offsets.pop(rec["index"], None)
+                else:
+                    offsets[rec["index"]] = pos
+            order = sorted(offsets)
+            per_class, pixels, written, low = [0] * len(self.classes), 0, 0, []
+            for rec in _records_at(f, order, offsets):
+                pixels += rec["size"][0] * rec["size"][1]
+                per_class = [a + b for a, b in zip(per_class, rec["classes"])]
+                written += bool(rec["written"])
+                low.append((rec["coverage"], rec["index"], rec["name"], rec["files"][:1]))
+                if len(low) > 4 * LOWEST_PER_SOURCE:
+                    low = heapq.nsmallest(LOWEST_PER_SOURCE, low)
+            low = heapq.nsmallest(LOWEST_PER_SOURCE, low)
+            confident = sum(per_class)
+            complete = not interrupted and self.error is None and not errors
+            runs.append({**run, "frames_labeled": self.labeled,
+                         "seconds": round(time.perf_counter() - self.started, 3)})
+            head = {
+                "format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
+                "key": self.source.key,
+                "source": {"input": self.source.input, "kind": self.source.kind, "identity": self.source.identity()},
+                "settings": self.settings,
+                "complete": complete, "interrupted": interrupted, "errors": errors,
+                "frames_decoded": self.decoded, "frames_sampled": self.sampled,
+                "frames_written": written, "frames_below_min_coverage": len(order) - written,
+                "totals": {"pixels": pixels, "confident": confident,
+                           "coverage": confident / pixels if pixels else None,
+                           "per_class": dict(zip(self.classes, per_class))},
+                "lowest_coverage": [{"index": i, "name": nm, "coverage": c, "file": fl[0] if fl else None}
+                                    for c, i, nm, fl in low],
+                "overlay": self.overlay_path.relative_to(self.out).as_posix() if self.overlay_path.exists() else None,
+                "runs": runs,
+            }
+            tmp = temporary_name(self.manifest_path)
+            self.meta.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w") as out:
+                out.write(json.dumps(head, indent=2)[:-2] + ',\n  "frames": [')  # reopen the object for the frames
+                for n, rec in enumerate(_records_at(f, order, offsets)):
+                    out.write(("\n    " if n == 0 else ",\n    ") + json.dumps(rec))
+                out.write("\n  ]\n}\n")
+            os.replace(tmp, self.manifest_path)
         self.journal_path.unlink(missing_ok=True)
         return compact(head, self.manifest_path, self.out)
+
+
+def _records_at(f, order: list[int], offsets: dict[int, int]):
+    for index in order:
+        f.seek(offsets[index])
+        yield json.loads(f.readline())
 
 
 def compact(manifest: dict, path: Path, out: Path) -> dict:
@@ -264,7 +280,7 @@ def _lines(path: Path):
                 yield line
 
 
-def _parse(line: str) -> dict | None:
+def _parse(line: str | bytes) -> dict | None:
     try:
         return json.loads(line)
     except ValueError:  # a line torn by a power cut: that frame is labeled again

@@ -304,6 +304,54 @@ def test_output_names_stay_inside_out(tmp_path):
     assign_keys(srcs)
     assert [s.key for s in srcs] == ["cam", "cam-2", "h-554-1"]
     assert frame_names([Path("a.png"), Path("a.jpg"), Path("../b c.png")]) == ["a", "a-2", "b_c"]
+    srcs = [Source("summary.json.mp4", "video"), Source("job.json.avi", "video"), Source("summary.json", "images")]
+    assign_keys(srcs)
+    assert [s.key for s in srcs] == ["summary.json-source", "job.json-source", "summary.json-source-2"]
+
+
+def test_a_backend_failure_mid_run_stops_cleanly(exported, tmp_path, monkeypatch):
+    """The error reaches the caller (no hang with decoders blocked on a full queue), finished frames stay."""
+    import threading
+
+    import ssseg.runtime.backends as backends
+    from ssseg.config import LabelConfig
+    from ssseg.errors import BackendError
+    from ssseg.label import run_label
+
+    real = backends.open_backend
+
+    def failing(*args, **kwargs):
+        backend = real(*args, **kwargs)
+        infer, calls = backend.infer, []
+
+        def infer_then_fail(frames):
+            calls.append(1)
+            if len(calls) == 6:
+                raise BackendError("out of memory at batch 2 (simulated)", fix="use a smaller --batch")
+            return infer(frames)
+
+        backend.infer = infer_then_fail
+        return backend
+
+    monkeypatch.setattr(backends, "open_backend", failing)
+    clip = write_clip(tmp_path / "long.mp4", 200)
+    out = tmp_path / "out"
+    errors = []
+
+    def job():
+        try:
+            run_label(LabelConfig(inputs=(str(clip),), model=exported, out=out, overlay=True, batch=2), say=lambda m: None)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    t = threading.Thread(target=job, daemon=True)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "label hung after a backend error"
+    assert len(errors) == 1 and isinstance(errors[0], BackendError)
+    m = json.loads((out / "long" / "manifest.json").read_text())
+    assert m["interrupted"] and not m["complete"] and m["frames_written"] == 10  # 5 batches of 2 made it
+    assert m["overlay"] is None and not [p for p in (out / "long").iterdir() if p.name.startswith(".")]
 
 
 def test_fps_sampling_follows_timestamps():
@@ -354,7 +402,10 @@ def test_dataset_layouts_read_back_as_training_data(tmp_path, fmt):
     rgb = np.arange(12, dtype=np.uint8).reshape(1, 4, 3)
     files = layout.write("drive-1", 7, "000007", labels, None, rgb)
     if fmt == "camvid":
-        layout.finish([{"key": "drive-1", "frames": [{"files": files}]}])
+        manifest = tmp_path / "meta" / "drive-1" / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(json.dumps({"frames": [{"files": files}]}))
+        layout.finish([manifest, tmp_path / "meta" / "never-finished" / "manifest.json"])
     data = reader(tmp_path, "train")
     assert len(data) == 1
     np.testing.assert_array_equal(data.load_label(0), labels)  # gated pixels come back as ignore (255)
