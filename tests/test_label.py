@@ -170,6 +170,23 @@ def test_label_folders_globs_lists_and_streams(exported, clip, tmp_path):
     assert len(list((out / "drive" / "labels").iterdir())) == 12
 
 
+def test_shards_share_one_output_folder(exported, clip, tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(3):
+        Image.fromarray(render_scene(1, "val", i, (40, 60))[0]).save(shots / f"s{i}.png")
+    other = write_clip(tmp_path / "other.mp4", 6)
+    out = tmp_path / "out"
+    keys = []
+    for i in range(2):
+        r = label(clip, shots, other, "--shard", f"{i}/2", "--format", "camvid", model=exported, out=out)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((out / f"summary.shard-{i}-of-2.json").read_text())
+        keys.append({s["key"] for s in summary["per_source"]})
+    assert keys[0] | keys[1] == {"drive", "shots", "other"} and not keys[0] & keys[1]
+    assert len((out / "train.txt").read_text().splitlines()) == 12 + 3 + 6  # the last shard lists every source
+
+
 def test_bad_inputs_are_recorded_and_the_job_goes_on(exported, clip, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
