@@ -43,7 +43,14 @@ class AuxGraph(nn.Module):
 
     def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         rgb = self.normalize(image) if self.aux.with_rgb else None
-        return torch.sigmoid(self.aux(probs, rgb)).squeeze(1)
+        return drop_channel(torch.sigmoid(self.aux(probs, rgb)))
+
+
+def drop_channel(x: torch.Tensor) -> torch.Tensor:
+    """[N, 1, H, W] -> [N, H, W] as a max over the one channel (exact), not Squeeze: OpenCV 4.6's ONNX
+    importer (Debian 12's, which the C++ runtime's CPU backend uses) takes Squeeze only in its pre-opset-13
+    form, and opset 17's ReduceMax keeps its axes as an attribute that every runtime here parses."""
+    return x.amax(1)
 
 
 def argmax_uint8(logits: torch.Tensor) -> torch.Tensor:
@@ -74,7 +81,7 @@ class LabelerGraph(nn.Module):
         if self.aux is None:
             return labels
         probs = softmax_classes(logits)
-        conf = torch.sigmoid(self.aux(probs, x if self.aux.with_rgb else None)).squeeze(1)
+        conf = drop_channel(torch.sigmoid(self.aux(probs, x if self.aux.with_rgb else None)))
         return labels, conf
 
 
