@@ -1,0 +1,37 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ssseg {
+
+/// `ssseg-cpp label`: the options of `ssseg label` this runtime offers, same meaning and defaults.
+struct LabelOptions {
+  std::vector<std::string> inputs;  // video files, image folders, list files (.txt)
+  std::filesystem::path model, out;
+  std::optional<double> threshold;  // default: model.json's
+  std::optional<int> every;  // label every K-th frame (unset: all, recorded as null like the Python CLI)
+  int batch = 0;  // 0: the model's optimal batch
+  std::string format = "png";
+  bool confidence = false;
+  bool resume = false;
+  std::string backend = "auto";
+  int threads = 0;  // 0: OpenCV's default
+  int writers = 2;
+};
+
+/// Returns the exit status: 0 when every source was labeled completely, 1 when some failed.
+int run_label(const LabelOptions& options);
+
+struct BenchOptions {
+  std::filesystem::path model;
+  std::string backend = "auto";
+  int batch = 1, iters = 100, warmup = 20, threads = 0;
+  std::filesystem::path json;
+};
+
+void run_bench(const BenchOptions& options);
+
+}  // namespace ssseg

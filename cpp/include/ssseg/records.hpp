@@ -1,0 +1,71 @@
+#pragma once
+// What has been labeled, in the same files and schema as `ssseg label` (label/records.py): OUT/job.json,
+// a per-source journal frames.jsonl (one line per frame once its files are in place), manifest.json when
+// the source ends (streamed from the journal), and summary.json.
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ssseg {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+inline constexpr const char* kVersion = "0.1.0";
+inline constexpr int kNextToLabel = 100;
+
+/// Refuse an OUT_DIR holding other files or labels made with other settings.
+void check_job(const fs::path& out, const ojson& settings);
+/// Write OUT/job.json once.
+void write_job(const fs::path& out, const ojson& settings);
+
+struct SourceInfo {
+  std::string input, kind, key;  // kind: video | images
+  std::vector<fs::path> images;  // kind images
+  std::string error;             // cannot be labeled at all
+  ojson identity() const;        // {bytes, mtime, files}
+};
+
+class SourceRecords {
+ public:
+  SourceRecords(SourceInfo source, fs::path meta, fs::path out, ojson settings, std::vector<std::string> classes);
+
+  /// Load an earlier run's frames (--resume); throws when output exists and `resume` is false.
+  void prepare(bool resume);
+  void open_journal();
+  void record(const ojson& rec);
+  /// Write manifest.json; returns the compact result the job summary needs.
+  ojson finalize(const ojson& run, bool interrupted);
+
+  const SourceInfo& source() const { return source_; }
+  bool done(int index) const { return done_.count(index) > 0; }
+  bool complete_before() const { return complete_before_; }
+  const fs::path& meta() const { return meta_; }
+
+  std::string error;  // source-level error, set while decoding
+  int decoded = 0, sampled = 0, labeled = 0;
+
+ private:
+  bool valid(const ojson& rec) const;
+
+  SourceInfo source_;
+  fs::path meta_, out_, journal_path_, manifest_path_;
+  ojson settings_, previous_head_;
+  std::vector<std::string> classes_;
+  std::set<int> done_;
+  std::vector<std::string> kept_;
+  bool complete_before_ = false;
+  std::ofstream journal_;
+  std::mutex mutex_;
+};
+
+ojson summary(const std::vector<ojson>& results, const ojson& settings, const ojson& run);
+
+}  // namespace ssseg

@@ -1,0 +1,29 @@
+#include "ssseg/engine.hpp"
+
+#include "ssseg/error.hpp"
+
+namespace ssseg {
+
+std::unique_ptr<Engine> make_engine(const std::string& spec, const ModelSpec& model, int threads) {
+  const auto colon = spec.find(':');
+  const std::string name = spec.substr(0, colon);
+  const std::string variant = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (name == "opencv") return make_opencv_engine(model, threads);
+  if (name == "trt") {
+#ifdef SSSEG_WITH_TENSORRT
+    return make_trt_engine(model, variant);
+#else
+    throw Error("this ssseg-cpp was built without TensorRT", "--backend trt",
+                "rebuild with -DSSSEG_TENSORRT=ON -DTensorRT_ROOT=<TensorRT folder>, or use --backend opencv");
+#endif
+  }
+  if (name == "auto") {
+#ifdef SSSEG_WITH_TENSORRT
+    if (!model.engines("labeler").empty()) return make_trt_engine(model, variant);
+#endif
+    return make_opencv_engine(model, threads);
+  }
+  throw Error("unknown backend '" + spec + "'", "--backend", "choose auto, trt[:PRECISION] or opencv");
+}
+
+}  // namespace ssseg

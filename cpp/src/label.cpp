@@ -1,0 +1,481 @@
+// `ssseg-cpp label`: decode, infer and write overlapped like `ssseg label` (label/pipeline.py): a decoder
+// thread turns frames into model-size RGB, the calling thread runs batches and gates them at the model's
+// resolution, writer threads resize masks back (nearest), count pixels and write PNGs. Queues are bounded.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <variant>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "ssseg/engine.hpp"
+#include "ssseg/error.hpp"
+#include "ssseg/files.hpp"
+#include "ssseg/image.hpp"
+#include "ssseg/label.hpp"
+#include "ssseg/names.hpp"
+#include "ssseg/records.hpp"
+
+namespace ssseg {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
+  void push(T value) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    not_full_.wait(lock, [&] { return items_.size() < capacity_ || closed_; });
+    items_.push_back(std::move(value));
+    not_empty_.notify_one();
+  }
+  std::optional<T> pop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return std::nullopt;
+    T value = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return value;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+
+ private:
+  size_t capacity_;
+  std::deque<T> items_;
+  bool closed_ = false;
+  std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+};
+
+const std::vector<std::string> kImageExts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"};
+const std::vector<std::string> kListExts = {".txt", ".lst", ".list"};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+bool has_ext(const fs::path& p, const std::vector<std::string>& exts) {
+  return std::find(exts.begin(), exts.end(), lower(p.extension().string())) != exts.end();
+}
+
+/// INPUT arguments -> sources, in order (as ssseg.label.inputs.expand_inputs, without globs and streams).
+std::vector<SourceInfo> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<SourceInfo> sources;
+  std::map<std::string, size_t> folders, videos;
+  auto add_images = [&](const fs::path& folder, const std::vector<fs::path>& images, const std::string& label) {
+    const std::string key = fs::weakly_canonical(folder).string();
+    if (!folders.count(key)) {
+      folders[key] = sources.size();
+      sources.push_back({label, "images", "", {}, ""});
+    }
+    auto& src = sources[folders[key]];
+    src.images.insert(src.images.end(), images.begin(), images.end());
+    std::sort(src.images.begin(), src.images.end());
+    src.images.erase(std::unique(src.images.begin(), src.images.end()), src.images.end());
+  };
+  std::function<void(const std::string&, const std::string&, int)> add = [&](const std::string& item,
+                                                                               const std::string& origin, int depth) {
+    const fs::path path(item);
+    const std::string where = origin.empty() ? "" : " (listed in " + origin + ")";
+    if (fs::is_directory(path)) {
+      std::vector<fs::path> images;
+      for (const auto& e : fs::directory_iterator(path))
+        if (e.is_regular_file() && has_ext(e.path(), kImageExts)) images.push_back(e.path());
+      add_images(path, images, path.string());
+      if (images.empty()) sources[folders[fs::weakly_canonical(path).string()]].error = "folder holds no images (.png/.jpg/...)";
+      return;
+    }
+    if (fs::is_regular_file(path)) {
+      if (has_ext(path, kListExts)) {
+        if (depth > 4) throw Error("list files nest too deeply", path.string(), "list videos, folders or images");
+        std::ifstream in(path);
+        for (std::string line; std::getline(in, line);) {
+          const auto a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r");
+          if (a == std::string::npos || line[a] == '#') continue;
+          const fs::path target(line.substr(a, b - a + 1));
+          add(target.is_absolute() ? target.string() : (path.parent_path() / target).string(), path.string(), depth + 1);
+        }
+        return;
+      }
+      if (has_ext(path, kImageExts)) {
+        add_images(path.parent_path(), {path}, path.parent_path().string());
+        return;
+      }
+      const std::string key = fs::weakly_canonical(path).string();
+      if (!videos.count(key)) {
+        videos[key] = sources.size();
+        sources.push_back({path.string(), "video", "", {}, fs::file_size(path) ? "" : "file is empty"});
+      }
+      return;
+    }
+    throw Error("input does not exist" + where, item, "pass video files, image folders or list files (.txt)");
+  };
+  for (const auto& item : inputs) add(item, "", 0);
+  std::vector<std::string> bases;
+  for (const auto& s : sources)
+    bases.push_back(s.kind == "images" ? fs::path(s.input).filename().string() : fs::path(s.input).stem().string());
+  const auto keys = assign_keys(bases);
+  for (size_t i = 0; i < sources.size(); ++i) sources[i].key = keys[i];
+  return sources;
+}
+
+struct Source {
+  std::unique_ptr<SourceRecords> records;
+  std::mutex mutex;
+  int outstanding = 0;
+  bool ended = false, finalized = false;
+};
+
+struct Item {
+  Source* source;
+  int index;
+  std::string name;
+  std::optional<double> time;
+  int h, w;
+  cv::Mat model;  // RGB at the model's size
+};
+struct End {
+  Source* source;
+  std::string error;
+};
+using Message = std::variant<Item, End>;
+
+struct WriteJob {
+  Item item;
+  cv::Mat labels;      // gated, model size
+  cv::Mat confidence;  // 0..255, model size, or empty
+};
+
+class Pipeline {
+ public:
+  Pipeline(const LabelOptions& options, const ModelSpec& model, Engine& engine, std::optional<float> threshold,
+           int batch, ojson run)
+      : options_(options), model_(model), engine_(engine), threshold_(threshold), batch_(batch), run_(std::move(run)),
+        frames_(2 * static_cast<size_t>(batch)), writes_(4 * static_cast<size_t>(options.writers)) {}
+
+  std::vector<ojson> run(std::vector<std::unique_ptr<Source>>& sources) {
+    for (auto& s : sources)
+      if (s->records->complete_before()) {
+        results_.push_back(s->records->finalize(run_, false));
+        std::cout << s->records->source().key << ": complete in an earlier run, skipped" << std::endl;
+      }
+    std::thread decoder([&] { guard([&] { decode(sources); }); frames_.close(); });
+    std::vector<std::thread> writers;
+    for (int i = 0; i < options_.writers; ++i) writers.emplace_back([&] { guard([&] { write_loop(); }); });
+    std::vector<Item> pending;
+    guard([&] {
+      while (true) {
+        const auto t = Clock::now();
+        auto msg = frames_.pop();
+        wait_frames_s += seconds_since(t);
+        if (!msg) break;
+        if (auto* end = std::get_if<End>(&*msg)) {
+          {
+            std::lock_guard<std::mutex> lock(end->source->mutex);
+            end->source->ended = true;
+            if (!end->error.empty()) end->source->records->error = end->error;
+          }
+          settle(*end->source);
+        } else if (failed_) {
+          discard(std::get<Item>(*msg));
+        } else {
+          pending.push_back(std::move(std::get<Item>(*msg)));
+          if (static_cast<int>(pending.size()) == batch_) infer(pending);
+        }
+      }
+      if (!pending.empty() && !failed_) infer(pending);
+    });
+    for (auto& item : pending) discard(item);
+    frames_.close();
+    decoder.join();
+    writes_.close();
+    for (auto& w : writers) w.join();
+    if (error_) std::rethrow_exception(error_);
+    return results_;
+  }
+
+  int labeled = 0;
+  double infer_s = 0, wait_frames_s = 0, wait_writers_s = 0;
+
+ private:
+  template <typename F>
+  void guard(F&& f) {
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+      failed_ = true;
+      frames_.close();  // unblock the decoder
+    }
+  }
+
+  void decode(std::vector<std::unique_ptr<Source>>& sources) {
+    const int every = options_.every.value_or(1);
+    for (auto& s : sources) {
+      SourceRecords& rec = *s->records;
+      if (rec.complete_before()) continue;
+      if (failed_) return;
+      std::string error = rec.error;
+      if (error.empty()) {
+        rec.open_journal();
+        const auto& src = rec.source();
+        auto emit = [&](int index, const std::string& name, std::optional<double> time, const cv::Mat& bgr) {
+          cv::Mat rgb;
+          cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+          Item item{s.get(), index, name, time, rgb.rows, rgb.cols, resize_bilinear(rgb, model_.height, model_.width)};
+          {
+            std::lock_guard<std::mutex> lock(s->mutex);
+            ++s->outstanding;
+          }
+          frames_.push(std::move(item));
+        };
+        if (src.kind == "images") {
+          std::vector<std::string> stems;
+          for (const auto& p : src.images) stems.push_back(p.stem().string());
+          const auto names = frame_names(stems);
+          rec.decoded = static_cast<int>(src.images.size());
+          for (size_t i = 0; i < src.images.size() && !failed_; ++i) {
+            const int index = static_cast<int>(i);
+            if (index % every) continue;
+            ++rec.sampled;
+            if (rec.done(index)) continue;
+            const cv::Mat bgr = cv::imread(src.images[i].string(), cv::IMREAD_COLOR);
+            if (bgr.empty()) {
+              rec.record({{"index", index}, {"name", names[i]}, {"error", "cannot decode image"}});
+              continue;
+            }
+            emit(index, names[i], std::nullopt, bgr);
+          }
+        } else {
+          cv::VideoCapture cap(src.input, cv::CAP_FFMPEG);
+          if (!cap.isOpened()) {
+            error = "cannot open (OpenCV's FFmpeg backend could not read it)";
+          } else {
+            cv::Mat bgr;
+            int index = 0;
+            while (!failed_ && cap.read(bgr)) {
+              const double ms = cap.get(cv::CAP_PROP_POS_MSEC);
+              rec.decoded = index + 1;
+              if (index % every == 0) {
+                ++rec.sampled;
+                char name[16];
+                std::snprintf(name, sizeof name, "%06d", index);
+                if (!rec.done(index)) emit(index, name, std::round(ms * 1000.0) / 1e6, bgr);
+              }
+              ++index;
+            }
+            if (index == 0) error = "no frame could be decoded";
+          }
+        }
+      }
+      frames_.push(End{s.get(), error});
+    }
+  }
+
+  void infer(std::vector<Item>& pending) {
+    std::vector<cv::Mat> frames;
+    for (const auto& it : pending) frames.push_back(it.model);
+    while (static_cast<int>(frames.size()) < batch_) frames.push_back(frames.back());  // full batches, as Python
+    const auto t = Clock::now();
+    auto outputs = engine_.infer(frames);
+    infer_s += seconds_since(t);
+    for (size_t i = 0; i < pending.size(); ++i) {
+      WriteJob job{std::move(pending[i]), outputs[i].labels, cv::Mat()};
+      if (threshold_) job.labels = gate(outputs[i].labels, outputs[i].confidence, *threshold_);
+      if (options_.confidence && !outputs[i].confidence.empty()) job.confidence = confidence_u8(outputs[i].confidence);
+      const auto tw = Clock::now();
+      writes_.push(std::move(job));
+      wait_writers_s += seconds_since(tw);
+    }
+    pending.clear();
+  }
+
+  void write_loop() {
+    while (auto job = writes_.pop()) {
+      Item& it = job->item;
+      if (!failed_) {
+        SourceRecords& rec = *it.source->records;
+        const cv::Mat full = resize_nearest(job->labels, it.h, it.w);
+        std::vector<long long> counts(256, 0);
+        for (int y = 0; y < full.rows; ++y) {
+          const unsigned char* p = full.ptr<unsigned char>(y);
+          for (int x = 0; x < full.cols; ++x) ++counts[p[x]];
+        }
+        ojson classes = ojson::array();
+        long long confident = 0;
+        for (size_t c = 0; c < model_.class_names.size(); ++c) {
+          classes.push_back(counts[c]);
+          confident += counts[c];
+        }
+        const double coverage = static_cast<double>(confident) / static_cast<double>(full.total());
+        const std::string key = rec.source().key;
+        std::vector<std::string> files = {key + "/labels/" + it.name + ".png"};
+        atomic_write(options_.out / files[0], encode_png(full));
+        if (!job->confidence.empty()) {
+          files.push_back(key + "/confidence/" + it.name + ".png");
+          atomic_write(options_.out / files[1], encode_png(resize_nearest(job->confidence, it.h, it.w)));
+        }
+        ojson r = {{"index", it.index}, {"name", it.name}, {"time", it.time ? ojson(*it.time) : ojson()},
+                   {"size", {it.h, it.w}}, {"coverage", std::round(coverage * 1e6) / 1e6}, {"classes", classes},
+                   {"written", true}, {"files", files}};
+        rec.record(r);
+        std::lock_guard<std::mutex> lock(count_mutex_);
+        ++labeled;
+      }
+      discard(it);
+    }
+  }
+
+  void discard(Item& it) {
+    {
+      std::lock_guard<std::mutex> lock(it.source->mutex);
+      --it.source->outstanding;
+    }
+    settle(*it.source);
+  }
+
+  void settle(Source& s) {
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (!s.ended || s.outstanding != 0 || s.finalized) return;
+      s.finalized = true;
+    }
+    ojson result = s.records->finalize(run_, failed_.load());
+    const auto& totals = result["totals"];
+    char cov[32] = "-";
+    if (!totals["coverage"].is_null()) std::snprintf(cov, sizeof cov, "%.1f%%", 100 * totals["coverage"].get<double>());
+    std::string status = "done";
+    if (!result["errors"].empty()) {
+      const auto& e = result["errors"][0];
+      status = "FAILED: " + (e.contains("source") ? e["source"].get<std::string>() : "frame " + e["name"].get<std::string>() + ": " + e["error"].get<std::string>());
+    } else if (!result["complete"].get<bool>()) {
+      status = "stopped";
+    }
+    {
+      std::lock_guard<std::mutex> lock(count_mutex_);
+      std::cout << s.records->source().key << ": " << result["frames_written"] << "/" << result["frames_sampled"]
+                << " frames written, coverage " << cov << ", " << status << std::endl;
+      results_.push_back(std::move(result));
+    }
+  }
+
+  const LabelOptions& options_;
+  const ModelSpec& model_;
+  Engine& engine_;
+  std::optional<float> threshold_;
+  int batch_;
+  ojson run_;
+  BoundedQueue<Message> frames_;
+  BoundedQueue<WriteJob> writes_;
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
+  std::mutex error_mutex_, count_mutex_;
+  std::vector<ojson> results_;
+};
+
+}  // namespace
+
+int run_label(const LabelOptions& options) {
+  const ModelSpec model = read_model(options.model);
+  if (options.format != "png")
+    throw Error("--format " + options.format + " is not offered by the C++ runtime", "--format",
+                "use --format png, or ssseg label for cityscapes/camvid layouts");
+  std::optional<float> threshold;
+  if (model.gated) {
+    threshold = static_cast<float>(options.threshold.value_or(*model.threshold));
+  } else if (options.threshold || options.confidence) {
+    throw Error("--threshold/--confidence need a confidence net, and this model has none",
+                (model.root / "model.json").string(), "drop them to write ungated labels");
+  }
+  if (options.threshold && (*options.threshold < 0 || *options.threshold > 1))
+    throw Error("--threshold must lie in [0, 1]", "--threshold");
+  if (options.every && *options.every < 1) throw Error("--every must be >= 1", "--every");
+  if (options.writers < 1) throw Error("--writers must be >= 1", "--writers");
+  const int batch = options.batch ? options.batch : model.batch.opt;
+  if (batch < 1 || batch > model.batch.max)
+    throw Error("--batch " + std::to_string(batch) + " is outside the model's batch range 1.." +
+                    std::to_string(model.batch.max), (model.root / "model.json").string(),
+                "use a smaller --batch, or re-export with a larger --dynamic-batch");
+
+  auto infos = expand_inputs(options.inputs);
+  ojson settings = {{"model_labeler_sha256", model.graph_sha256("labeler")},
+                    {"threshold", threshold ? ojson(options.threshold.value_or(*model.threshold)) : ojson()},
+                    {"every", options.every ? ojson(*options.every) : ojson()}, {"fps", nullptr},
+                    {"format", options.format}, {"confidence", options.confidence}, {"overlay", false},
+                    {"min_coverage", nullptr}};
+  check_job(options.out, settings);
+  std::vector<std::unique_ptr<Source>> sources;
+  for (auto& info : infos) {
+    auto s = std::make_unique<Source>();
+    const fs::path meta = options.out / info.key;
+    s->records = std::make_unique<SourceRecords>(info, meta, options.out, settings, model.class_names);
+    s->records->prepare(options.resume);
+    if (options.resume) {
+      remove_stale_temporaries(meta);
+      remove_stale_temporaries(meta / "labels");
+      remove_stale_temporaries(meta / "confidence");
+    }
+    sources.push_back(std::move(s));
+  }
+  auto engine = make_engine(options.backend, model, options.threads);
+  write_job(options.out, settings);
+  const ojson info = engine->describe();
+  std::cout << "labeling " << sources.size() << " source(s) with " << info["backend"].get<std::string>() << ", batch "
+            << batch << ", " << (threshold ? "confidence >= " + ojson(*threshold).dump() : std::string("ungated"))
+            << ", format png -> " << options.out.string() << std::endl;
+
+  ojson run = {{"started", ""}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};
+  Pipeline pipeline(options, model, *engine, threshold, batch, run);
+  const auto t0 = Clock::now();
+  auto results = pipeline.run(sources);
+  const double secs = seconds_since(t0);
+  std::sort(results.begin(), results.end(), [](const ojson& a, const ojson& b) { return a["key"] < b["key"]; });
+  run["seconds"] = secs;
+  run["frames_labeled"] = pipeline.labeled;
+  run["fps"] = secs > 0 ? pipeline.labeled / secs : 0.0;
+  run["interrupted"] = false;
+  run["timings"] = {{"infer_s", pipeline.infer_s}, {"wait_frames_s", pipeline.wait_frames_s},
+                    {"wait_writers_s", pipeline.wait_writers_s}};
+  const ojson report = summary(results, settings, run);
+  atomic_write(options.out / "summary.json", report.dump(2) + "\n");
+  std::printf("%d frames labeled in %.1f s (%.1f frames/s); summary: %s\n", pipeline.labeled, secs,
+              run["fps"].get<double>(), (options.out / "summary.json").c_str());
+  if (!report["failures"].empty()) {
+    for (const auto& f : report["failures"]) {
+      const auto& e = f["errors"][0];
+      std::cout << "FAILED " << f["input"].get<std::string>() << ": "
+                << (e.contains("source") ? e["source"].get<std::string>() : e["error"].get<std::string>()) << std::endl;
+    }
+    throw Error(std::to_string(report["failures"].size()) + " of " + std::to_string(results.size()) +
+                    " sources failed (listed above and in " + (options.out / "summary.json").string() + ")",
+                "", "fix or remove those inputs and run again with --resume");
+  }
+  return 0;
+}
+
+}  // namespace ssseg

@@ -1,0 +1,54 @@
+// ssseg-cpp: the C++ runtime's command line. Flags mirror `ssseg label` and `ssseg bench`.
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "ssseg/error.hpp"
+#include "ssseg/label.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ssseg-cpp: auto-label footage and benchmark exported ssseg models without Python"};
+  app.require_subcommand(1);
+
+  ssseg::LabelOptions label;
+  std::optional<int> every;
+  auto* lab = app.add_subcommand("label", "Confidence-gated masks per frame, a manifest per source, a job summary");
+  lab->add_option("inputs", label.inputs, "Video files, image folders, list files (.txt)")->required();
+  lab->add_option("--model", label.model, "Model directory written by ssseg export")->required();
+  lab->add_option("--out", label.out, "Output directory")->required();
+  lab->add_option("--threshold", label.threshold, "Confidence gate (default: model.json's)");
+  lab->add_option("--every", every, "Label every K-th frame");
+  lab->add_option("--batch", label.batch, "Frames per inference call (default: the model's optimal batch)");
+  lab->add_option("--format", label.format, "Output layout (png)");
+  lab->add_flag("--confidence", label.confidence, "Also write the confidence map as an 8-bit PNG");
+  lab->add_flag("--resume", label.resume, "Continue an interrupted job in --out");
+  lab->add_option("--backend", label.backend, "auto, trt[:PRECISION] or opencv");
+  lab->add_option("--threads", label.threads, "CPU threads of the OpenCV backend");
+  lab->add_option("--writers", label.writers, "PNG-writing threads");
+
+  ssseg::BenchOptions bench;
+  auto* ben = app.add_subcommand("bench", "Frames per second and latency of the labeler on one backend");
+  ben->add_option("model", bench.model, "Model directory written by ssseg export")->required();
+  ben->add_option("--backend", bench.backend, "auto, trt[:PRECISION] or opencv");
+  ben->add_option("--batch", bench.batch, "Frames per call");
+  ben->add_option("--iters", bench.iters, "Timed calls");
+  ben->add_option("--warmup", bench.warmup, "Untimed calls before timing");
+  ben->add_option("--threads", bench.threads, "CPU threads of the OpenCV backend");
+  ben->add_option("--json", bench.json, "Write the result as JSON");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*lab) {
+      label.every = every;
+      return ssseg::run_label(label);
+    }
+    ssseg::run_bench(bench);
+    return 0;
+  } catch (const ssseg::Error& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "error: internal: " << e.what() << std::endl;
+  }
+  return 1;
+}

@@ -1,0 +1,118 @@
+#include "ssseg/model.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include <openssl/evp.h>
+
+#include "ssseg/error.hpp"
+
+namespace ssseg {
+
+namespace {
+
+const nlohmann::json& need(const nlohmann::json& obj, const std::string& key, const std::string& where) {
+  if (!obj.is_object() || !obj.contains(key)) throw Error("invalid model.json: missing " + key, where, "re-run ssseg export");
+  return obj.at(key);
+}
+
+}  // namespace
+
+std::string sha256_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read file", path.string());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &n);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < n; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::string& where) {
+  if (!d.is_object() || d.value("format", "") != kModelFormat)
+    throw Error("not an ssseg model.json (no ssseg.model format marker)", where, "pass a directory written by ssseg export");
+  if (d.value("format_version", -1) != kModelFormatVersion)
+    throw Error("model.json format " + need(d, "format_version", where).dump() + " (written by ssseg " +
+                    d.value("ssseg_version", "?") + "), this runtime reads format 1",
+                where, "re-export the run with a matching ssseg");
+  ModelSpec m;
+  m.root = root;
+  m.data = d;
+  try {
+    const auto& classes = need(d, "classes", where);
+    m.classes_name = need(classes, "name", where).get<std::string>();
+    m.class_names = need(classes, "names", where).get<std::vector<std::string>>();
+    for (const auto& c : need(classes, "colors", where)) m.colors.push_back(c.get<std::array<std::uint8_t, 3>>());
+    const auto& input = need(d, "input", where);
+    if (need(input, "dtype", where) != "uint8" || need(input, "layout", where) != "NHWC")
+      throw Error("invalid model.json: input must be uint8 NHWC", where, "re-run ssseg export");
+    m.height = need(input, "height", where).get<int>();
+    m.width = need(input, "width", where).get<int>();
+    const auto& b = need(input, "batch", where);
+    m.batch = {need(b, "min", where).get<int>(), need(b, "opt", where).get<int>(), need(b, "max", where).get<int>()};
+    m.resize = need(input, "resize", where).get<std::string>() != "none";
+    const auto& gate = need(d, "gate", where);
+    m.gated = need(gate, "available", where).get<bool>();
+    if (m.gated) m.threshold = need(gate, "threshold", where).get<double>();
+    need(need(need(d, "graphs", where), "labeler", where), "file", where);
+    need(d, "engines", where);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("invalid model.json: ") + e.what(), where, "re-run ssseg export");
+  }
+  if (m.class_names.empty() || m.class_names.size() != m.colors.size() || m.class_names.size() > 254)
+    throw Error("invalid model.json: classes.names and classes.colors disagree", where, "re-run ssseg export");
+  if (m.height <= 0 || m.width <= 0 || m.batch.min < 1 || m.batch.min > m.batch.opt || m.batch.opt > m.batch.max)
+    throw Error("invalid model.json: input size or batch range", where, "re-run ssseg export");
+  return m;
+}
+
+ModelSpec read_model(const fs::path& path) {
+  const fs::path file = fs::is_directory(path) ? path / "model.json" : path;
+  if (!fs::is_regular_file(file))
+    throw Error("no model.json here", file.string(), "pass a directory written by ssseg export --out");
+  std::ifstream in(file);
+  nlohmann::json d;
+  try {
+    d = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    throw Error("cannot read model.json (not JSON)", file.string(), "re-run ssseg export; the file is damaged");
+  }
+  return parse_model(d, file.parent_path(), file.string());
+}
+
+fs::path ModelSpec::graph(const std::string& name, bool check_hash) const {
+  const auto& graphs = data.at("graphs");
+  if (!graphs.contains(name))
+    throw Error("this model has no " + name + " graph", (root / "model.json").string(), "re-export the run");
+  const fs::path p = root / graphs.at(name).at("file").get<std::string>();
+  if (!fs::is_regular_file(p)) throw Error("file named by model.json is missing", p.string(), "re-run ssseg export");
+  if (check_hash && sha256_file(p) != graph_sha256(name))
+    throw Error("file does not match the sha256 in model.json (changed after export)", p.string(),
+                "re-run ssseg export instead of editing artifacts by hand");
+  return p;
+}
+
+std::string ModelSpec::graph_sha256(const std::string& name) const {
+  return data.at("graphs").at(name).at("sha256").get<std::string>();
+}
+
+std::vector<nlohmann::json> ModelSpec::engines(const std::string& graph_name) const {
+  std::vector<nlohmann::json> out;
+  for (const auto& e : data.at("engines"))
+    if (e.value("graph", "") == graph_name) out.push_back(e);
+  return out;
+}
+
+}  // namespace ssseg

@@ -1,0 +1,308 @@
+#include "ssseg/records.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+
+#include <sys/stat.h>
+
+#include "ssseg/error.hpp"
+#include "ssseg/files.hpp"
+
+namespace ssseg {
+
+namespace {
+
+constexpr const char* kManifestFormat = "ssseg.label.manifest";
+constexpr const char* kSummaryFormat = "ssseg.label.summary";
+constexpr const char* kJobFormat = "ssseg.label.job";
+constexpr int kFormatVersion = 1;
+
+std::string now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::ostringstream s;
+  s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S+0000");
+  return s.str();
+}
+
+std::optional<ojson> parse_line(const std::string& line) {
+  try {
+    return ojson::parse(line);
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;  // a line torn by a power cut: that frame is labeled again
+  }
+}
+
+void check_marker(const ojson& d, const char* format, const std::string& what, const fs::path& path) {
+  if (!d.is_object() || d.value("format", "") != format)
+    throw Error("not " + what + " (no " + format + " format marker)", path.string(), "choose a new --out");
+  if (d.value("format_version", -1) != kFormatVersion)
+    throw Error(what + " of another format version", path.string(), "label into a new --out");
+}
+
+}  // namespace
+
+void check_job(const fs::path& out, const ojson& settings) {
+  const fs::path job = out / "job.json";
+  if (fs::is_regular_file(job)) {
+    ojson d;
+    try {
+      d = ojson::parse(read_text(job));
+    } catch (const nlohmann::json::exception&) {
+      throw Error("job.json is damaged", job.string(), "choose a new --out");
+    }
+    check_marker(d, kJobFormat, "an ssseg label job", job);
+    const ojson old = d.value("settings", ojson::object());
+    std::string diffs;
+    for (const auto& [k, v] : settings.items())
+      if (!old.contains(k) || old.at(k) != v)
+        diffs += (diffs.empty() ? "" : ", ") + k + " " + (old.contains(k) ? old.at(k).dump() : "?") + " -> " + v.dump();
+    if (!diffs.empty())
+      throw Error("labels here were made with other settings (" + diffs + ")", job.string(),
+                  "repeat the original options to continue, or choose a new --out");
+    return;
+  }
+  std::error_code ec;
+  if (fs::is_directory(out) && fs::directory_iterator(out, ec) != fs::directory_iterator())
+    throw Error("output folder is not empty and was not written by ssseg label", out.string(),
+                "choose a new or empty --out; nothing is overwritten");
+}
+
+void write_job(const fs::path& out, const ojson& settings) {
+  if (fs::is_regular_file(out / "job.json")) return;
+  ojson d = {{"format", kJobFormat}, {"format_version", kFormatVersion}, {"ssseg_version", kVersion},
+             {"created", now()}, {"settings", settings}};
+  atomic_write(out / "job.json", d.dump(2) + "\n");
+}
+
+ojson SourceInfo::identity() const {
+  std::vector<fs::path> files = kind == "images" ? images : std::vector<fs::path>{fs::path(input)};
+  long long bytes = 0;
+  double mtime = 0.0;
+  for (const auto& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) continue;
+    bytes += st.st_size;
+    mtime = std::max(mtime, static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) * 1e-9);
+  }
+  return {{"bytes", bytes}, {"mtime", mtime}, {"files", static_cast<int>(files.size())}};
+}
+
+SourceRecords::SourceRecords(SourceInfo source, fs::path meta, fs::path out, ojson settings,
+                             std::vector<std::string> classes)
+    : error(source.error),
+      source_(std::move(source)),
+      meta_(std::move(meta)),
+      out_(std::move(out)),
+      journal_path_(meta_ / "frames.jsonl"),
+      manifest_path_(meta_ / "manifest.json"),
+      settings_(std::move(settings)),
+      classes_(std::move(classes)) {}
+
+void SourceRecords::prepare(bool resume) {
+  const bool has_output = fs::exists(journal_path_) || fs::exists(manifest_path_);
+  if (has_output && !resume)
+    throw Error(source_.input + " was already labeled here", meta_.string(),
+                "pass --resume to continue, or choose a new --out");
+  std::map<int, std::string> records;
+  ojson old_identity;
+  if (fs::exists(manifest_path_)) {
+    auto prev = parse_line(read_text(manifest_path_));
+    if (prev) {
+      check_marker(*prev, kManifestFormat, "an ssseg label manifest", manifest_path_);
+      old_identity = (*prev)["source"].value("identity", ojson());
+      for (const auto& rec : (*prev)["frames"]) records[rec.at("index").get<int>()] = rec.dump();
+      prev->erase("frames");
+      previous_head_ = *prev;
+    }
+  }
+  {
+    std::ifstream in(journal_path_);
+    for (std::string line; std::getline(in, line);) {
+      auto rec = parse_line(line);
+      if (!rec) continue;
+      if (rec->contains("identity"))
+        old_identity = (*rec)["identity"];
+      else if (rec->contains("index"))
+        records[(*rec)["index"].get<int>()] = line;
+    }
+  }
+  const ojson identity = source_.identity();
+  if (!records.empty() && !old_identity.is_null() && old_identity != identity)
+    throw Error(source_.input + " changed since it was labeled", meta_.string(),
+                "label it into a new --out; the existing labels belong to the old file");
+  for (const auto& [index, line] : records) {
+    if (valid(ojson::parse(line))) {
+      kept_.push_back(line);
+      done_.insert(index);
+    }
+  }
+  complete_before_ = previous_head_.is_object() && previous_head_.value("complete", false) &&
+                     kept_.size() == records.size() &&
+                     static_cast<int>(records.size()) == previous_head_.value("frames_sampled", -1);
+}
+
+bool SourceRecords::valid(const ojson& rec) const {
+  if (rec.contains("error")) return false;
+  if (!rec.value("written", false)) return true;
+  const auto size = rec.at("size");
+  for (const auto& rel : rec.at("files")) {
+    const auto hw = png_size(out_ / rel.get<std::string>());
+    if (!hw || hw->first != size[0].get<int>() || hw->second != size[1].get<int>()) return false;
+  }
+  return true;
+}
+
+void SourceRecords::open_journal() {
+  if (complete_before_ || !error.empty()) return;
+  fs::create_directories(meta_);
+  std::string text = ojson({{"identity", source_.identity()}, {"input", source_.input}}).dump() + "\n";
+  for (const auto& line : kept_) text += line + "\n";
+  kept_.clear();
+  atomic_write(journal_path_, text);
+  journal_.open(journal_path_, std::ios::app);
+}
+
+void SourceRecords::record(const ojson& rec) {
+  const std::string line = rec.dump();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!rec.contains("error")) ++labeled;
+  journal_ << line << '\n';
+  journal_.flush();
+}
+
+ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
+  auto compact = [&](const ojson& m) {
+    ojson c = ojson::object();
+    for (const char* k : {"key", "complete", "errors", "frames_decoded", "frames_sampled", "frames_written",
+                          "frames_below_min_coverage", "totals", "lowest_coverage"})
+      c[k] = m.at(k);
+    c["input"] = m["source"]["input"];
+    c["manifest"] = fs::relative(manifest_path_, out_).generic_string();
+    return c;
+  };
+  if (journal_.is_open()) journal_.close();
+  if (complete_before_) return compact(previous_head_);
+  ojson errors = ojson::array();
+  if (!error.empty()) errors.push_back({{"source", error}});
+  std::map<int, std::streamoff> offsets;  // frame -> its latest journal line, read back one at a time
+  std::ifstream in(journal_path_, std::ios::binary);
+  for (std::streamoff pos = in.tellg(); in; pos = in.tellg()) {
+    std::string line;
+    if (!std::getline(in, line)) break;
+    auto rec = parse_line(line);
+    if (!rec || rec->contains("identity")) continue;
+    const int index = (*rec)["index"].get<int>();
+    if (rec->contains("error")) {
+      errors.push_back({{"index", index}, {"name", (*rec)["name"]}, {"error", (*rec)["error"]}});
+      offsets.erase(index);
+    } else {
+      offsets[index] = pos;
+    }
+  }
+  in.clear();
+  auto read_at = [&](std::streamoff pos) {
+    in.seekg(pos);
+    std::string line;
+    std::getline(in, line);
+    return ojson::parse(line);
+  };
+  std::vector<long long> per_class(classes_.size(), 0);
+  long long pixels = 0;
+  int written = 0;
+  std::vector<std::tuple<double, int, std::string, std::string>> low;
+  for (const auto& [index, pos] : offsets) {
+    const ojson rec = read_at(pos);
+    pixels += rec["size"][0].get<long long>() * rec["size"][1].get<long long>();
+    for (size_t c = 0; c < per_class.size(); ++c) per_class[c] += rec["classes"][c].get<long long>();
+    written += rec["written"].get<bool>() ? 1 : 0;
+    low.emplace_back(rec["coverage"].get<double>(), index, rec["name"].get<std::string>(),
+                     rec["files"].empty() ? "" : rec["files"][0].get<std::string>());
+    if (low.size() > 4 * kNextToLabel) {
+      std::sort(low.begin(), low.end());
+      low.resize(kNextToLabel);
+    }
+  }
+  std::sort(low.begin(), low.end());
+  if (low.size() > kNextToLabel) low.resize(kNextToLabel);
+  long long confident = 0;
+  ojson per_class_json = ojson::object();
+  for (size_t c = 0; c < per_class.size(); ++c) {
+    confident += per_class[c];
+    per_class_json[classes_[c]] = per_class[c];
+  }
+  ojson lowest = ojson::array();
+  for (const auto& [cov, index, name, file] : low)
+    lowest.push_back({{"index", index}, {"name", name}, {"coverage", cov}, {"file", file.empty() ? ojson() : ojson(file)}});
+  ojson runs = previous_head_.is_object() ? previous_head_.value("runs", ojson::array()) : ojson::array();
+  ojson this_run = run;
+  this_run["frames_labeled"] = labeled;
+  runs.push_back(this_run);
+  const bool complete = !interrupted && errors.empty();
+  ojson head = {
+      {"format", kManifestFormat}, {"format_version", kFormatVersion}, {"ssseg_version", kVersion},
+      {"key", source_.key},
+      {"source", {{"input", source_.input}, {"kind", source_.kind}, {"identity", source_.identity()}}},
+      {"settings", settings_}, {"complete", complete}, {"interrupted", interrupted}, {"errors", errors},
+      {"frames_decoded", decoded}, {"frames_sampled", sampled}, {"frames_written", written},
+      {"frames_below_min_coverage", static_cast<int>(offsets.size()) - written},
+      {"totals", {{"pixels", pixels}, {"confident", confident},
+                  {"coverage", pixels ? ojson(static_cast<double>(confident) / static_cast<double>(pixels)) : ojson()},
+                  {"per_class", per_class_json}}},
+      {"lowest_coverage", lowest}, {"overlay", nullptr}, {"runs", runs}};
+  const fs::path tmp = temporary_name(manifest_path_);
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    std::string text = head.dump(2);
+    text.resize(text.size() - 2);  // reopen the object for the streamed frame records
+    out << text << ",\n  \"frames\": [";
+    bool first = true;
+    for (const auto& [index, pos] : offsets) {
+      out << (first ? "\n    " : ",\n    ") << read_at(pos).dump();
+      first = false;
+    }
+    out << "\n  ]\n}\n";
+    if (!out) throw Error("cannot write the manifest", tmp.string(), "free space there, then run again with --resume");
+  }
+  fs::rename(tmp, manifest_path_);
+  in.close();
+  fs::remove(journal_path_);
+  return compact(head);
+}
+
+ojson summary(const std::vector<ojson>& results, const ojson& settings, const ojson& run) {
+  std::vector<ojson> pool;
+  ojson failures = ojson::array();
+  long long pixels = 0, confident = 0;
+  int sampled = 0, written = 0, below = 0;
+  for (const auto& r : results) {
+    for (const auto& low : r["lowest_coverage"]) {
+      ojson entry = {{"source", r["key"]}};
+      for (const auto& [k, v] : low.items()) entry[k] = v;
+      pool.push_back(entry);
+    }
+    if (!r["errors"].empty()) failures.push_back({{"source", r["key"]}, {"input", r["input"]}, {"errors", r["errors"]}});
+    pixels += r["totals"]["pixels"].get<long long>();
+    confident += r["totals"]["confident"].get<long long>();
+    sampled += r["frames_sampled"].get<int>();
+    written += r["frames_written"].get<int>();
+    below += r["frames_below_min_coverage"].get<int>();
+  }
+  std::sort(pool.begin(), pool.end(), [](const ojson& a, const ojson& b) {
+    return std::make_tuple(a["coverage"].get<double>(), a["source"].get<std::string>(), a["index"].get<int>()) <
+           std::make_tuple(b["coverage"].get<double>(), b["source"].get<std::string>(), b["index"].get<int>());
+  });
+  if (pool.size() > kNextToLabel) pool.resize(kNextToLabel);
+  return {{"format", kSummaryFormat}, {"format_version", kFormatVersion}, {"ssseg_version", kVersion},
+          {"settings", settings}, {"shard", nullptr}, {"sources", static_cast<int>(results.size())},
+          {"failed_sources", static_cast<int>(failures.size())}, {"frames_sampled", sampled},
+          {"frames_written", written}, {"frames_below_min_coverage", below},
+          {"coverage", pixels ? ojson(static_cast<double>(confident) / static_cast<double>(pixels)) : ojson()},
+          {"next_to_label", pool}, {"failures", failures}, {"per_source", results}, {"run", run}};
+}
+
+}  // namespace ssseg

@@ -1,0 +1,140 @@
+// Unit tests of the C++ runtime's core: preprocessing (bit-exact with Pillow), gating, names, model.json.
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <vector>
+
+#include "ssseg/error.hpp"
+#include "ssseg/files.hpp"
+#include "ssseg/image.hpp"
+#include "ssseg/model.hpp"
+#include "ssseg/names.hpp"
+
+namespace {
+
+#include "pillow_expected.inc"
+
+cv::Mat pattern(int h, int w) {
+  cv::Mat m(h, w, CV_8UC3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) m.at<cv::Vec3b>(y, x)[c] = static_cast<unsigned char>(((y * w + x) * 37 + c * 11) % 256);
+  return m;
+}
+
+cv::Mat pattern2() {  // lab2 of make_pillow_expected.py, and its 3-channel form
+  cv::Mat m(23, 30, CV_8UC1);
+  for (int i = 0; i < 23 * 30; ++i) m.at<unsigned char>(i / 30, i % 30) = static_cast<unsigned char>(i % 251);
+  return m;
+}
+
+std::vector<int> flat(const cv::Mat& m) {
+  std::vector<int> v;
+  for (int y = 0; y < m.rows; ++y)
+    for (int x = 0; x < m.cols * m.channels(); ++x) v.push_back(m.ptr<unsigned char>(y)[x]);
+  return v;
+}
+
+TEST(Preprocess, BilinearMatchesPillow) {
+  EXPECT_EQ(flat(ssseg::resize_bilinear(pattern(5, 7), 3, 4)), kBilinearDown3x4);
+  EXPECT_EQ(flat(ssseg::resize_bilinear(pattern(5, 7), 8, 11)), kBilinearUp8x11);
+  EXPECT_EQ(flat(ssseg::resize_bilinear(pattern(5, 7), 2, 7)), kBilinearDown2x7);
+  const cv::Mat lab2 = pattern2();
+  cv::Mat flipped_rows, flipped_cols, img2;
+  cv::flip(lab2, flipped_rows, 0);
+  cv::flip(lab2, flipped_cols, 1);
+  cv::merge(std::vector<cv::Mat>{lab2, flipped_rows, flipped_cols}, img2);
+  EXPECT_EQ(flat(ssseg::resize_bilinear(img2, 10, 13)), kBilinearDown10x13);
+  EXPECT_EQ(flat(ssseg::resize_bilinear(pattern(5, 7), 5, 7)), flat(pattern(5, 7)));  // same size: unchanged
+}
+
+TEST(Preprocess, NearestMatchesPillow) {
+  std::vector<cv::Mat> channels;
+  cv::split(pattern(5, 7), channels);
+  EXPECT_EQ(flat(ssseg::resize_nearest(channels[0], 3, 4)), kNearestDown3x4);
+  EXPECT_EQ(flat(ssseg::resize_nearest(channels[0], 9, 13)), kNearestUp9x13);
+  EXPECT_EQ(flat(ssseg::resize_nearest(pattern2(), 45, 60)), kNearestUp45x60);
+}
+
+TEST(Gate, BelowThresholdBecomesIgnore) {
+  cv::Mat labels = (cv::Mat_<unsigned char>(1, 4) << 1, 2, 3, 4);
+  cv::Mat conf = (cv::Mat_<float>(1, 4) << 0.2f, 0.7f, 0.69999f, 1.0f);
+  EXPECT_EQ(flat(ssseg::gate(labels, conf, 0.7f)), (std::vector<int>{255, 2, 255, 4}));
+  EXPECT_EQ(flat(ssseg::confidence_u8(conf)), (std::vector<int>{51, 179, 178, 255}));
+  cv::Mat edges = (cv::Mat_<float>(1, 4) << -0.1f, 0.0f, 0.5f / 255.0f, 1.5f);
+  EXPECT_EQ(flat(ssseg::confidence_u8(edges)), (std::vector<int>{0, 0, 1, 255}));  // clipped, half rounds up
+}
+
+TEST(Names, SameAsPython) {
+  EXPECT_EQ(ssseg::safe_name("../../etc/passwd"), "etc_passwd");
+  EXPECT_EQ(ssseg::safe_name(".."), "input");
+  EXPECT_EQ(ssseg::safe_name("a b\n c", false), "a-b-c");
+  EXPECT_EQ(ssseg::assign_keys({"cam", "cam", "job.json", "my_drive"}),
+            (std::vector<std::string>{"cam", "cam-2", "job.json-source", "my-drive"}));
+  EXPECT_EQ(ssseg::frame_names({"a", "a", "b c"}), (std::vector<std::string>{"a", "a-2", "b_c"}));
+}
+
+nlohmann::json valid_model() {
+  return nlohmann::json::parse(R"({
+    "format": "ssseg.model", "format_version": 1, "ssseg_version": "0.1.0",
+    "classes": {"name": "synthetic", "names": ["sky", "road"], "colors": [[1, 2, 3], [4, 5, 6]]},
+    "input": {"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB", "height": 64, "width": 48,
+              "batch": {"min": 1, "opt": 2, "max": 4}, "resize": "bilinear"},
+    "graphs": {"labeler": {"file": "labeler.onnx", "sha256": "00", "inputs": {}, "outputs": {}}},
+    "gate": {"available": true, "threshold": 0.7, "ignore_value": 255},
+    "engines": []})");
+}
+
+TEST(ModelJson, ParsesTheFieldsTheRuntimeUses) {
+  const auto m = ssseg::parse_model(valid_model(), "/m", "/m/model.json");
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"sky", "road"}));
+  EXPECT_EQ(m.height, 64);
+  EXPECT_EQ(m.width, 48);
+  EXPECT_EQ(m.batch.opt, 2);
+  EXPECT_TRUE(m.gated);
+  EXPECT_DOUBLE_EQ(*m.threshold, 0.7);
+}
+
+TEST(ModelJson, RefusesForeignOldAndBrokenFilesInOneLine) {
+  auto expect_error = [](nlohmann::json d, const std::string& part) {
+    try {
+      ssseg::parse_model(d, "/m", "/m/model.json");
+      FAIL() << "accepted: " << part;
+    } catch (const ssseg::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(part), std::string::npos) << what;
+      EXPECT_NE(what.find("/m/model.json"), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  auto d = valid_model();
+  d["format"] = "other";
+  expect_error(d, "not an ssseg model.json");
+  d = valid_model();
+  d["format_version"] = 2;
+  expect_error(d, "format 2");
+  d = valid_model();
+  d["input"].erase("height");
+  expect_error(d, "missing height");
+  d = valid_model();
+  d["input"]["batch"]["min"] = 3;
+  expect_error(d, "batch range");
+  d = valid_model();
+  d["classes"]["colors"].erase(1);
+  expect_error(d, "disagree");
+}
+
+TEST(Files, PngHeaderAndAtomicWrite) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ssseg_cpp_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  cv::Mat m(3, 5, CV_8UC1, cv::Scalar(7));
+  ssseg::atomic_write(dir / "a.png", ssseg::encode_png(m));
+  EXPECT_EQ(ssseg::png_size(dir / "a.png"), std::make_pair(3, 5));
+  EXPECT_FALSE(ssseg::png_size(dir / "missing.png"));
+  std::ofstream(dir / ".b.png.tmp999999999") << "half";  // no such process
+  EXPECT_EQ(ssseg::remove_stale_temporaries(dir), 1);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
