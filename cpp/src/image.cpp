@@ -106,15 +106,16 @@ cv::Mat resize_bilinear(const cv::Mat& src, int h, int w) {
 cv::Mat resize_nearest(const cv::Mat& src, int h, int w) {
   if (src.type() != CV_8UC1) throw Error("resize_nearest takes single-channel 8-bit images");
   if (src.rows == h && src.cols == w) return src.clone();
-  // Pillow's ImagingScaleAffine: column positions accumulated, row positions computed, both at pixel centres.
+  // Pillow's affine nearest-neighbour resample: source positions at pixel centres, accumulated step by step
+  // in double (x += scale), which differs from (x + 0.5) * scale in the last bit for scales like 64/48.
   const double ax = static_cast<double>(src.cols) / w, ay = static_cast<double>(src.rows) / h;
   std::vector<int> xin(w);
   double xo = ax * 0.5;
   for (int x = 0; x < w; ++x, xo += ax) xin[x] = std::min(static_cast<int>(xo), src.cols - 1);
   cv::Mat dst(h, w, CV_8UC1);
-  for (int y = 0; y < h; ++y) {
-    const int yi = std::min(static_cast<int>((y + 0.5) * ay), src.rows - 1);
-    const std::uint8_t* in = src.ptr<std::uint8_t>(yi);
+  double yo = ay * 0.5;
+  for (int y = 0; y < h; ++y, yo += ay) {
+    const std::uint8_t* in = src.ptr<std::uint8_t>(std::min(static_cast<int>(yo), src.rows - 1));
     std::uint8_t* out = dst.ptr<std::uint8_t>(y);
     for (int x = 0; x < w; ++x) out[x] = in[xin[x]];
   }

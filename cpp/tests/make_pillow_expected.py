@@ -24,3 +24,6 @@ lab2 = (np.arange(23 * 30) % 251).astype(np.uint8).reshape(23, 30)
 arr("kNearestUp45x60", np.asarray(Image.fromarray(lab2).resize((60, 45), Image.NEAREST)))
 img2 = np.stack([lab2, lab2[::-1], lab2[:, ::-1]], 2).copy()
 arr("kBilinearDown10x13", np.asarray(Image.fromarray(img2).resize((13, 10), Image.BILINEAR)))
+# 64 -> 48 rows and 64 -> 80 columns: accumulated positions differ from (i + 0.5) * scale here
+lab3 = ((np.arange(64 * 64) * 7) % 251).astype(np.uint8).reshape(64, 64)
+arr("kNearest64To48x80", np.asarray(Image.fromarray(lab3).resize((80, 48), Image.NEAREST)))

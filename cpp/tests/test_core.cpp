@@ -55,6 +55,9 @@ TEST(Preprocess, NearestMatchesPillow) {
   EXPECT_EQ(flat(ssseg::resize_nearest(channels[0], 3, 4)), kNearestDown3x4);
   EXPECT_EQ(flat(ssseg::resize_nearest(channels[0], 9, 13)), kNearestUp9x13);
   EXPECT_EQ(flat(ssseg::resize_nearest(pattern2(), 45, 60)), kNearestUp45x60);
+  cv::Mat lab3(64, 64, CV_8UC1);
+  for (int i = 0; i < 64 * 64; ++i) lab3.at<unsigned char>(i / 64, i % 64) = static_cast<unsigned char>((i * 7) % 251);
+  EXPECT_EQ(flat(ssseg::resize_nearest(lab3, 48, 80)), kNearest64To48x80);
 }
 
 TEST(Gate, BelowThresholdBecomesIgnore) {

@@ -1,0 +1,113 @@
+"""ctest: `ssseg-cpp label` against `ssseg label` on the same clip and model (CPU backends: OpenCV DNN vs ONNX
+Runtime). Trains and exports a tiny model on synthetic data, writes a short H.264 clip at a size other than
+the model's (so both resize frames in and masks out), labels it with both, and checks:
+labels identical on >= 99.9 % of pixels, never different where both are confident by a wide margin
+(confidence >= threshold + 0.1 in both), confidence within 1/255 on >= 99.9 % of pixels, and the same frames,
+names and manifest keys. Prints the measured agreement.
+
+    python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MARGIN = 0.1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cpp", required=True, help="the ssseg-cpp executable")
+    p.add_argument("--keep", type=Path, help="work here and keep the files (default: a temporary folder)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        return check(Path(args.cpp).resolve(), args.keep or Path(tmp))
+
+
+def check(cpp: Path, work: Path) -> int:
+    from ssseg.config import ExportConfig, TrainConfig
+    from ssseg.data.synthetic import write_synthetic_clip
+    from ssseg.export import run_export
+    from ssseg.runtime.backends import OrtBackend
+    from ssseg.train.loop import train
+
+    work.mkdir(parents=True, exist_ok=True)
+    run = work / "run"
+    if not (run / "summary.json").exists():
+        train(TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="aux", labeled_fraction=0.5,
+                          out=run, epochs=2, aux_epochs=1, batch_size=4, lr=0.05, workers=0, device="cpu",
+                          t_aux=0.7, resume=(run / "config.json").exists()), log=lambda *_: None)
+    model = work / "model"
+    if not (model / "model.json").exists():
+        run_export(ExportConfig(run=run, out=model, verify=False), say=lambda *_: None)
+    clip = work / "clip.mp4"
+    if not clip.exists():
+        write_synthetic_clip(clip, 24, (48, 80), seed=3)
+
+    import av
+
+    with av.open(str(clip)) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(4), c.decode(video=0))]
+    backend = OrtBackend(model)
+    conf = np.concatenate([backend.infer([f])[1] for f in frames])
+    threshold = round(float(np.median(conf)), 4)  # the tiny model is unsure everywhere: split its pixels
+
+    common = ["--model", str(model), "--confidence", "--threshold", str(threshold), "--every", "2"]
+    outs = {"python": work / "out_python", "cpp": work / "out_cpp"}
+    for out in outs.values():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "ssseg", "label", str(clip), *common, "--backend", "ort",
+                    "--out", str(outs["python"])], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(cpp), "label", str(clip), *common, "--backend", "opencv", "--out", str(outs["cpp"])],
+                   check=True, stdout=subprocess.DEVNULL)
+
+    manifests = {k: json.loads((v / "clip" / "manifest.json").read_text()) for k, v in outs.items()}
+    problems = []
+    py, cc = manifests["python"], manifests["cpp"]
+    if sorted(py) != sorted(cc):
+        problems.append(f"manifest keys differ: {sorted(set(py) ^ set(cc))}")
+    for key in ("frames_decoded", "frames_sampled", "frames_written", "complete", "settings"):
+        if py[key] != cc[key]:
+            problems.append(f"manifest {key}: python {py[key]} != cpp {cc[key]}")
+    if [f["name"] for f in py["frames"]] != [f["name"] for f in cc["frames"]]:
+        problems.append("the two runtimes labeled different frames")
+
+    t255 = threshold * 255
+    same = total = conf_close = wide_diff = 0
+    worst_conf = 0
+    for f in py["frames"]:
+        lp = np.asarray(Image.open(outs["python"] / f["files"][0]))
+        lc = np.asarray(Image.open(outs["cpp"] / f["files"][0]))
+        cp = np.asarray(Image.open(outs["python"] / f["files"][1])).astype(int)
+        ccf = np.asarray(Image.open(outs["cpp"] / f["files"][1])).astype(int)
+        same += int((lp == lc).sum())
+        total += lp.size
+        conf_close += int((np.abs(cp - ccf) <= 1).sum())
+        worst_conf = max(worst_conf, int(np.abs(cp - ccf).max()))
+        sure = (cp >= t255 + MARGIN * 255) & (ccf >= t255 + MARGIN * 255)
+        wide_diff += int((sure & (lp != lc)).sum())
+    agreement, conf_share = same / total, conf_close / total
+    print(f"{len(py['frames'])} frames of 48x80 through a 64x64 model, threshold {threshold}: labels identical on "
+          f"{100 * agreement:.4f}% of pixels, confidence within 1/255 on {100 * conf_share:.4f}% (max diff "
+          f"{worst_conf}/255), {wide_diff} differing labels where both are confident by >= {MARGIN}")
+    if agreement < 0.999:
+        problems.append(f"labels identical on only {100 * agreement:.3f}% of pixels (need 99.9%)")
+    if conf_share < 0.999:
+        problems.append(f"confidence within 1/255 on only {100 * conf_share:.3f}% of pixels (need 99.9%)")
+    if wide_diff:
+        problems.append(f"{wide_diff} pixels differ where both runtimes are confident by a wide margin")
+    for line in problems:
+        print("FAIL:", line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
