@@ -7,7 +7,12 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test install install-test cpp cpp-deps clean
+
+# The C++ runtime (cpp/): Debian 12 package names; `make cpp-deps` installs them as root with apt, and
+# elsewhere prints what to install.
+BUILD ?= build
+CPP_DEPS := cmake g++ libopencv-dev nlohmann-json3-dev libcli11-dev libgtest-dev libssl-dev
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +33,24 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/ssseg demo
 
-test: install-test
+test: install-test cpp
 	$(PY) -m pytest -q tests
+	ctest --test-dir $(BUILD) --output-on-failure
+
+cpp-deps:
+	@missing=$$(for p in $(CPP_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+	  echo "cpp-deps: install $$missing (Debian/Ubuntu names; elsewhere: CMake >= 3.18, a C++17 compiler, OpenCV >= 4.6 with dnn/videoio/imgcodecs, nlohmann-json >= 3.9, CLI11 >= 2, GoogleTest, OpenSSL), then run make again" >&2; \
+	  exit 1; \
+	fi
+
+# ssseg-cpp with warnings as errors; the parity test runs `ssseg label` from the virtual environment.
+cpp: cpp-deps install
+	cmake -S . -B $(BUILD) -DSSSEG_WERROR=ON -DSSSEG_PYTHON=$(abspath $(PY)) >/dev/null
+	cmake --build $(BUILD) -j 2
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) $(BUILD) dist *.egg-info runs
