@@ -9,6 +9,15 @@ std::unique_ptr<Engine> make_engine(const std::string& spec, const ModelSpec& mo
   const std::string name = spec.substr(0, colon);
   const std::string variant = colon == std::string::npos ? "" : spec.substr(colon + 1);
   if (name == "opencv") return make_opencv_engine(model, threads);
+  if (name == "ort") {
+#ifdef SSSEG_WITH_ONNXRUNTIME
+    return make_ort_engine(model, threads);
+#else
+    throw Error("this ssseg-cpp was built without ONNX Runtime", "--backend ort",
+                "rebuild with -DONNXRUNTIME_ROOT=<folder with include/onnxruntime_cxx_api.h and lib/libonnxruntime.so>, "
+                "or use --backend opencv");
+#endif
+  }
   if (name == "trt") {
 #ifdef SSSEG_WITH_TENSORRT
     return make_trt_engine(model, variant);
@@ -21,9 +30,13 @@ std::unique_ptr<Engine> make_engine(const std::string& spec, const ModelSpec& mo
 #ifdef SSSEG_WITH_TENSORRT
     if (!model.engines("labeler").empty()) return make_trt_engine(model, variant);
 #endif
+#ifdef SSSEG_WITH_ONNXRUNTIME
+    return make_ort_engine(model, threads);
+#else
     return make_opencv_engine(model, threads);
+#endif
   }
-  throw Error("unknown backend '" + spec + "'", "--backend", "choose auto, trt[:PRECISION] or opencv");
+  throw Error("unknown backend '" + spec + "'", "--backend", "choose auto, trt[:PRECISION], ort or opencv");
 }
 
 }  // namespace ssseg
