@@ -17,6 +17,7 @@
 #include <thread>
 #include <variant>
 
+#include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -445,6 +446,9 @@ int run_label(const LabelOptions& options) {
   auto engine = make_engine(options.backend, model, options.threads);
   write_job(options.out, settings);
   const ojson info = engine->describe();
+  // Decoding and writing already run beside inference; OpenCV's own thread pool would only compete with
+  // the engine's threads for the same cores, unless OpenCV is the engine.
+  if (info["backend"] != "opencv") cv::setNumThreads(1);
   std::cout << "labeling " << sources.size() << " source(s) with " << info["backend"].get<std::string>() << ", batch "
             << batch << ", " << (threshold ? "confidence >= " + ojson(*threshold).dump() : std::string("ungated"))
             << ", format png -> " << options.out.string() << std::endl;

@@ -3,18 +3,22 @@ Runtime). Trains and exports a tiny model on synthetic data, writes a short H.26
 the model's (so both resize frames in and masks out), labels it with both, and checks:
 labels identical on >= 99.9 % of pixels, never different where both are confident by a wide margin
 (confidence >= threshold + 0.1 in both), confidence within 1/255 on >= 99.9 % of pixels, and the same frames,
-names and manifest keys. Prints the measured agreement.
+names and manifest keys. Prints the measured agreement. Then kills an ssseg-cpp job mid-run, resumes it, and
+requires exactly the files of an uninterrupted run (manifests without their per-run records).
 
-    python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--keep DIR]
+    python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +30,19 @@ MARGIN = 0.1
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpp", required=True, help="the ssseg-cpp executable")
+    p.add_argument("--backend", default="opencv", help="the ssseg-cpp backend to compare (opencv, ort)")
     p.add_argument("--keep", type=Path, help="work here and keep the files (default: a temporary folder)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        return check(Path(args.cpp).resolve(), args.keep or Path(tmp))
+        work = args.keep or Path(tmp)
+        problems = check(Path(args.cpp).resolve(), args.backend, work)
+        problems += check_resume(Path(args.cpp).resolve(), args.backend, work)
+    for line in problems:
+        print("FAIL:", line)
+    return 1 if problems else 0
 
 
-def check(cpp: Path, work: Path) -> int:
+def check(cpp: Path, backend: str, work: Path) -> list[str]:
     from ssseg.config import ExportConfig, TrainConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.export import run_export
@@ -56,8 +66,8 @@ def check(cpp: Path, work: Path) -> int:
 
     with av.open(str(clip)) as c:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(4), c.decode(video=0))]
-    backend = OrtBackend(model)
-    conf = np.concatenate([backend.infer([f])[1] for f in frames])
+    reference = OrtBackend(model)
+    conf = np.concatenate([reference.infer([f])[1] for f in frames])
     threshold = round(float(np.median(conf)), 4)  # the tiny model is unsure everywhere: split its pixels
 
     common = ["--model", str(model), "--confidence", "--threshold", str(threshold), "--every", "2"]
@@ -66,7 +76,7 @@ def check(cpp: Path, work: Path) -> int:
         subprocess.run(["rm", "-rf", str(out)], check=True)
     subprocess.run([sys.executable, "-m", "ssseg", "label", str(clip), *common, "--backend", "ort",
                     "--out", str(outs["python"])], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([str(cpp), "label", str(clip), *common, "--backend", "opencv", "--out", str(outs["cpp"])],
+    subprocess.run([str(cpp), "label", str(clip), *common, "--backend", backend, "--out", str(outs["cpp"])],
                    check=True, stdout=subprocess.DEVNULL)
 
     manifests = {k: json.loads((v / "clip" / "manifest.json").read_text()) for k, v in outs.items()}
@@ -95,7 +105,7 @@ def check(cpp: Path, work: Path) -> int:
         sure = (cp >= t255 + MARGIN * 255) & (ccf >= t255 + MARGIN * 255)
         wide_diff += int((sure & (lp != lc)).sum())
     agreement, conf_share = same / total, conf_close / total
-    print(f"{len(py['frames'])} frames of 48x80 through a 64x64 model, threshold {threshold}: labels identical on "
+    print(f"{backend}: {len(py['frames'])} frames of 48x80 through a 64x64 model, threshold {threshold}: labels identical on "
           f"{100 * agreement:.4f}% of pixels, confidence within 1/255 on {100 * conf_share:.4f}% (max diff "
           f"{worst_conf}/255), {wide_diff} differing labels where both are confident by >= {MARGIN}")
     if agreement < 0.999:
@@ -104,9 +114,49 @@ def check(cpp: Path, work: Path) -> int:
         problems.append(f"confidence within 1/255 on only {100 * conf_share:.3f}% of pixels (need 99.9%)")
     if wide_diff:
         problems.append(f"{wide_diff} pixels differ where both runtimes are confident by a wide margin")
-    for line in problems:
-        print("FAIL:", line)
-    return 1 if problems else 0
+    return problems
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "summary.json":
+            data = p.read_bytes()
+            if p.name in ("manifest.json", "job.json"):
+                m = json.loads(data)
+                m.pop("runs" if p.name == "manifest.json" else "created")
+                data = json.dumps(m, sort_keys=True).encode()
+            files[p.relative_to(root).as_posix()] = data
+    return files
+
+
+def check_resume(cpp: Path, backend: str, work: Path) -> list[str]:
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    clip = work / "long.mp4"
+    if not clip.exists():
+        write_synthetic_clip(clip, 600, (48, 80), seed=4)
+    cmd = [str(cpp), "label", str(clip), "--model", str(work / "model"), "--confidence", "--batch", "1",
+           "--backend", backend]
+    full, killed = work / "resume_full", work / "resume_killed"
+    subprocess.run(["rm", "-rf", str(full), str(killed)], check=True)
+    subprocess.run([*cmd, "--out", str(full)], check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL)
+    labels = killed / "long" / "labels"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not labels.is_dir() or len(os.listdir(labels)) < 60):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len([n for n in os.listdir(labels) if not n.startswith(".")])
+    if not 0 < done < 600:
+        return [f"the kill landed outside the run ({done} of 600 frames written)"]
+    subprocess.run([*cmd, "--out", str(killed), "--resume"], check=True, stdout=subprocess.DEVNULL)
+    a, b = tree(full), tree(killed)
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    print(f"{backend}: killed after {done} of 600 frames, resumed: {len(a) - len(differing)} of {len(a)} files identical "
+          f"to an uninterrupted run")
+    return [f"resumed run differs from an uninterrupted one in {len(differing)} files, e.g. {differing[:3]}"] if differing else []
 
 
 if __name__ == "__main__":
