@@ -38,7 +38,11 @@ test: install-test cpp
 	ctest --test-dir $(BUILD) --output-on-failure
 
 cpp-deps:
-	@missing=$$(for p in $(CPP_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@if ! command -v dpkg >/dev/null 2>&1; then \
+	  echo "cpp-deps: not a Debian system; make sure CMake >= 3.18, a C++17 compiler, OpenCV >= 4.6 (dnn, videoio, imgcodecs), nlohmann-json >= 3.9, CLI11 >= 2, GoogleTest and OpenSSL are installed (CMake names what it cannot find)" >&2; \
+	  exit 0; \
+	fi; \
+	missing=$$(for p in $(CPP_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
@@ -49,7 +53,7 @@ cpp-deps:
 
 # ssseg-cpp with warnings as errors; the parity test runs `ssseg label` from the virtual environment.
 cpp: cpp-deps install
-	cmake -S . -B $(BUILD) -DSSSEG_WERROR=ON -DSSSEG_PYTHON=$(abspath $(PY)) >/dev/null
+	cmake -S . -B $(BUILD) -DSSSEG_WERROR=ON -DSSSEG_PYTHON=$(abspath $(PY))
 	cmake --build $(BUILD) -j 2
 
 clean:

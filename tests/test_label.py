@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
+from label_files import job_files as tree
 from ssseg.data.synthetic import render_scene, write_synthetic_clip
 
 FRAME_HW = (48, 80)  # not the model's 64x64: frames are resized in and masks resized back
@@ -38,21 +39,6 @@ def label(*args, model: Path, out: Path, timeout: float = 300):
 
 def png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path))
-
-
-def tree(root: Path, skip=("summary.json",)) -> dict[str, bytes]:
-    """Every file under root (relative path -> bytes), manifests without their per-run timings and the job
-    file without its creation time."""
-    files = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name not in skip:
-            data = p.read_bytes()
-            if p.name in ("manifest.json", "job.json"):
-                m = json.loads(data)
-                m.pop("runs" if p.name == "manifest.json" else "created")
-                data = json.dumps(m, sort_keys=True).encode()
-            files[p.relative_to(root).as_posix()] = data
-    return files
 
 
 @pytest.fixture(scope="module")

@@ -137,8 +137,11 @@ std::vector<SourceInfo> expand_inputs(const std::vector<std::string>& inputs) {
   };
   for (const auto& item : inputs) add(item, "", 0);
   std::vector<std::string> bases;
-  for (const auto& s : sources)
-    bases.push_back(s.kind == "images" ? fs::path(s.input).filename().string() : fs::path(s.input).stem().string());
+  for (const auto& s : sources) {
+    fs::path p = fs::path(s.input).lexically_normal();
+    if (!p.has_filename()) p = p.parent_path();  // "frames/" is named like "frames"
+    bases.push_back(s.kind == "images" ? p.filename().string() : p.stem().string());
+  }
   const auto keys = assign_keys(bases);
   for (size_t i = 0; i < sources.size(); ++i) sources[i].key = keys[i];
   return sources;
@@ -186,7 +189,7 @@ class Pipeline {
       }
     std::thread decoder([&] { guard([&] { decode(sources); }); frames_.close(); });
     std::vector<std::thread> writers;
-    for (int i = 0; i < options_.writers; ++i) writers.emplace_back([&] { guard([&] { write_loop(); }); });
+    for (int i = 0; i < options_.writers; ++i) writers.emplace_back([&] { write_loop(); });
     std::vector<Item> pending;
     guard([&] {
       while (true) {
@@ -265,7 +268,7 @@ class Pipeline {
             if (index % every) continue;
             ++rec.sampled;
             if (rec.done(index)) continue;
-            const cv::Mat bgr = cv::imread(src.images[i].string(), cv::IMREAD_COLOR);
+            const cv::Mat bgr = cv::imread(src.images[i].string(), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
             if (bgr.empty()) {
               rec.record({{"index", index}, {"name", names[i]}, {"error", "cannot decode image"}});
               continue;
@@ -274,6 +277,7 @@ class Pipeline {
           }
         } else {
           cv::VideoCapture cap(src.input, cv::CAP_FFMPEG);
+          cap.set(cv::CAP_PROP_ORIENTATION_AUTO, 0);  // frames as stored, as PyAV and Pillow give them
           if (!cap.isOpened()) {
             error = "cannot open (OpenCV's FFmpeg backend could not read it)";
           } else {
@@ -319,37 +323,42 @@ class Pipeline {
   void write_loop() {
     while (auto job = writes_.pop()) {
       Item& it = job->item;
-      if (!failed_) {
-        SourceRecords& rec = *it.source->records;
-        const cv::Mat full = resize_nearest(job->labels, it.h, it.w);
-        std::vector<long long> counts(256, 0);
-        for (int y = 0; y < full.rows; ++y) {
-          const unsigned char* p = full.ptr<unsigned char>(y);
-          for (int x = 0; x < full.cols; ++x) ++counts[p[x]];
-        }
-        ojson classes = ojson::array();
-        long long confident = 0;
-        for (size_t c = 0; c < model_.class_names.size(); ++c) {
-          classes.push_back(counts[c]);
-          confident += counts[c];
-        }
-        const double coverage = static_cast<double>(confident) / static_cast<double>(full.total());
-        const std::string key = rec.source().key;
-        std::vector<std::string> files = {key + "/labels/" + it.name + ".png"};
-        atomic_write(options_.out / files[0], encode_png(full));
-        if (!job->confidence.empty()) {
-          files.push_back(key + "/confidence/" + it.name + ".png");
-          atomic_write(options_.out / files[1], encode_png(resize_nearest(job->confidence, it.h, it.w)));
-        }
-        ojson r = {{"index", it.index}, {"name", it.name}, {"time", it.time ? ojson(*it.time) : ojson()},
-                   {"size", {it.h, it.w}}, {"coverage", std::round(coverage * 1e6) / 1e6}, {"classes", classes},
-                   {"written", true}, {"files", files}};
-        rec.record(r);
-        std::lock_guard<std::mutex> lock(count_mutex_);
-        ++labeled;
-      }
+      // A failure (a full disk) stops the job but not this loop: every job is still settled below, so the
+      // main thread never waits on a full queue that nobody drains.
+      if (!failed_) guard([&] { write(*job); });
       discard(it);
     }
+  }
+
+  void write(WriteJob& job) {
+    Item& it = job.item;
+    SourceRecords& rec = *it.source->records;
+    const cv::Mat full = resize_nearest(job.labels, it.h, it.w);
+    std::vector<long long> counts(256, 0);
+    for (int y = 0; y < full.rows; ++y) {
+      const unsigned char* p = full.ptr<unsigned char>(y);
+      for (int x = 0; x < full.cols; ++x) ++counts[p[x]];
+    }
+    ojson classes = ojson::array();
+    long long confident = 0;
+    for (size_t c = 0; c < model_.class_names.size(); ++c) {
+      classes.push_back(counts[c]);
+      confident += counts[c];
+    }
+    const double coverage = static_cast<double>(confident) / static_cast<double>(full.total());
+    const std::string key = rec.source().key;
+    std::vector<std::string> files = {key + "/labels/" + it.name + ".png"};
+    atomic_write(options_.out / files[0], encode_png(full));
+    if (!job.confidence.empty()) {
+      files.push_back(key + "/confidence/" + it.name + ".png");
+      atomic_write(options_.out / files[1], encode_png(resize_nearest(job.confidence, it.h, it.w)));
+    }
+    ojson r = {{"index", it.index}, {"name", it.name}, {"time", it.time ? ojson(*it.time) : ojson()},
+               {"size", {it.h, it.w}}, {"coverage", std::round(coverage * 1e6) / 1e6}, {"classes", classes},
+               {"written", true}, {"files", files}};
+    rec.record(r);
+    std::lock_guard<std::mutex> lock(count_mutex_);
+    ++labeled;
   }
 
   void discard(Item& it) {
@@ -366,6 +375,10 @@ class Pipeline {
       if (!s.ended || s.outstanding != 0 || s.finalized) return;
       s.finalized = true;
     }
+    guard([&] { finish(s); });  // often in a writer thread: errors reach the caller through error_
+  }
+
+  void finish(Source& s) {
     ojson result = s.records->finalize(run_, failed_.load());
     const auto& totals = result["totals"];
     char cov[32] = "-";
@@ -453,22 +466,23 @@ int run_label(const LabelOptions& options) {
             << batch << ", " << (threshold ? "confidence >= " + ojson(*threshold).dump() : std::string("ungated"))
             << ", format png -> " << options.out.string() << std::endl;
 
-  ojson run = {{"started", ""}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};
+  ojson run = {{"started", now()}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};
   Pipeline pipeline(options, model, *engine, threshold, batch, run);
   const auto t0 = Clock::now();
   auto results = pipeline.run(sources);
   const double secs = seconds_since(t0);
   std::sort(results.begin(), results.end(), [](const ojson& a, const ojson& b) { return a["key"] < b["key"]; });
+  run["finished"] = now();
   run["seconds"] = secs;
   run["frames_labeled"] = pipeline.labeled;
-  run["fps"] = secs > 0 ? pipeline.labeled / secs : 0.0;
+  run["fps"] = secs > 0 ? ojson(pipeline.labeled / secs) : ojson();
   run["interrupted"] = false;
   run["timings"] = {{"infer_s", pipeline.infer_s}, {"wait_frames_s", pipeline.wait_frames_s},
                     {"wait_writers_s", pipeline.wait_writers_s}};
   const ojson report = summary(results, settings, run);
   atomic_write(options.out / "summary.json", report.dump(2) + "\n");
   std::printf("%d frames labeled in %.1f s (%.1f frames/s); summary: %s\n", pipeline.labeled, secs,
-              run["fps"].get<double>(), (options.out / "summary.json").c_str());
+              run["fps"].is_null() ? 0.0 : run["fps"].get<double>(), (options.out / "summary.json").c_str());
   if (!report["failures"].empty()) {
     for (const auto& f : report["failures"]) {
       const auto& e = f["errors"][0];

@@ -20,6 +20,8 @@ constexpr const char* kSummaryFormat = "ssseg.label.summary";
 constexpr const char* kJobFormat = "ssseg.label.job";
 constexpr int kFormatVersion = 1;
 
+}  // namespace
+
 std::string now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -28,6 +30,8 @@ std::string now() {
   s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S+0000");
   return s.str();
 }
+
+namespace {
 
 std::optional<ojson> parse_line(const std::string& line) {
   try {
@@ -165,6 +169,7 @@ void SourceRecords::open_journal() {
   kept_.clear();
   atomic_write(journal_path_, text);
   journal_.open(journal_path_, std::ios::app);
+  if (!journal_) throw Error("cannot open the journal for appending", journal_path_.string(), "fix permissions there");
 }
 
 void SourceRecords::record(const ojson& rec) {
@@ -173,6 +178,8 @@ void SourceRecords::record(const ojson& rec) {
   if (!rec.contains("error")) ++labeled;
   journal_ << line << '\n';
   journal_.flush();
+  if (!journal_) throw Error("cannot write the journal", journal_path_.string(),
+                             "free space there, then run again with --resume");
 }
 
 ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
@@ -241,6 +248,7 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
   ojson runs = previous_head_.is_object() ? previous_head_.value("runs", ojson::array()) : ojson::array();
   ojson this_run = run;
   this_run["frames_labeled"] = labeled;
+  this_run["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   runs.push_back(this_run);
   const bool complete = !interrupted && errors.empty();
   ojson head = {
@@ -254,6 +262,7 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
                   {"coverage", pixels ? ojson(static_cast<double>(confident) / static_cast<double>(pixels)) : ojson()},
                   {"per_class", per_class_json}}},
       {"lowest_coverage", lowest}, {"overlay", nullptr}, {"runs", runs}};
+  fs::create_directories(meta_);  // a source that failed before its first frame has no folder yet
   const fs::path tmp = temporary_name(manifest_path_);
   {
     std::ofstream out(tmp, std::ios::trunc);

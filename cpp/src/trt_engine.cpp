@@ -98,7 +98,14 @@ class TrtEngine final : public Engine {
     for (int i = 0; i < engine_->getNbIOTensors(); ++i) {
       Binding b;
       b.name = engine_->getIOTensorName(i);
-      b.element = engine_->getTensorDataType(b.name.c_str()) == nvinfer1::DataType::kFLOAT ? 4 : 1;
+      const auto type = engine_->getTensorDataType(b.name.c_str());
+      // ssseg's labeler: image uint8, labels uint8, confidence float32; anything else is another graph.
+      const bool expected = (b.name == "confidence" && type == nvinfer1::DataType::kFLOAT) ||
+                            ((b.name == "image" || b.name == "labels") && type == nvinfer1::DataType::kUINT8);
+      if (!expected)
+        throw Error("engine tensor '" + b.name + "' is not the labeler's (image/labels uint8, confidence float32)",
+                    plan_path.string(), "build the engine from ssseg's labeler.onnx: ssseg export RUN --trt");
+      b.element = type == nvinfer1::DataType::kFLOAT ? 4 : 1;
       b.per_frame = static_cast<size_t>(model.height) * static_cast<size_t>(model.width) * (b.name == "image" ? 3 : 1);
       bindings_.push_back(std::move(b));
     }

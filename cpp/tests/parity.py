@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image
 
 MARGIN = 0.1
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from label_files import job_files  # noqa: E402  (shared with tests/test_label.py)
 
 
 def main() -> int:
@@ -37,6 +39,7 @@ def main() -> int:
         work = args.keep or Path(tmp)
         problems = check(Path(args.cpp).resolve(), args.backend, work)
         problems += check_resume(Path(args.cpp).resolve(), args.backend, work)
+        problems += check_bad_inputs(Path(args.cpp).resolve(), work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -117,19 +120,6 @@ def check(cpp: Path, backend: str, work: Path) -> list[str]:
     return problems
 
 
-def tree(root: Path) -> dict[str, bytes]:
-    files = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "summary.json":
-            data = p.read_bytes()
-            if p.name in ("manifest.json", "job.json"):
-                m = json.loads(data)
-                m.pop("runs" if p.name == "manifest.json" else "created")
-                data = json.dumps(m, sort_keys=True).encode()
-            files[p.relative_to(root).as_posix()] = data
-    return files
-
-
 def check_resume(cpp: Path, backend: str, work: Path) -> list[str]:
     from ssseg.data.synthetic import write_synthetic_clip
 
@@ -152,11 +142,38 @@ def check_resume(cpp: Path, backend: str, work: Path) -> list[str]:
     if not 0 < done < 600:
         return [f"the kill landed outside the run ({done} of 600 frames written)"]
     subprocess.run([*cmd, "--out", str(killed), "--resume"], check=True, stdout=subprocess.DEVNULL)
-    a, b = tree(full), tree(killed)
+    a, b = job_files(full), job_files(killed)
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     print(f"{backend}: killed after {done} of 600 frames, resumed: {len(a) - len(differing)} of {len(a)} files identical "
           f"to an uninterrupted run")
     return [f"resumed run differs from an uninterrupted one in {len(differing)} files, e.g. {differing[:3]}"] if differing else []
+
+
+def check_bad_inputs(cpp: Path, work: Path) -> list[str]:
+    """An empty file and a folder without images are recorded as failed sources; the good clip is still
+    labeled; the exit status is 1 with one error line. A folder given with a trailing slash keeps its name."""
+    bad = work / "bad"
+    subprocess.run(["rm", "-rf", str(bad), str(work / "bad_out")], check=True)
+    (bad / "empty_dir").mkdir(parents=True)
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "frames").mkdir()
+    Image.new("RGB", (80, 48), (90, 120, 60)).save(bad / "frames" / "a.png")
+    r = subprocess.run([str(cpp), "label", str(bad / "empty.mp4"), f"{bad / 'empty_dir'}/", f"{bad / 'frames'}/",
+                        str(work / "clip.mp4"), "--model", str(work / "model"), "--out", str(work / "bad_out")],
+                       capture_output=True, text=True)
+    problems = []
+    if r.returncode != 1 or "2 of 4 sources failed" not in r.stderr or r.stderr.count("\n") != 1:
+        problems.append(f"bad inputs: exit {r.returncode}, stderr {r.stderr.strip()[:300]!r}")
+    summary = json.loads((work / "bad_out" / "summary.json").read_text())
+    failed = sorted(f["source"] for f in summary["failures"])
+    if failed != ["empty", "empty-dir"]:
+        problems.append(f"bad inputs: failed sources {failed}, expected ['empty', 'empty-dir']")
+    if not (work / "bad_out" / "frames" / "labels" / "a.png").is_file():
+        problems.append("a folder given as frames/ was not labeled under OUT/frames/")
+    if len(list((work / "bad_out" / "clip" / "labels").iterdir())) != 24:
+        problems.append("the good clip after the bad inputs was not labeled in full")
+    print(f"bad inputs: exit {r.returncode}, failed sources {failed}, the others labeled")
+    return problems
 
 
 if __name__ == "__main__":

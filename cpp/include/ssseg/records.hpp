@@ -4,6 +4,7 @@
 // the source ends (streamed from the journal), and summary.json.
 
 #include <filesystem>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -20,6 +21,9 @@ using ojson = nlohmann::ordered_json;
 
 inline constexpr const char* kVersion = "0.1.0";
 inline constexpr int kNextToLabel = 100;
+
+/// UTC time as ISO 8601.
+std::string now();
 
 /// Refuse an OUT_DIR holding other files or labels made with other settings.
 void check_job(const fs::path& out, const ojson& settings);
@@ -63,6 +67,7 @@ class SourceRecords {
   std::vector<std::string> kept_;
   bool complete_before_ = false;
   std::ofstream journal_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex mutex_;
 };
 
