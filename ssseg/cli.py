@@ -25,7 +25,8 @@ def _say(msg: str) -> None:
 @app.command()
 def train(
     data: Optional[str] = typer.Option(None, help="Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts]."),
-    method: Optional[str] = typer.Option(None, help="aux (default: the paper's three stages) or supervised (stage 1 only)."),
+    method: Optional[str] = typer.Option(None, help="aux (default: the paper's three stages), supervised (stage 1 only), "
+                                                    "adversarial (Hung et al.) or dual-disc (two discriminators)."),
     labeled_fraction: Optional[float] = typer.Option(None, help="Share of the training images used as labeled."),
     out: Optional[Path] = typer.Option(None, help="Run directory."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: the paper's for the dataset)."),
@@ -48,6 +49,12 @@ def train(
     aux_input: Optional[str] = typer.Option(None, help="aux: what the auxiliary net sees: probs (default) or probs+rgb."),
     stage3_init: Optional[str] = typer.Option(None, help="aux: stage-3 segmenter starts fresh (default) or finetune (from stage 1)."),
     from_stage: Optional[int] = typer.Option(None, help="aux: redo an existing run from stage N (1-3); earlier stages are kept."),
+    adv_warmup: Optional[str] = typer.Option(None, help="adversarial/dual-disc: iterations (5000) or epochs (10ep) before the semi-supervised terms."),
+    lambda_adv: Optional[float] = typer.Option(None, help="adversarial/dual-disc: adversarial weight on labeled images (0.01)."),
+    lambda_adv_unlabeled: Optional[float] = typer.Option(None, help="adversarial: adversarial weight on unlabeled images (0.001)."),
+    lambda_semi: Optional[float] = typer.Option(None, help="adversarial/dual-disc: weight of the pseudo-label loss (0.1)."),
+    t_semi: Optional[float] = typer.Option(None, help="adversarial: discriminator confidence that admits a pseudo-label pixel (0.2)."),
+    disc_lr: Optional[float] = typer.Option(None, help="adversarial/dual-disc: Adam learning rate of the discriminators (1e-4)."),
     config: Optional[Path] = typer.Option(None, help="YAML or JSON file of these options; flags override it."),
 ) -> None:
     """Train: --method aux runs stage 1 (segmenter on labeled images), stage 2 (auxiliary confidence net),
@@ -58,7 +65,9 @@ def train(
                  batch_size=batch_size, crop=crop, scale=scale, lr=lr, weight_decay=weight_decay, device=device,
                  amp=amp, workers=workers, eval_every=eval_every, seed=seed,
                  skip_bad=skip_bad or None, resume=resume or None, t_aux=t_aux, aux_epochs=aux_epochs, aux_lr=aux_lr,
-                 aux_weight_decay=aux_weight_decay, aux_input=aux_input, stage3_init=stage3_init, from_stage=from_stage)
+                 aux_weight_decay=aux_weight_decay, aux_input=aux_input, stage3_init=stage3_init, from_stage=from_stage,
+                 adv_warmup=adv_warmup, lambda_adv=lambda_adv, lambda_adv_unlabeled=lambda_adv_unlabeled,
+                 lambda_semi=lambda_semi, t_semi=t_semi, disc_lr=disc_lr)
     cfg = build_train_config(flags, config)
     from ssseg.train.loop import train as run_training
 

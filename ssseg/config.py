@@ -19,7 +19,32 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 METHODS = ("supervised", "aux", "adversarial", "dual-disc", "latent", "self-train")
-IMPLEMENTED_METHODS = ("supervised", "aux")
+IMPLEMENTED_METHODS = ("supervised", "aux", "adversarial", "dual-disc")
+# Where each method that trains a confidence source ("gater") keeps it, relative to the run directory.
+GATER_DIRS = {"aux": "stage2", "adversarial": "gater", "dual-disc": "gater"}
+
+
+def gater_threshold(config: dict) -> float:
+    """A run's deployment threshold of its gater: --t-aux, --t-semi, or 0.5 for the two-discriminator gater
+    (its confidence compares D2 with D1's per-image threshold, see DualDiscGater)."""
+    method = config.get("method")
+    if method == "adversarial":
+        return float(config.get("t_semi", 0.2))
+    if method == "dual-disc":
+        return 0.5
+    return float(config.get("t_aux", 0.9))
+
+
+def parse_warmup(text: str | int, iterations_per_epoch: int) -> int:
+    """--adv-warmup: iterations ("5000") or epochs ("10ep") -> iterations."""
+    t = str(text).strip().lower()
+    try:
+        if t.endswith("ep"):
+            return int(round(float(t[:-2]) * iterations_per_epoch))
+        return int(t)
+    except ValueError:
+        raise ConfigError(f"--adv-warmup {text!r} is neither iterations nor epochs",
+                          fix="e.g. --adv-warmup 5000 (iterations, the paper's) or --adv-warmup 10ep") from None
 AUX_INPUTS = ("probs", "probs+rgb")
 STAGE3_INITS = ("fresh", "finetune")
 
@@ -84,6 +109,13 @@ class TrainConfig:
     t_aux: float = 0.9
     stage3_init: str = "fresh"
     from_stage: int | None = None
+    # --method adversarial (Hung et al.) and dual-disc; the papers' values
+    adv_warmup: str = "5000"  # iterations, or epochs as "10ep", before the semi-supervised terms start
+    lambda_adv: float = 0.01  # adversarial weight on labeled images (dual-disc: on all images)
+    lambda_adv_unlabeled: float = 0.001
+    lambda_semi: float = 0.1
+    t_semi: float = 0.2  # adversarial: the discriminator confidence that admits a pseudo-label pixel
+    disc_lr: float = 1e-4  # Adam, poly decay like the segmenter
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -102,6 +134,9 @@ class TrainConfig:
             raise ConfigError(f"unknown --stage3-init {self.stage3_init!r}", fix=f"choose one of {', '.join(STAGE3_INITS)}")
         if self.from_stage is not None and self.from_stage not in (1, 2, 3):
             raise ConfigError(f"--from-stage {self.from_stage} is not a stage", fix="pass 1, 2 or 3")
+        parse_warmup(self.adv_warmup, 1)
+        if not 0.0 <= self.t_semi <= 1.0:
+            raise ConfigError(f"--t-semi {self.t_semi} is outside [0, 1]", fix="pass a threshold such as 0.2")
         if not 0.0 <= self.t_aux <= 1.0:
             raise ConfigError(f"--t-aux {self.t_aux} is outside [0, 1]", fix="pass a confidence threshold such as 0.9")
         for name in ("epochs", "batch_size", "eval_every", "aux_epochs"):

@@ -30,6 +30,7 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, classes:
         **extra,
     }
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)

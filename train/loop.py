@@ -73,6 +73,10 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
             from ssseg.train.aux import run_aux
 
             return run_aux(cfg, set(explicit), info, say)
+        if cfg.method in ("adversarial", "dual-disc"):
+            from ssseg.train.adversarial import run_adversarial
+
+            return run_adversarial(cfg, set(explicit), info, say)
         return run_supervised(cfg, set(explicit), info, say)
     finally:
         dist.teardown(info)
@@ -249,9 +253,14 @@ def restore(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                                   fix="restore the run's own last.pt, or start a new run with another --out") from None
         log(f"resuming {out} after epoch {state['epoch']}")
     if info.is_main:
-        kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= state.get("epoch", 0)]
-        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        trim_metrics(out, state.get("epoch", 0))
     return state
+
+
+def trim_metrics(out: Path, epoch: int) -> None:
+    """Drop metrics.jsonl lines of epochs after ``epoch`` (logged, then interrupted before their checkpoint)."""
+    kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= epoch]
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def wrap_ddp(model: torch.nn.Module, info: dist.DistInfo) -> torch.nn.Module:

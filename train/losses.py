@@ -62,3 +62,55 @@ def aux_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor, class_
     w, g = class_weight[cls], gamma[cls]
     per_pixel = w * (g * y * F.softplus(-z) + (1.0 - y) * F.softplus(z))
     return (per_pixel * valid).sum() / valid.sum().clamp(min=1)
+
+
+# --- adversarial confidence sources (Hung et al. 2018; the two-discriminator method) ----------------
+
+def bce_to(logits: torch.Tensor, value: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of discriminator logits against a constant label (1 = ground truth, 0 =
+    prediction), averaged over the map (or its ``valid`` pixels)."""
+    z = logits.float()
+    per = F.binary_cross_entropy_with_logits(z, torch.full_like(z, value), reduction="none")
+    if valid is None:
+        return per.mean()
+    mask = valid.reshape(per.shape).float()
+    return (per * mask).sum() / mask.sum().clamp(min=1)
+
+
+def bce_map(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-pixel binary cross-entropy against a 0/1 map (the correctness map), over the valid pixels."""
+    z = logits.float().reshape(target.shape)
+    per = F.binary_cross_entropy_with_logits(z, target.float(), reduction="none")
+    return (per * valid).sum() / valid.sum().clamp(min=1)
+
+
+def one_hot_probs(target: torch.Tensor, num_classes: int, fill: torch.Tensor) -> torch.Tensor:
+    """Ground truth as a probability map [N, C, H, W]. Ignore pixels take ``fill`` (the prediction's softmax)
+    so the discriminator cannot tell real from predicted maps by them."""
+    valid = target != IGNORE_INDEX
+    idx = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
+    oh = F.one_hot(idx, num_classes).permute(0, 3, 1, 2).to(fill.dtype)
+    return torch.where(valid[:, None], oh, fill)
+
+
+def semi_loss(logits: torch.Tensor, confidence: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Hung et al.'s L_semi: cross-entropy of the segmenter against its own arg-max on the pixels whose
+    discriminator confidence exceeds ``threshold``; mean over those pixels, 0 when there are none."""
+    target = logits.detach().argmax(1)
+    mask = (confidence.detach().reshape(target.shape) > threshold).float()
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    return (ce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def pseudo_label_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the segmenter's own arg-max where ``mask`` (the gate) holds."""
+    target = logits.detach().argmax(1)
+    mask = mask.detach().reshape(target.shape).float()
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    return (ce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def dual_gate(d2_logits: torch.Tensor, d1_logits: torch.Tensor) -> torch.Tensor:
+    """The two-discriminator rule: a pixel is trusted where D2's confidence reaches D1's probability for its
+    image (the dynamic threshold): sigmoid(z2) >= sigmoid(z1), i.e. z2 >= z1."""
+    return d2_logits >= d1_logits.reshape(-1, *([1] * (d2_logits.dim() - 1)))

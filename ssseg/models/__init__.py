@@ -7,12 +7,20 @@ from typing import Callable
 from torch import nn
 
 from ssseg.models.confidence import ConfidenceNet
+from ssseg.models.discriminators import (DualDiscGater, FCDiscriminator, ImageDiscriminator,
+                                         PixelDiscriminator)
 from ssseg.models.segmenter import Segmenter
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "dsnet-fast-ss": Segmenter,
     "aux-confidence": ConfidenceNet,
+    "fc-discriminator": FCDiscriminator,
+    "pixel-discriminator": PixelDiscriminator,
+    "image-discriminator": ImageDiscriminator,
+    "dual-disc-gater": DualDiscGater,
 }
+# Models that gate pseudo-labels: (softmax, image) -> confidence logits [N, 1, H, W].
+GATER_MODELS = ("aux-confidence", "fc-discriminator", "dual-disc-gater")
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -42,4 +50,5 @@ def count_macs(model: nn.Module, *inputs) -> int:
     return counter.get_total_flops() // 2
 
 
-__all__ = ["create_model", "count_parameters", "count_macs", "MODELS", "Segmenter", "ConfidenceNet"]
+__all__ = ["create_model", "count_parameters", "count_macs", "MODELS", "GATER_MODELS", "Segmenter", "ConfidenceNet",
+           "FCDiscriminator", "PixelDiscriminator", "ImageDiscriminator", "DualDiscGater"]

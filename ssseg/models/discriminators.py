@@ -1,0 +1,95 @@
+"""Discriminators of the adversarial confidence sources (method.md sections 2-3), and the gaters built from
+them. A gater takes the segmenter's softmax (and optionally the image) and returns per-pixel confidence
+logits [N, 1, H, W], like the auxiliary net, so the pseudo-labels, ``ssseg eval --gate``, the exported
+labeler and every runtime use any of them the same way."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FCDiscriminator(nn.Module):
+    """Hung et al. (2018): five 4x4 stride-2 convolutions {64, 128, 256, 512, 1}, Leaky ReLU 0.2 after all
+    but the last, no batch norm, logits bilinearly up-sampled to the input size. As a gater its sigmoid is
+    the confidence that a pixel's prediction looks like ground truth."""
+
+    with_rgb = False
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 512), slope: float = 0.2):
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        cin = num_classes
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True)]
+            cin = w
+        layers.append(nn.Conv2d(cin, 1, 4, stride=2, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        return F.interpolate(self.net(probs), size=probs.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class PixelDiscriminator(nn.Module):
+    """D2 of the two-discriminator method: an encoder-decoder confidence network with output stride 16
+    (four stride-2 stages) and 4x up-sampling in the decoder (two transposed convolutions), then bilinear
+    to the input size. Trained like the auxiliary net, against the correctness map."""
+
+    with_rgb = False
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 256), slope: float = 0.2):
+        super().__init__()
+        self.num_classes = num_classes
+        enc: list[nn.Module] = []
+        cin = num_classes
+        for w in widths:
+            enc += [nn.Conv2d(cin, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(slope, inplace=True)]
+            cin = w
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(cin, 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.LeakyReLU(slope, inplace=True),
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(slope, inplace=True),
+            nn.Conv2d(64, 1, 3, padding=1))
+
+    def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        return F.interpolate(self.decoder(self.encoder(probs)), size=probs.shape[-2:], mode="bilinear",
+                             align_corners=False)
+
+
+class ImageDiscriminator(nn.Module):
+    """D1 of the two-discriminator method: real (one-hot ground truth) vs predicted probability maps, one
+    logit per image (strided convolutions, global average pooling). Its probability on an unlabeled image
+    is that image's threshold for D2's map."""
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 512), slope: float = 0.2):
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        cin = num_classes
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True)]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, 1)
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(probs).mean((2, 3)))  # [N, 1]
+
+
+class DualDiscGater(nn.Module):
+    """D2's map against D1's per-image threshold as one confidence map: logits z2 - z1, so that
+    sigmoid(logits) >= 0.5 exactly where D2's logit reaches D1's, i.e. sigmoid(z2) >= sigmoid(z1), the
+    method's pseudo-label rule. Its deployment threshold is therefore 0.5."""
+
+    with_rgb = False
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.d1 = ImageDiscriminator(num_classes)
+        self.d2 = PixelDiscriminator(num_classes)
+
+    def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        return self.d2(probs) - self.d1(probs)[:, :, None, None]

@@ -1,0 +1,246 @@
+"""--method adversarial (Hung et al. 2018) and --method dual-disc (two discriminators), readable top to
+bottom. Both train the same segmenter as every other method, with a confidence source beside it:
+
+    adversarial  a fully convolutional discriminator D (prediction vs one-hot ground truth, per pixel).
+                 Segmenter: L_ce + lambda_adv * L_adv (labeled; lambda_adv_unlabeled on unlabeled) and,
+                 after the warm-up, lambda_semi * L_semi: its own arg-max where sigmoid(D) > T_semi.
+                 D: trained on labeled batches only, Adam, poly decay.
+    dual-disc    D1, image-level real/fake, and D2, a per-pixel confidence net trained against the
+                 correctness map (the auxiliary net's target). During the warm-up the segmenter (L_ce +
+                 lambda_adv * L_adv from D1) and both discriminators train on labeled images; then the
+                 discriminators are frozen and the segmenter also learns from unlabeled images: its arg-max
+                 where D2's confidence reaches D1's probability for the image, weight lambda_semi.
+
+Outputs like a supervised run (best.pt = the segmenter, by val mIoU), plus gater/best.pt: the confidence
+source saved with that segmenter, which export and ``ssseg eval --gate`` use like the auxiliary net. The
+run continues from last.pt with --resume; done.json marks it finished."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ssseg.config import GATER_DIRS, TrainConfig, gater_threshold, hw_str, parse_warmup
+from ssseg.errors import CheckpointError, ConfigError
+from ssseg.io import append_jsonl, write_json
+from ssseg.metrics import scores
+from ssseg.models import create_model
+from ssseg.train import distributed as dist
+from ssseg.train.checkpoint import load_checkpoint, save_checkpoint
+from ssseg.train.data import TrainSet, default_crop, normalize
+from ssseg.train.evaluate import confusion_matrix
+from ssseg.train.loop import EpochProgress, prepare, resume_config, train_loader, trim_metrics, wrap_ddp
+from ssseg.train.losses import (aux_targets, bce_map, bce_to, dual_gate, enet_class_weights, one_hot_probs,
+                                pseudo_label_loss, segmentation_loss, semi_loss)
+from ssseg.train.schedule import poly_lr
+
+GATER_MODEL = {"adversarial": "fc-discriminator", "dual-disc": "dual-disc-gater"}
+
+
+class DiscriminatorLoss(nn.Module):
+    """The discriminator step as one forward pass, so DistributedDataParallel sees every parameter."""
+
+    def __init__(self, gater: nn.Module, method: str):
+        super().__init__()
+        self.gater, self.method = gater, method
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, correct: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if self.method == "adversarial":
+            return bce_to(self.gater(fake), 0.0) + bce_to(self.gater(real), 1.0)
+        d1, d2 = self.gater.d1, self.gater.d2
+        return bce_to(d1(fake), 0.0) + bce_to(d1(real), 1.0) + bce_map(d2(fake), correct, valid)
+
+
+def run_adversarial(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Callable[[str], None]) -> Path:
+    if cfg.resume:
+        cfg = resume_config(cfg, explicit)
+    elif (cfg.out / "config.json").exists():
+        raise ConfigError("already holds a run", path=cfg.out, fix="pass --resume to continue it, or choose another --out")
+    elif cfg.labeled_fraction >= 1.0:
+        raise ConfigError(f"--method {cfg.method} needs unlabeled images, and --labeled-fraction 1 leaves none",
+                          fix="pass --labeled-fraction below 1 (the papers: 0.5 or less), or --method supervised")
+    run = prepare(cfg, info, log)
+    cfg = run.cfg
+    unlabeled = run.train_all.subset(run.unlabeled_ids)
+    if len(unlabeled) == 0:
+        raise ConfigError(f"the split leaves no unlabeled images ({len(run.labeled)} labeled of {len(run.train_all)})",
+                          path=cfg.out / "splits" / "unlabeled.txt", fix="start a new run with a lower --labeled-fraction")
+    if (cfg.out / "done.json").is_file():
+        log(f"{cfg.out} is finished; nothing to do")
+        return cfg.out
+    result = fit(cfg, run, unlabeled, info, log)
+    if info.is_main:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json(cfg.out / "done.json", {"finished": stamp, **result})
+        write_json(cfg.out / GATER_DIRS[cfg.method] / "done.json", {"finished": stamp, "model": GATER_MODEL[cfg.method]})
+        write_json(cfg.out / "summary.json", {"method": cfg.method, "labeled_fraction": cfg.labeled_fraction,
+                                              "val_miou": result["best_miou"], "gate_threshold": gater_threshold(cfg.to_dict()),
+                                              **result})
+        log(f"done: val mIoU {100 * result['best_miou']:.1f} (best epoch); segmenter {cfg.out / 'best.pt'}, "
+            f"gater {cfg.out / GATER_DIRS[cfg.method] / 'best.pt'}")
+    dist.barrier(info)
+    return cfg.out
+
+
+def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[str], None]) -> dict:
+    device, main, method = info.device, info.is_main, cfg.method
+    amp = cfg.amp and device.type == "cuda"
+    classes, out = run.classes, cfg.out
+    num_classes = classes.num_classes
+    class_weights = torch.from_numpy(enet_class_weights(run.pixel_counts, cfg.class_weight_c)).to(device)
+
+    # --- models and optimisers, and the state of an interrupted run -----------------------------
+    torch.manual_seed(cfg.seed)
+    seg_kwargs, gater_kwargs = {"num_classes": num_classes}, {"num_classes": num_classes}
+    seg = create_model(cfg.model, **seg_kwargs).to(device)
+    gater = create_model(GATER_MODEL[method], **gater_kwargs).to(device)
+    opt_seg = torch.optim.SGD(seg.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt_d = torch.optim.Adam(gater.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.99))
+    scalers = [torch.amp.GradScaler(device.type, enabled=amp) for _ in range(2)]
+    state = restore(out, seg, gater, opt_seg, opt_d, scalers, info, log)
+    start_epoch, iteration, best_miou = state.get("epoch", 0), state.get("iteration", 0), state.get("best_miou", -1.0)
+    seg_net = wrap_ddp(seg, info)
+    d_step = wrap_ddp(DiscriminatorLoss(gater, method), info)
+
+    crop = default_crop(run.labeled, cfg)
+    labeled_set, unlabeled_set = TrainSet(run.labeled, cfg, crop), TrainSet(unlabeled, cfg, crop)
+    sampler, loader = train_loader(labeled_set, cfg, info)
+    u_sampler, u_loader = train_loader(unlabeled_set, cfg, info)
+    per_epoch = len(loader)
+    max_iterations = cfg.epochs * per_epoch
+    warmup = parse_warmup(cfg.adv_warmup, per_epoch)
+    log(f"--method {method}: {len(run.labeled)} labeled + {len(unlabeled)} unlabeled images, crop {hw_str(crop)}, "
+        f"batch {cfg.batch_size} x {info.world_size}, {cfg.epochs} epochs ({max_iterations} iterations, semi-supervised "
+        f"terms from iteration {warmup}), lr {cfg.lr:g}, discriminator Adam lr {cfg.disc_lr:g} -> {out}")
+    if warmup >= max_iterations:
+        log(f"warning: the warm-up ({warmup} iterations) outlasts the run ({max_iterations}); the unlabeled images "
+            f"will not be used (lower --adv-warmup, e.g. --adv-warmup {max(1, cfg.epochs // 3)}ep)")
+
+    def unlabeled_batches():
+        for epoch in itertools.count():
+            u_sampler.set_epoch(epoch)
+            for images, _ in u_loader:  # their labels are never read
+                yield images
+
+    u_iter = unlabeled_batches()
+    t_start = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        labeled_set.epoch = unlabeled_set.epoch = epoch
+        sampler.set_epoch(epoch)
+        seg_net.train()
+        gater.train()
+        with EpochProgress(f"epoch {epoch + 1}/{cfg.epochs}", len(loader), info) as progress:
+            for images, labels in loader:
+                lr = poly_lr(cfg.lr, iteration, max_iterations, cfg.poly_power)
+                lr_d = poly_lr(cfg.disc_lr, iteration, max_iterations, cfg.poly_power)
+                for group in opt_seg.param_groups:
+                    group["lr"] = lr
+                for group in opt_d.param_groups:
+                    group["lr"] = lr_d
+                semi = iteration >= warmup
+                xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
+                xu = normalize(next(u_iter), device)
+
+                # --- the segmenter step: the discriminators judge but do not learn -----------------
+                gater.requires_grad_(False)
+                with_u = method == "adversarial" or semi
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    logits = seg_net(torch.cat([xl, xu]) if with_u else xl)  # one pass: one DDP forward per step
+                logits_l, logits_u = logits[: len(xl)], logits[len(xl):]
+                loss = segmentation_loss(logits_l, yl, class_weights)
+                p_l = torch.softmax(logits_l.float(), 1)
+                if method == "adversarial":
+                    p_u = torch.softmax(logits_u.float(), 1)
+                    d_u = gater(p_u)
+                    loss = loss + cfg.lambda_adv * bce_to(gater(p_l), 1.0) + cfg.lambda_adv_unlabeled * bce_to(d_u, 1.0)
+                    if semi:
+                        loss = loss + cfg.lambda_semi * semi_loss(logits_u, torch.sigmoid(d_u), cfg.t_semi)
+                else:
+                    loss = loss + cfg.lambda_adv * bce_to(gater.d1(p_l), 1.0)
+                    if semi:
+                        p_u = torch.softmax(logits_u.float(), 1)
+                        with torch.no_grad():
+                            trusted = dual_gate(gater.d2(p_u), gater.d1(p_u))
+                        loss = (loss + cfg.lambda_adv * bce_to(gater.d1(p_u), 1.0)
+                                + cfg.lambda_semi * pseudo_label_loss(logits_u, trusted))
+                step(loss, opt_seg, scalers[0])
+
+                # --- the discriminator step, on the labeled batch (dual-disc: during the warm-up only) ---
+                if method == "adversarial" or not semi:
+                    gater.requires_grad_(True)
+                    fake = p_l.detach()
+                    real = one_hot_probs(yl, num_classes, fake)
+                    correct, valid = aux_targets(logits_l.detach().argmax(1), yl)
+                    step(d_step(fake, real, correct, valid.float()), opt_d, scalers[1])
+                iteration += 1
+                progress.step(loss, lr, images.shape[0])
+        mean_loss = progress.mean_loss()
+
+        val_scores = None
+        last = epoch + 1 == cfg.epochs
+        if run.val is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
+            val_scores = scores(confusion_matrix(seg, run.val, cfg.scale, device, info, amp=amp), classes.names)
+        if main:
+            improved = val_scores is not None and val_scores["miou"] > best_miou
+            if improved:
+                best_miou = val_scores["miou"]
+            record = {"epoch": epoch + 1, "iteration": iteration, "best_miou": best_miou, "config": cfg.to_dict()}
+            gater_record = {**record, "segmenter": "../best.pt", "threshold": gater_threshold(cfg.to_dict())}
+            save_checkpoint(out / "last.pt", model_name=cfg.model, model_kwargs=seg_kwargs, classes=classes,
+                            state_dict=seg.state_dict(),
+                            extra={**record, "optimizer": opt_seg.state_dict(), "gater": gater.state_dict(),
+                                   "gater_optimizer": opt_d.state_dict(), "scalers": [s.state_dict() for s in scalers]})
+            if improved or (run.val is None and last):
+                save_checkpoint(out / "best.pt", model_name=cfg.model, model_kwargs=seg_kwargs, classes=classes,
+                                state_dict=seg.state_dict(), extra=record)
+                # the gater as it was when this segmenter was saved: the pair export deploys
+                save_checkpoint(out / GATER_DIRS[method] / "best.pt", model_name=GATER_MODEL[method],
+                                model_kwargs=gater_kwargs, classes=classes, state_dict=gater.state_dict(), extra=gater_record)
+            append_jsonl(out / "metrics.jsonl", {
+                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr, "semi": iteration > warmup,
+                **progress.record(),
+                "val": None if val_scores is None else {k: val_scores[k] for k in ("miou", "pixel_acc", "per_class_iou")},
+            })
+            val_txt = "" if val_scores is None else f"  val mIoU {100 * val_scores['miou']:.1f}"
+            log(f"epoch {epoch + 1}/{cfg.epochs}  loss {mean_loss:.4f}  lr {lr:.5f}{val_txt}"
+                f"{'' if iteration > warmup else '  (warm-up)'}  {progress.seen / progress.seconds:.1f} img/s  "
+                f"{progress.seconds:.1f} s")
+        dist.barrier(info)
+    return {"best_miou": best_miou, "epochs": cfg.epochs, "warmup_iterations": warmup, "iterations": iteration,
+            "seconds": time.perf_counter() - t_start}
+
+
+def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def restore(out: Path, seg: nn.Module, gater: nn.Module, opt_seg, opt_d, scalers, info: dist.DistInfo,
+            log: Callable[[str], None]) -> dict:
+    """out/last.pt into both networks, both optimisers and the scalers (its record, or {} for a new run);
+    metrics.jsonl lines of an epoch logged but not saved are dropped."""
+    state: dict = {}
+    if (out / "last.pt").exists():
+        state = load_checkpoint(out / "last.pt", info.device)
+        try:
+            seg.load_state_dict(state["state_dict"])
+            gater.load_state_dict(state["gater"])
+            opt_seg.load_state_dict(state["optimizer"])
+            opt_d.load_state_dict(state["gater_optimizer"])
+            for scaler, s in zip(scalers, state["scalers"]):
+                scaler.load_state_dict(s)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"does not fit this run's models ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
+                                  fix="restore the run's own last.pt, or start a new run with another --out") from None
+        log(f"resuming {out} after epoch {state['epoch']}")
+    if info.is_main:
+        trim_metrics(out, state.get("epoch", 0))
+    return state
