@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ssseg import __version__
-from ssseg.config import MEAN, STD, ExportConfig, hw_str, round_hw
+from ssseg.config import MEAN, STD, ExportConfig, gater_threshold, hw_str, round_hw
 from ssseg.errors import ExportError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
@@ -338,9 +338,10 @@ def describe(job: Job) -> dict:
     cfg, src = job.cfg, job.sources
     lo, opt, hi = cfg.batch_range
     seg_ckpt, aux_ckpt = src.segmenter_ckpt, src.aux_ckpt
-    threshold = cfg.threshold if cfg.threshold is not None else float(src.config.get("t_aux", 0.9))
-    gate = ({"available": True, "kind": "aux", "threshold": threshold, "ignore_value": IGNORE_VALUE,
-             "aux_input": src.config.get("aux_input", "probs")} if src.aux_path is not None else
+    threshold = cfg.threshold if cfg.threshold is not None else gater_threshold(src.config)
+    gate = ({"available": True, "kind": src.method, "model": src.aux_ckpt["model"]["name"], "threshold": threshold,
+             "ignore_value": IGNORE_VALUE, "aux_input": src.config.get("aux_input", "probs") if src.method == "aux" else "probs"}
+            if src.aux_path is not None else
             {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE, "reason": src.no_aux_reason})
     source = {
         "run": str(cfg.run.resolve()),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssseg.classes import ClassSet
+from ssseg.config import GATER_DIRS
 from ssseg.errors import ExportError
 from ssseg.train.checkpoint import load_checkpoint
 
@@ -70,13 +71,13 @@ def resolve_sources(run: Path, segmenter: Path | None = None) -> Sources:
     classes = ClassSet.from_dict(seg_ckpt["classes"])
 
     aux_path, aux_ckpt, reason = None, None, None
-    stage2 = run / "stage2"
-    if config.get("method") != "aux":
+    gater_dir = run / GATER_DIRS.get(config.get("method"), "-")
+    if config.get("method") not in GATER_DIRS:
         reason = f"method {config.get('method')!r} trains no confidence net"
-    elif not (stage2 / "done.json").is_file() or not (stage2 / "best.pt").is_file():
-        reason = "stage 2 (the confidence net) is not finished"
+    elif not (gater_dir / "done.json").is_file() or not (gater_dir / "best.pt").is_file():
+        reason = f"{gater_dir.name} (the confidence net) is not finished"
     else:
-        aux_path = stage2 / "best.pt"
+        aux_path = gater_dir / "best.pt"
         aux_ckpt = load_checkpoint(aux_path)
         aux_classes = ClassSet.from_dict(aux_ckpt["classes"])
         if aux_classes.names != classes.names:

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 
 from ssseg.classes import IGNORE_INDEX, ClassSet
+from ssseg.config import GATER_DIRS
 from ssseg.data import SegDataset, open_dataset
 from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import write_json
 from ssseg.metrics import scores
+from ssseg.models import GATER_MODELS
 from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint
 from ssseg.train.data import EvalSet, normalize
 from ssseg.train.distributed import DistInfo, all_reduce_sum, pick_device
@@ -77,31 +79,34 @@ def run_eval(target: Path, data: str | None, split: str, json_path: Path | None,
 
 
 def resolve_aux(target: Path) -> Path:
-    """A run directory of --method aux means its stage2/best.pt (last.pt before the first evaluation)."""
+    """A run directory means its gater: stage2/best.pt of --method aux, gater/best.pt of --method
+    adversarial or dual-disc (last.pt before the first evaluation)."""
     target = Path(target)
     if target.is_file():
         return target
-    for name in ("best.pt", "last.pt"):
-        if (target / "stage2" / name).is_file():
-            return target / "stage2" / name
-    raise CheckpointError("holds no auxiliary net (stage2/best.pt)", path=target,
-                          fix="pass a run trained with --method aux that finished at least one stage-2 epoch")
+    for folder in dict.fromkeys(GATER_DIRS.values()):
+        for name in ("best.pt", "last.pt"):
+            if (target / folder / name).is_file():
+                return target / folder / name
+    raise CheckpointError("holds no confidence net (stage2/best.pt or gater/best.pt)", path=target,
+                          fix="pass a run trained with --method aux, adversarial or dual-disc")
 
 
 def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | None, thresholds: tuple[float, ...],
                   segmenter: Path | None = None, device: str = "auto", scale: tuple[int, int] | None = None,
                   workers: int = 0) -> tuple[dict, Path]:
-    """Measure the confidence gate (the paper's Tables 3-4) on a labeled split: segmenter + auxiliary net,
-    pixels below each threshold masked. The segmenter defaults to the one the auxiliary net was trained
-    against (stage 1: the one that wrote the pseudo-labels)."""
+    """Measure the confidence gate (the paper's Tables 3-4) on a labeled split: segmenter + confidence net
+    (the auxiliary net, or an adversarial method's gater), pixels below each threshold masked. The segmenter
+    defaults to the one the confidence net was trained against (--method aux: stage 1, the one that wrote the
+    pseudo-labels; adversarial methods: the run's segmenter, trained jointly)."""
     bad = [t for t in thresholds if not 0.0 <= t <= 1.0]
     if bad or not thresholds:
         raise ConfigError(f"--gate thresholds must lie in [0, 1], got {list(thresholds)}", fix="e.g. --gate 0,0.7,0.8,0.9")
     aux_path = resolve_aux(target)
     aux_ckpt = load_checkpoint(aux_path)
-    if aux_ckpt["model"]["name"] != "aux-confidence":
-        raise CheckpointError(f"holds a {aux_ckpt['model']['name']}, not an auxiliary net", path=aux_path,
-                              fix="pass the run directory or its stage2/best.pt")
+    if aux_ckpt["model"]["name"] not in GATER_MODELS:
+        raise CheckpointError(f"holds a {aux_ckpt['model']['name']}, not a confidence net", path=aux_path,
+                              fix="pass the run directory, its stage2/best.pt or gater/best.pt")
     seg_path = resolve_checkpoint(Path(segmenter)) if segmenter else (aux_path.parent / aux_ckpt.get("segmenter", "")).resolve()
     if not seg_path.is_file():
         raise CheckpointError("the segmenter this auxiliary net was trained against is missing", path=seg_path,

@@ -72,10 +72,14 @@ class ImageDiscriminator(nn.Module):
             layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True)]
             cin = w
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(cin, 1)
+        self.head = nn.Conv2d(cin, 1, 1)  # on the pooled features; a convolution exports where Gemm would not
+
+    def logits_map(self, probs: torch.Tensor) -> torch.Tensor:
+        """[N, 1, 1, 1]: broadcasts against a per-pixel map."""
+        return self.head(self.features(probs).mean((2, 3), keepdim=True))
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(probs).mean((2, 3)))  # [N, 1]
+        return self.logits_map(probs).reshape(-1, 1)  # [N, 1]
 
 
 class DualDiscGater(nn.Module):
@@ -92,4 +96,4 @@ class DualDiscGater(nn.Module):
         self.d2 = PixelDiscriminator(num_classes)
 
     def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
-        return self.d2(probs) - self.d1(probs)[:, :, None, None]
+        return self.d2(probs) - self.d1.logits_map(probs)
