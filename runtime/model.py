@@ -11,7 +11,8 @@ Schema (format ``ssseg.model``, version 1), every key required unless marked opt
                    inside every graph that takes the image, recorded so other tools can reproduce it
     graphs         {segmenter, labeler, aux (optional)}: {file, sha256, inputs, outputs}, each tensor
                    {dtype, shape} with "batch" for a dynamic batch dimension
-    gate           {available, kind, threshold, ignore_value, reason (when not available)}
+    gate           {available, kind (aux, adversarial, dual-disc), model (the gater), threshold, ignore_value,
+                    reason (when not available)}
     method, opset, source {run, segmenter {...}, aux {...} or null}, tools {name: version}
     verification   (optional) the export-time parity table against PyTorch
     engines        [{file, graph, precision, sha256, onnx_sha256, tensorrt, gpu {name, compute_capability},

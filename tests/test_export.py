@@ -74,7 +74,8 @@ def test_export_dynamic_batch_matches_pytorch_in_onnx_runtime(aux_run, frames_di
     d = spec.data
     assert validate_model(d) == []
     assert sorted(d["graphs"]) == ["aux", "labeler", "segmenter"]
-    assert d["gate"] == {"available": True, "kind": "aux", "threshold": 0.7, "ignore_value": 255, "aux_input": "probs"}
+    assert d["gate"] == {"available": True, "kind": "aux", "model": "aux-confidence", "threshold": 0.7, "ignore_value": 255,
+                         "aux_input": "probs"}
     assert d["input"]["batch"] == {"min": 1, "opt": 2, "max": 4} and spec.input_hw == (64, 64)
     assert d["normalization"]["mean"] == list(MEAN) and d["normalization"]["std"] == list(STD)
     assert d["classes"]["names"] == list(load_checkpoint(aux_run / "stage3" / "best.pt")["classes"]["names"])

@@ -27,15 +27,15 @@ import torch
 from torch import nn
 
 from ssseg.config import GATER_DIRS, TrainConfig, gater_threshold, hw_str, parse_warmup
-from ssseg.errors import CheckpointError, ConfigError
+from ssseg.errors import ConfigError
 from ssseg.io import append_jsonl, write_json
 from ssseg.metrics import scores
 from ssseg.models import create_model
 from ssseg.train import distributed as dist
-from ssseg.train.checkpoint import load_checkpoint, save_checkpoint
+from ssseg.train.checkpoint import save_checkpoint
 from ssseg.train.data import TrainSet, default_crop, normalize
 from ssseg.train.evaluate import confusion_matrix
-from ssseg.train.loop import EpochProgress, prepare, resume_config, train_loader, trim_metrics, wrap_ddp
+from ssseg.train.loop import EpochProgress, prepare, restore, resume_config, train_loader, wrap_ddp
 from ssseg.train.losses import (aux_targets, bce_map, bce_to, dual_gate, enet_class_weights, one_hot_probs,
                                 pseudo_label_loss, segmentation_loss, semi_loss)
 from ssseg.train.schedule import poly_lr
@@ -103,7 +103,8 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
     opt_seg = torch.optim.SGD(seg.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     opt_d = torch.optim.Adam(gater.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.99))
     scalers = [torch.amp.GradScaler(device.type, enabled=amp) for _ in range(2)]
-    state = restore(out, seg, gater, opt_seg, opt_d, scalers, info, log)
+    state = restore(out, seg, opt_seg, scalers[0], info, log,
+                    more={"gater": gater, "gater_optimizer": opt_d, "gater_scaler": scalers[1]})
     start_epoch, iteration, best_miou = state.get("epoch", 0), state.get("iteration", 0), state.get("best_miou", -1.0)
     seg_net = wrap_ddp(seg, info)
     d_step = wrap_ddp(DiscriminatorLoss(gater, method), info)
@@ -134,7 +135,6 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
         labeled_set.epoch = unlabeled_set.epoch = epoch
         sampler.set_epoch(epoch)
         seg_net.train()
-        gater.train()
         with EpochProgress(f"epoch {epoch + 1}/{cfg.epochs}", len(loader), info) as progress:
             for images, labels in loader:
                 lr = poly_lr(cfg.lr, iteration, max_iterations, cfg.poly_power)
@@ -144,6 +144,8 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
                 for group in opt_d.param_groups:
                     group["lr"] = lr_d
                 semi = iteration >= warmup
+                # dual-disc freezes its discriminators after the warm-up: eval mode keeps D2's BatchNorm still
+                gater.train(method == "adversarial" or not semi)
                 xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
                 xu = normalize(next(u_iter), device)
 
@@ -194,8 +196,9 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
             gater_record = {**record, "segmenter": "../best.pt", "threshold": gater_threshold(cfg.to_dict())}
             save_checkpoint(out / "last.pt", model_name=cfg.model, model_kwargs=seg_kwargs, classes=classes,
                             state_dict=seg.state_dict(),
-                            extra={**record, "optimizer": opt_seg.state_dict(), "gater": gater.state_dict(),
-                                   "gater_optimizer": opt_d.state_dict(), "scalers": [s.state_dict() for s in scalers]})
+                            extra={**record, "optimizer": opt_seg.state_dict(), "scaler": scalers[0].state_dict(),
+                                   "gater": gater.state_dict(), "gater_optimizer": opt_d.state_dict(),
+                                   "gater_scaler": scalers[1].state_dict()})
             if improved or (run.val is None and last):
                 save_checkpoint(out / "best.pt", model_name=cfg.model, model_kwargs=seg_kwargs, classes=classes,
                                 state_dict=seg.state_dict(), extra=record)
@@ -221,26 +224,3 @@ def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
-
-
-def restore(out: Path, seg: nn.Module, gater: nn.Module, opt_seg, opt_d, scalers, info: dist.DistInfo,
-            log: Callable[[str], None]) -> dict:
-    """out/last.pt into both networks, both optimisers and the scalers (its record, or {} for a new run);
-    metrics.jsonl lines of an epoch logged but not saved are dropped."""
-    state: dict = {}
-    if (out / "last.pt").exists():
-        state = load_checkpoint(out / "last.pt", info.device)
-        try:
-            seg.load_state_dict(state["state_dict"])
-            gater.load_state_dict(state["gater"])
-            opt_seg.load_state_dict(state["optimizer"])
-            opt_d.load_state_dict(state["gater_optimizer"])
-            for scaler, s in zip(scalers, state["scalers"]):
-                scaler.load_state_dict(s)
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"does not fit this run's models ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
-                                  fix="restore the run's own last.pt, or start a new run with another --out") from None
-        log(f"resuming {out} after epoch {state['epoch']}")
-    if info.is_main:
-        trim_metrics(out, state.get("epoch", 0))
-    return state

@@ -238,9 +238,10 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler:
 
 
 def restore(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-            info: dist.DistInfo, log: Callable[[str], None]) -> dict:
-    """Load out/last.pt into model, optimizer and scaler if it exists (returning its record, else {}), and drop
-    metrics.jsonl lines of an epoch that was logged but not saved before an interruption."""
+            info: dist.DistInfo, log: Callable[[str], None], more: dict | None = None) -> dict:
+    """Load out/last.pt into model, optimizer and scaler (and each ``more`` object from its key) if it exists,
+    returning its record (else {}); drop metrics.jsonl lines of an epoch that was logged but not saved before
+    an interruption."""
     state: dict = {}
     if (out / "last.pt").exists():
         state = load_checkpoint(out / "last.pt", info.device)
@@ -248,6 +249,8 @@ def restore(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             model.load_state_dict(state["state_dict"])
             optimizer.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])
+            for key, obj in (more or {}).items():
+                obj.load_state_dict(state[key])
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
                                   fix="restore the run's own last.pt, or start a new run with another --out") from None

@@ -10,6 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def strided_stack(cin: int, widths: tuple[int, ...], slope: float, kernel: int = 4, norm: bool = False) -> nn.Sequential:
+    """Stride-2 convolutions (each halving the map), each followed by [BatchNorm and] Leaky ReLU."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers.append(nn.Conv2d(cin, w, kernel, stride=2, padding=1))
+        layers += [nn.BatchNorm2d(w)] if norm else []
+        layers.append(nn.LeakyReLU(slope, inplace=True))
+        cin = w
+    return nn.Sequential(*layers)
+
+
 class FCDiscriminator(nn.Module):
     """Hung et al. (2018): five 4x4 stride-2 convolutions {64, 128, 256, 512, 1}, Leaky ReLU 0.2 after all
     but the last, no batch norm, logits bilinearly up-sampled to the input size. As a gater its sigmoid is
@@ -20,13 +31,7 @@ class FCDiscriminator(nn.Module):
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 512), slope: float = 0.2):
         super().__init__()
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        cin = num_classes
-        for w in widths:
-            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True)]
-            cin = w
-        layers.append(nn.Conv2d(cin, 1, 4, stride=2, padding=1))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*strided_stack(num_classes, widths, slope), nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
 
     def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         return F.interpolate(self.net(probs), size=probs.shape[-2:], mode="bilinear", align_corners=False)
@@ -42,14 +47,9 @@ class PixelDiscriminator(nn.Module):
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 256), slope: float = 0.2):
         super().__init__()
         self.num_classes = num_classes
-        enc: list[nn.Module] = []
-        cin = num_classes
-        for w in widths:
-            enc += [nn.Conv2d(cin, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(slope, inplace=True)]
-            cin = w
-        self.encoder = nn.Sequential(*enc)
+        self.encoder = strided_stack(num_classes, widths, slope, kernel=3, norm=True)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(cin, 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.LeakyReLU(slope, inplace=True),
+            nn.ConvTranspose2d(widths[-1], 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.LeakyReLU(slope, inplace=True),
             nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(slope, inplace=True),
             nn.Conv2d(64, 1, 3, padding=1))
 
@@ -66,13 +66,8 @@ class ImageDiscriminator(nn.Module):
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 512), slope: float = 0.2):
         super().__init__()
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        cin = num_classes
-        for w in widths:
-            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True)]
-            cin = w
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(cin, 1, 1)  # on the pooled features; a convolution exports where Gemm would not
+        self.features = strided_stack(num_classes, widths, slope)
+        self.head = nn.Conv2d(widths[-1], 1, 1)  # on the pooled features; a convolution exports where Gemm would not
 
     def logits_map(self, probs: torch.Tensor) -> torch.Tensor:
         """[N, 1, 1, 1]: broadcasts against a per-pixel map."""
