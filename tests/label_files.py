@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -19,3 +23,15 @@ def job_files(root: Path, skip: tuple[str, ...] = ("summary.json",)) -> dict[str
                 data = json.dumps(m, sort_keys=True).encode()
             files[p.relative_to(root).as_posix()] = data
     return files
+
+
+def kill_after_files(cmd: list[str], folder: Path, count: int, timeout: float) -> int:
+    """Start ``cmd``, SIGKILL it once ``folder`` holds ``count`` entries; returns the finished files then
+    (hidden temporaries excluded)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and (not folder.is_dir() or len(os.listdir(folder)) < count):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len([n for n in os.listdir(folder) if not n.startswith(".")]) if folder.is_dir() else 0

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from PIL import Image
 
 from conftest import run_cli
 from label_files import job_files as tree
+from label_files import kill_after_files
 from ssseg.data.synthetic import render_scene, write_synthetic_clip
 
 FRAME_HW = (48, 80)  # not the model's 64x64: frames are resized in and masks resized back
@@ -254,14 +253,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(exported, tmp_path):
     assert label(*args[:1], *args[3:], model=exported, out=full).returncode == 0
 
     cmd = [sys.executable, "-m", "ssseg", "label", *args, "--out", str(killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    labels = killed / "long" / "labels"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not labels.is_dir() or len(os.listdir(labels)) < 60):
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len([n for n in os.listdir(labels) if not n.startswith(".")])
+    done = kill_after_files(cmd, killed / "long" / "labels", 60, timeout=120)
     assert 60 <= done < 400, "the kill should land mid-run"
     assert not (killed / "long" / "manifest.json").exists()
 

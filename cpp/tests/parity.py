@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ from PIL import Image
 
 MARGIN = 0.1
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from label_files import job_files  # noqa: E402  (shared with tests/test_label.py)
+from label_files import job_files, kill_after_files  # noqa: E402  (shared with tests/test_label.py)
 
 
 def main() -> int:
@@ -131,14 +128,7 @@ def check_resume(cpp: Path, backend: str, work: Path) -> list[str]:
     full, killed = work / "resume_full", work / "resume_killed"
     subprocess.run(["rm", "-rf", str(full), str(killed)], check=True)
     subprocess.run([*cmd, "--out", str(full)], check=True, stdout=subprocess.DEVNULL)
-    proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL)
-    labels = killed / "long" / "labels"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not labels.is_dir() or len(os.listdir(labels)) < 60):
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len([n for n in os.listdir(labels) if not n.startswith(".")])
+    done = kill_after_files([*cmd, "--out", str(killed)], killed / "long" / "labels", 60, timeout=60)
     if not 0 < done < 600:
         return [f"the kill landed outside the run ({done} of 600 frames written)"]
     subprocess.run([*cmd, "--out", str(killed), "--resume"], check=True, stdout=subprocess.DEVNULL)
