@@ -25,13 +25,18 @@ def job_files(root: Path, skip: tuple[str, ...] = ("summary.json",)) -> dict[str
     return files
 
 
+def finished_files(folder: Path) -> int:
+    """Files in ``folder`` that are in place (hidden temporaries excluded); 0 before it exists."""
+    return len([n for n in os.listdir(folder) if not n.startswith(".")]) if folder.is_dir() else 0
+
+
 def kill_after_files(cmd: list[str], folder: Path, count: int, timeout: float) -> int:
-    """Start ``cmd``, SIGKILL it once ``folder`` holds ``count`` entries; returns the finished files then
-    (hidden temporaries excluded)."""
+    """Start ``cmd``, SIGKILL it once ``folder`` holds ``count`` finished files; returns the finished files
+    then (at least ``count`` unless the command ended or the timeout passed first)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
-    while time.time() < deadline and (not folder.is_dir() or len(os.listdir(folder)) < count):
+    while time.time() < deadline and proc.poll() is None and finished_files(folder) < count:
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    return len([n for n in os.listdir(folder) if not n.startswith(".")]) if folder.is_dir() else 0
+    return finished_files(folder)
