@@ -1,11 +1,14 @@
-"""Supervised vs --method aux vs adversarial vs dual-disc on CamVid with half the training set labeled: the
-final segmenter's val mIoU, and each gater's generated-label measurements (`ssseg eval --gate` at its own
-default threshold: kept-pixel mIoU, class semi ratio, selected share, AUROC) in one table.
+"""Supervised vs --method aux, adversarial, dual-disc, latent and self-train on CamVid with half the training
+set labeled: the final segmenter's val mIoU, and each gater's generated-label measurements (`ssseg eval --gate`
+at its own default threshold: kept-pixel mIoU, class semi ratio, selected share, AUROC) in one table. latent
+and self-train train no gater of their own (they are gated by an auxiliary net trained on them).
 
 Every method uses the same split (seed 0, labeled fraction 0.5), scale, epochs, batch and learning rate. The
 supervised and aux rows come from an --method aux run (its stage 1 is exactly --method supervised on that
-split); pass it with --aux-run (benchmarks/camvid_aux.py trains one). The adversarial methods are trained
-here unless their run directories are finished. Writes <out>.json and <out>.md.
+split); pass it with --aux-run (benchmarks/camvid_aux.py trains one). The other methods are trained here
+unless their run directories are finished; self-train takes that run's stage 1 as its own (--from-stage 2
+--init: the same supervised training on the same split) and its time includes it. Writes <out>.json and
+<out>.md.
 
 Example (the README's numbers):
 
@@ -44,6 +47,7 @@ def main() -> None:
     p.add_argument("--adv-warmup", default="12ep")
     p.add_argument("--aux-run", type=Path, required=True)
     p.add_argument("--runs", type=Path, default=Path("runs/bench/methods"))
+    p.add_argument("--methods", default="adversarial,dual-disc,latent,self-train", help="the methods trained here")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_methods")
     args = p.parse_args()
 
@@ -59,20 +63,27 @@ def main() -> None:
     aux_minutes = sum(json.loads((args.aux_run / s / "done.json").read_text())["seconds"] for s in ("stage1", "stage2", "stage3")) / 60
     rows.append({"method": "aux", "val_miou": s3["best_miou"], "minutes": aux_minutes,
                  "gate": gate_row(args.aux_run, gater_threshold(aux_cfg)), "run": str(args.aux_run)})
-    for method in ("adversarial", "dual-disc"):
+    for method in args.methods.split(","):
         run = args.runs / method
         t0 = time.perf_counter()
-        if not (run / "done.json").is_file():
+        staged = method == "self-train"
+        final = run / ("stage3" if staged else "") / "done.json"
+        if not final.is_file():
+            exists = (run / "config.json").is_file()
             cfg = TrainConfig(data=args.data, method=method, labeled_fraction=aux_cfg["labeled_fraction"], out=run,
                               epochs=args.epochs, scale=args.scale, batch_size=aux_cfg["batch_size"], lr=aux_cfg["lr"],
                               weight_decay=aux_cfg["weight_decay"], seed=aux_cfg["seed"], eval_every=aux_cfg["eval_every"],
-                              workers=aux_cfg["workers"], device="auto", adv_warmup=args.adv_warmup,
-                              resume=(run / "config.json").is_file())
+                              workers=aux_cfg["workers"], device="auto", adv_warmup=args.adv_warmup, resume=exists,
+                              **({"from_stage": 2, "init": args.aux_run / "stage1" / "best.pt"} if staged and not exists else {}))
             train(cfg, log=lambda m: print(m, flush=True))
-        done = json.loads((run / "done.json").read_text())
+        done = json.loads(final.read_text())
         config = json.loads((run / "config.json").read_text())
-        rows.append({"method": method, "val_miou": done["best_miou"], "minutes": done["seconds"] / 60,
-                     "gate": gate_row(run, gater_threshold(config)), "run": str(run),
+        seconds = done["seconds"]
+        if staged:  # stage 1 is the aux run's (see above), then stages 2 and 3
+            seconds = s1["seconds"] + sum(json.loads((run / s / "done.json").read_text())["seconds"] for s in ("stage2", "stage3"))
+        gated = method in ("adversarial", "dual-disc")
+        rows.append({"method": method, "val_miou": done["best_miou"], "minutes": seconds / 60,
+                     "gate": gate_row(run, gater_threshold(config)) if gated else None, "run": str(run),
                      "wall_minutes_this_invocation": (time.perf_counter() - t0) / 60})
         print(rows[-1]["method"], rows[-1]["val_miou"], flush=True)
 

@@ -26,7 +26,8 @@ def _say(msg: str) -> None:
 def train(
     data: Optional[str] = typer.Option(None, help="Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts]."),
     method: Optional[str] = typer.Option(None, help="aux (default: the paper's three stages), supervised (stage 1 only), "
-                                                    "adversarial (Hung et al.) or dual-disc (two discriminators)."),
+                                                    "adversarial (Hung et al.), dual-disc (two discriminators), latent "
+                                                    "(latent classes) or self-train (three stages, mean teacher)."),
     labeled_fraction: Optional[float] = typer.Option(None, help="Share of the training images used as labeled."),
     out: Optional[Path] = typer.Option(None, help="Run directory."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: the paper's for the dataset)."),
@@ -48,17 +49,25 @@ def train(
     aux_weight_decay: Optional[float] = typer.Option(None, help="aux: its weight decay (CamVid 5e-4, others 1e-4)."),
     aux_input: Optional[str] = typer.Option(None, help="aux: what the auxiliary net sees: probs (default) or probs+rgb."),
     stage3_init: Optional[str] = typer.Option(None, help="aux: stage-3 segmenter starts fresh (default) or finetune (from stage 1)."),
-    from_stage: Optional[int] = typer.Option(None, help="aux: redo an existing run from stage N (1-3); earlier stages are kept."),
+    from_stage: Optional[int] = typer.Option(None, help="aux/self-train: redo an existing run from stage N (1-3); earlier stages are kept."),
+    init: Optional[Path] = typer.Option(None, help="aux/self-train, with --from-stage 2: stage 1 is this run's final segmenter (RUN_DIR or .pt)."),
+    until_stage: Optional[int] = typer.Option(None, help="aux/self-train: stop after stage N (e.g. 2: an auxiliary net for an --init segmenter)."),
     adv_warmup: Optional[str] = typer.Option(None, help="adversarial/dual-disc: iterations (5000) or epochs (10ep) before the semi-supervised terms."),
-    lambda_adv: Optional[float] = typer.Option(None, help="adversarial/dual-disc: adversarial weight on labeled images (0.01)."),
+    lambda_adv: Optional[float] = typer.Option(None, help="adversarial/dual-disc/latent: adversarial weight on labeled images (0.01)."),
     lambda_adv_unlabeled: Optional[float] = typer.Option(None, help="adversarial: adversarial weight on unlabeled images (0.001)."),
-    lambda_semi: Optional[float] = typer.Option(None, help="adversarial/dual-disc: weight of the pseudo-label loss (0.1)."),
+    lambda_semi: Optional[float] = typer.Option(None, help="adversarial/dual-disc: weight of the pseudo-label loss; latent: of L_unlabeled (0.1)."),
     t_semi: Optional[float] = typer.Option(None, help="adversarial: discriminator confidence that admits a pseudo-label pixel (0.2)."),
-    disc_lr: Optional[float] = typer.Option(None, help="adversarial/dual-disc: Adam learning rate of the discriminators (1e-4)."),
+    disc_lr: Optional[float] = typer.Option(None, help="adversarial/dual-disc/latent: Adam learning rate of the discriminators (1e-4)."),
+    latent_classes: Optional[int] = typer.Option(None, help="latent: number of latent classes (20)."),
+    st_lr: Optional[float] = typer.Option(None, help="self-train: Adam learning rate of stages 2 and 3 (5e-4)."),
+    lambda_con: Optional[float] = typer.Option(None, help="self-train: weight of the mean-teacher consistency loss (0.5)."),
+    lambda_pl: Optional[float] = typer.Option(None, help="self-train: weight of the pseudo-mask head's loss (0.5)."),
+    ema_decay: Optional[float] = typer.Option(None, help="self-train: the mean teacher's EMA decay (0.99)."),
     config: Optional[Path] = typer.Option(None, help="YAML or JSON file of these options; flags override it."),
 ) -> None:
     """Train: --method aux runs stage 1 (segmenter on labeled images), stage 2 (auxiliary confidence net),
-    stage 3 (gated pseudo-labels, retrain on all); --method supervised runs stage 1 alone."""
+    stage 3 (gated pseudo-labels, retrain on all); --method supervised runs stage 1 alone; the other methods
+    train the same segmenter their papers' way (see the README)."""
     from ssseg.config import build_train_config
 
     flags = dict(data=data, method=method, labeled_fraction=labeled_fraction, out=out, epochs=epochs,
@@ -67,7 +76,9 @@ def train(
                  skip_bad=skip_bad or None, resume=resume or None, t_aux=t_aux, aux_epochs=aux_epochs, aux_lr=aux_lr,
                  aux_weight_decay=aux_weight_decay, aux_input=aux_input, stage3_init=stage3_init, from_stage=from_stage,
                  adv_warmup=adv_warmup, lambda_adv=lambda_adv, lambda_adv_unlabeled=lambda_adv_unlabeled,
-                 lambda_semi=lambda_semi, t_semi=t_semi, disc_lr=disc_lr)
+                 lambda_semi=lambda_semi, t_semi=t_semi, disc_lr=disc_lr, init=init, until_stage=until_stage,
+                 latent_classes=latent_classes, st_lr=st_lr, lambda_con=lambda_con, lambda_pl=lambda_pl,
+                 ema_decay=ema_decay)
     cfg = build_train_config(flags, config)
     from ssseg.train.loop import train as run_training
 

@@ -19,7 +19,10 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 METHODS = ("supervised", "aux", "adversarial", "dual-disc", "latent", "self-train")
-IMPLEMENTED_METHODS = ("supervised", "aux", "adversarial", "dual-disc")
+# Methods run as stages in stage1/ stage2/ stage3/ (resumable, skippable, --from-stage), and the stages whose
+# segmenter is the run's final one, most advanced first (aux's stage 2 is the confidence net).
+STAGED_METHODS = ("aux", "self-train")
+SEGMENTER_STAGES = {"aux": (3, 1), "self-train": (3, 2, 1)}
 # Where each method that trains a confidence source ("gater") keeps it, relative to the run directory.
 GATER_DIRS = {"aux": "stage2", "adversarial": "gater", "dual-disc": "gater"}
 
@@ -116,9 +119,20 @@ class TrainConfig:
     lambda_semi: float = 0.1
     t_semi: float = 0.2  # adversarial: the discriminator confidence that admits a pseudo-label pixel
     disc_lr: float = 1e-4  # Adam, poly decay like the segmenter
+    # --method latent (Zatsarynna et al.); also uses lambda_adv (0.01) and lambda_semi (0.1, L_unlabeled)
+    latent_classes: int = 20
+    # --method self-train (Ke et al.), stages 2 and 3
+    st_lr: float = 5e-4  # Adam, poly decay; the paper's 3e-5 suits its pre-trained ResNet-101, see README
+    lambda_con: float = 0.5
+    lambda_pl: float = 0.5
+    ema_decay: float = 0.99  # the mean teacher's
+    # staged methods (aux, self-train): stage 1 from another run (with --from-stage 2), and where to stop
+    init: Path | None = None
+    until_stage: int | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        self.init = Path(self.init) if self.init is not None else None
         self.crop = parse_hw(self.crop, "--crop")
         self.scale = parse_hw(self.scale, "--scale")
         if self.aug_scales is not None:
@@ -134,6 +148,20 @@ class TrainConfig:
             raise ConfigError(f"unknown --stage3-init {self.stage3_init!r}", fix=f"choose one of {', '.join(STAGE3_INITS)}")
         if self.from_stage is not None and self.from_stage not in (1, 2, 3):
             raise ConfigError(f"--from-stage {self.from_stage} is not a stage", fix="pass 1, 2 or 3")
+        if self.until_stage is not None and self.until_stage not in (1, 2, 3):
+            raise ConfigError(f"--until-stage {self.until_stage} is not a stage", fix="pass 1, 2 or 3")
+        if self.init is not None and self.from_stage != 2:
+            raise ConfigError("--init takes stage 1 from another run, so the run starts at stage 2",
+                              fix=f"add --from-stage 2 (ssseg train --method {self.method} --from-stage 2 --init RUN)")
+        if not 2 <= self.latent_classes <= 255:
+            raise ConfigError(f"--latent-classes {self.latent_classes} is outside 2..255", fix="pass e.g. 20 (the paper's)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"--ema-decay {self.ema_decay} is outside [0, 1)", fix="pass e.g. 0.99")
+        for name in ("lambda_con", "lambda_pl", "lambda_adv", "lambda_semi", "lambda_adv_unlabeled"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.st_lr > 0:
+            raise ConfigError(f"--st-lr must be > 0, got {self.st_lr}")
         parse_warmup(self.adv_warmup, 1)
         if not 0.0 <= self.t_semi <= 1.0:
             raise ConfigError(f"--t-semi {self.t_semi} is outside [0, 1]", fix="pass a threshold such as 0.2")
@@ -155,6 +183,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["out"] = str(self.out)
+        d["init"] = None if self.init is None else str(self.init)
         for k in ("crop", "scale", "aug_scales"):
             if d[k] is not None:
                 d[k] = list(d[k])
@@ -351,13 +380,14 @@ class LabelConfig:
 
 
 # Options that may change between an interrupted run and its --resume without changing the result.
-RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage"})
+RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage", "until_stage"})
 
 # The first stage of --method aux that each option affects: `--from-stage N` may change the options of
 # stages >= N only (stage 1 options that stage 3 reuses, such as --epochs, are listed under 1). The options
 # that define the labeled/unlabeled split (stage 0) never change within a run.
 SPLIT_OPTIONS = frozenset({"data", "labeled_fraction", "seed"})
-STAGE2_OPTIONS = frozenset({"aux_epochs", "aux_lr", "aux_weight_decay", "aux_input", "aux_class_weight_c"})
+STAGE2_OPTIONS = frozenset({"aux_epochs", "aux_lr", "aux_weight_decay", "aux_input", "aux_class_weight_c",
+                            "st_lr", "lambda_con", "lambda_pl", "ema_decay"})
 STAGE3_OPTIONS = frozenset({"t_aux", "stage3_init"})
 
 
@@ -418,5 +448,5 @@ def hw_str(hw: tuple[int, int] | list[int] | None) -> str:
 
 __all__ = ["TrainConfig", "ExportConfig", "BenchConfig", "BENCH_STAGES", "parse_int_list", "PRECISIONS", "ENGINE_GRAPHS", "DEFAULT_OPSET", "parse_batch_range",
            "round_hw", "build_train_config", "load_config_file", "parse_hw", "hw_str", "MEAN", "STD",
-           "METHODS", "IMPLEMENTED_METHODS", "DATASET_DEFAULTS", "RESUME_MUTABLE", "AUX_INPUTS", "STAGE3_INITS",
+           "METHODS", "STAGED_METHODS", "SEGMENTER_STAGES", "DATASET_DEFAULTS", "RESUME_MUTABLE", "AUX_INPUTS", "STAGE3_INITS",
            "first_stage_of"]

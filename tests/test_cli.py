@@ -64,8 +64,8 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     proc = run_cli("eval", str(tmp_path / "junk.pt"), "--data", "synthetic")
     assert proc.returncode == 1 and "junk.pt" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = run_cli("train", "--method", "latent", "--out", str(tmp_path / "r2"))
-    assert proc.returncode == 1 and "not available yet" in proc.stderr
+    proc = run_cli("train", "--method", "aux", "--init", str(tmp_path / "r"), "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 1 and "add --from-stage 2" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("train", "--method", "aux", "--data", "synthetic", "--out", str(tmp_path / "r3"))
     assert proc.returncode == 1 and "--labeled-fraction below 1" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("train", "--from-stage", "2", "--data", "synthetic", "--out", str(tmp_path / "r4"))

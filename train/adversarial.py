@@ -1,5 +1,6 @@
-"""--method adversarial (Hung et al. 2018) and --method dual-disc (two discriminators), readable top to
-bottom. Both train the same segmenter as every other method, with a confidence source beside it:
+"""--method adversarial (Hung et al. 2018), --method dual-disc (two discriminators) and --method latent
+(Zatsarynna et al.: latent classes), readable top to bottom. All train the same segmenter as every other
+method, on labeled and unlabeled batches, with a discriminator beside it:
 
     adversarial  a fully convolutional discriminator D (prediction vs one-hot ground truth, per pixel).
                  Segmenter: L_ce + lambda_adv * L_adv (labeled; lambda_adv_unlabeled on unlabeled) and,
@@ -10,10 +11,17 @@ bottom. Both train the same segmenter as every other method, with a confidence s
                  lambda_adv * L_adv from D1) and both discriminators train on labeled images; then the
                  discriminators are frozen and the segmenter also learns from unlabeled images: its arg-max
                  where D2's confidence reaches D1's probability for the image, weight lambda_semi.
+    latent       a second branch predicts latent classes, trained on labeled images with the conditional
+                 entropy of the semantic classes given the latent ones; a co-occurrence EMA gives P(l|c),
+                 which maps the semantic prediction on unlabeled images to latent classes, and the latent
+                 branch's prediction supervises that mapping (L_cons). Hung's discriminator adds L_adv.
+                 L = L_ce + L_latent + lambda_adv L_adv + lambda_semi (L_cons + lambda_adv L_adv_unlabeled).
 
-Outputs like a supervised run (best.pt = the segmenter, by val mIoU), plus gater/best.pt: the confidence
-source saved with that segmenter, which export and ``ssseg eval --gate`` use like the auxiliary net. The
-run continues from last.pt with --resume; done.json marks it finished."""
+Outputs like a supervised run (best.pt = the segmenter, by val mIoU). adversarial and dual-disc add
+gater/best.pt: the confidence source saved with that segmenter, which export and ``ssseg eval --gate`` use
+like the auxiliary net; latent adds latent_classes.md (which semantic classes each latent class groups) and
+is gated with an auxiliary net trained on it (``--method aux --from-stage 2 --init RUN``). The run continues
+from last.pt with --resume; done.json marks it finished."""
 
 from __future__ import annotations
 
@@ -28,19 +36,20 @@ from torch import nn
 
 from ssseg.config import GATER_DIRS, TrainConfig, gater_threshold, hw_str, parse_warmup
 from ssseg.errors import ConfigError
-from ssseg.io import append_jsonl, write_json
+from ssseg.io import append_jsonl, atomic_write_text, write_json
 from ssseg.metrics import scores
-from ssseg.models import create_model
+from ssseg.models import LatentBranch, WithHead, create_model
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import save_checkpoint
 from ssseg.train.data import TrainSet, default_crop, normalize
 from ssseg.train.evaluate import confusion_matrix
 from ssseg.train.loop import EpochProgress, prepare, restore, resume_config, train_loader, wrap_ddp
-from ssseg.train.losses import (aux_targets, bce_map, bce_to, dual_gate, enet_class_weights, one_hot_probs,
+from ssseg.train.losses import (aux_targets, bce_map, bce_to, conditional_entropy, cooccurrence_update, dual_gate,
+                                enet_class_weights, latent_consistency, latent_given_class, latent_joint, one_hot_probs,
                                 pseudo_label_loss, segmentation_loss, semi_loss)
 from ssseg.train.schedule import poly_lr
 
-GATER_MODEL = {"adversarial": "fc-discriminator", "dual-disc": "dual-disc-gater"}
+DISCRIMINATOR = {"adversarial": "fc-discriminator", "dual-disc": "dual-disc-gater", "latent": "fc-discriminator"}
 
 
 class DiscriminatorLoss(nn.Module):
@@ -51,7 +60,7 @@ class DiscriminatorLoss(nn.Module):
         self.gater, self.method = gater, method
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor, correct: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        if self.method == "adversarial":
+        if self.method != "dual-disc":
             return bce_to(self.gater(fake), 0.0) + bce_to(self.gater(real), 1.0)
         d1, d2 = self.gater.d1, self.gater.d2
         return bce_to(d1(fake), 0.0) + bce_to(d1(real), 1.0) + bce_map(d2(fake), correct, valid)
@@ -78,12 +87,16 @@ def run_adversarial(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, l
     if info.is_main:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json(cfg.out / "done.json", {"finished": stamp, **result})
-        write_json(cfg.out / GATER_DIRS[cfg.method] / "done.json", {"finished": stamp, "model": GATER_MODEL[cfg.method]})
+        gated = cfg.method in GATER_DIRS
+        if gated:
+            write_json(cfg.out / GATER_DIRS[cfg.method] / "done.json", {"finished": stamp, "model": DISCRIMINATOR[cfg.method]})
         write_json(cfg.out / "summary.json", {"method": cfg.method, "labeled_fraction": cfg.labeled_fraction,
-                                              "val_miou": result["best_miou"], "gate_threshold": gater_threshold(cfg.to_dict()),
-                                              **result})
-        log(f"done: val mIoU {100 * result['best_miou']:.1f} (best epoch); segmenter {cfg.out / 'best.pt'}, "
-            f"gater {cfg.out / GATER_DIRS[cfg.method] / 'best.pt'}")
+                                              "val_miou": result["best_miou"],
+                                              "gate_threshold": gater_threshold(cfg.to_dict()) if gated else None, **result})
+        log(f"done: val mIoU {100 * result['best_miou']:.1f} (best epoch); segmenter {cfg.out / 'best.pt'}, " +
+            (f"gater {cfg.out / GATER_DIRS[cfg.method] / 'best.pt'}" if gated else
+             f"latent classes {cfg.out / 'latent_classes.md'}; gate it with: ssseg train --method aux --from-stage 2 "
+             f"--init {cfg.out} --until-stage 2 --out {cfg.out}-aux"))
     dist.barrier(info)
     return cfg.out
 
@@ -99,14 +112,22 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
     torch.manual_seed(cfg.seed)
     seg_kwargs, gater_kwargs = {"num_classes": num_classes}, {"num_classes": num_classes}
     seg = create_model(cfg.model, **seg_kwargs).to(device)
-    gater = create_model(GATER_MODEL[method], **gater_kwargs).to(device)
-    opt_seg = torch.optim.SGD(seg.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    gater = create_model(DISCRIMINATOR[method], **gater_kwargs).to(device)
+    latent = method == "latent"
+    # latent: the second branch trains with the segmenter; cooc is the co-occurrence EMA M [classes, latent]
+    branch = LatentBranch(seg.classifier.in_channels, cfg.latent_classes).to(device) if latent else None
+    trained = WithHead(seg, branch) if latent else seg
+    cooc = torch.zeros(num_classes, cfg.latent_classes, device=device)
+    opt_seg = torch.optim.SGD(trained.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     opt_d = torch.optim.Adam(gater.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.99))
     scalers = [torch.amp.GradScaler(device.type, enabled=amp) for _ in range(2)]
     state = restore(out, seg, opt_seg, scalers[0], info, log,
-                    more={"gater": gater, "gater_optimizer": opt_d, "gater_scaler": scalers[1]})
+                    more={"gater": gater, "gater_optimizer": opt_d, "gater_scaler": scalers[1],
+                          **({"latent_branch": branch} if latent else {})})
     start_epoch, iteration, best_miou = state.get("epoch", 0), state.get("iteration", 0), state.get("best_miou", -1.0)
-    seg_net = wrap_ddp(seg, info)
+    if latent and "cooccurrence" in state:
+        cooc = state["cooccurrence"].to(device)
+    seg_net = wrap_ddp(trained, info)
     d_step = wrap_ddp(DiscriminatorLoss(gater, method), info)
 
     crop = default_crop(run.labeled, cfg)
@@ -115,7 +136,8 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
     u_sampler, u_loader = train_loader(unlabeled_set, cfg, info)
     per_epoch = len(loader)
     max_iterations = cfg.epochs * per_epoch
-    warmup = parse_warmup(cfg.adv_warmup, per_epoch)
+    warmup = 0 if latent else parse_warmup(cfg.adv_warmup, per_epoch)  # the latent paper has no warm-up
+    alpha = cfg.batch_size * info.world_size / len(run.labeled)  # the co-occurrence EMA's rate, as the paper
     log(f"--method {method}: {len(run.labeled)} labeled + {len(unlabeled)} unlabeled images, crop {hw_str(crop)}, "
         f"batch {cfg.batch_size} x {info.world_size}, {cfg.epochs} epochs ({max_iterations} iterations, semi-supervised "
         f"terms from iteration {warmup}), lr {cfg.lr:g}, discriminator Adam lr {cfg.disc_lr:g} -> {out}")
@@ -145,15 +167,17 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
                     group["lr"] = lr_d
                 semi = iteration >= warmup
                 # dual-disc freezes its discriminators after the warm-up: eval mode keeps D2's BatchNorm still
-                gater.train(method == "adversarial" or not semi)
+                gater.train(method != "dual-disc" or not semi)
                 xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
                 xu = normalize(next(u_iter), device)
 
                 # --- the segmenter step: the discriminators judge but do not learn -----------------
                 gater.requires_grad_(False)
-                with_u = method == "adversarial" or semi
+                with_u = method != "dual-disc" or semi
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                     logits = seg_net(torch.cat([xl, xu]) if with_u else xl)  # one pass: one DDP forward per step
+                if latent:
+                    logits, latent_logits = logits
                 logits_l, logits_u = logits[: len(xl)], logits[len(xl):]
                 loss = segmentation_loss(logits_l, yl, class_weights)
                 p_l = torch.softmax(logits_l.float(), 1)
@@ -163,6 +187,15 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
                     loss = loss + cfg.lambda_adv * bce_to(gater(p_l), 1.0) + cfg.lambda_adv_unlabeled * bce_to(d_u, 1.0)
                     if semi:
                         loss = loss + cfg.lambda_semi * semi_loss(logits_u, torch.sigmoid(d_u), cfg.t_semi)
+                elif latent:
+                    joint = latent_joint(torch.softmax(latent_logits[: len(xl)].float(), 1), yl, num_classes)
+                    # every process adds the same batch sums, so M stays identical across them
+                    cooc = cooccurrence_update(cooc, dist.all_reduce_sum(joint.detach().clone(), info), alpha)
+                    p_u = torch.softmax(logits_u.float(), 1)
+                    unlabeled_loss = (latent_consistency(latent_logits[len(xl):], p_u, latent_given_class(cooc))
+                                      + cfg.lambda_adv * bce_to(gater(p_u), 1.0))
+                    loss = (loss + conditional_entropy(joint) + cfg.lambda_adv * bce_to(gater(p_l), 1.0)
+                            + cfg.lambda_semi * unlabeled_loss)
                 else:
                     loss = loss + cfg.lambda_adv * bce_to(gater.d1(p_l), 1.0)
                     if semi:
@@ -173,11 +206,12 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
                                 + cfg.lambda_semi * pseudo_label_loss(logits_u, trusted))
                 step(loss, opt_seg, scalers[0])
 
-                # --- the discriminator step, on the labeled batch (dual-disc: during the warm-up only) ---
-                if method == "adversarial" or not semi:
+                # --- the discriminator step: the labeled batch's predictions are fake (latent: the unlabeled
+                # batch's too, as its paper), its ground truth real; dual-disc: during the warm-up only -----
+                if method != "dual-disc" or not semi:
                     gater.requires_grad_(True)
-                    fake = p_l.detach()
-                    real = one_hot_probs(yl, num_classes, fake)
+                    fake = torch.cat([p_l, p_u]).detach() if latent else p_l.detach()
+                    real = one_hot_probs(yl, num_classes, p_l.detach())
                     correct, valid = aux_targets(logits_l.detach().argmax(1), yl)
                     step(d_step(fake, real, correct, valid.float()), opt_d, scalers[1])
                 iteration += 1
@@ -194,17 +228,22 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
                 best_miou = val_scores["miou"]
             record = {"epoch": epoch + 1, "iteration": iteration, "best_miou": best_miou, "config": cfg.to_dict()}
             gater_record = {**record, "segmenter": "../best.pt", "threshold": gater_threshold(cfg.to_dict())}
+
+            latent_state = {"latent_branch": branch.state_dict(), "cooccurrence": cooc.cpu()} if latent else {}
             save_checkpoint(out / "last.pt", model_name=cfg.model, model_kwargs=seg_kwargs, classes=classes,
                             state_dict=seg.state_dict(),
                             extra={**record, "optimizer": opt_seg.state_dict(), "scaler": scalers[0].state_dict(),
                                    "gater": gater.state_dict(), "gater_optimizer": opt_d.state_dict(),
-                                   "gater_scaler": scalers[1].state_dict()})
+                                   "gater_scaler": scalers[1].state_dict(), **latent_state})
+            if latent:
+                write_latent_table(out, cooc.cpu(), classes.names)
             if improved or (run.val is None and last):
                 save_checkpoint(out / "best.pt", model_name=cfg.model, model_kwargs=seg_kwargs, classes=classes,
                                 state_dict=seg.state_dict(), extra=record)
-                # the gater as it was when this segmenter was saved: the pair export deploys
-                save_checkpoint(out / GATER_DIRS[method] / "best.pt", model_name=GATER_MODEL[method],
-                                model_kwargs=gater_kwargs, classes=classes, state_dict=gater.state_dict(), extra=gater_record)
+                if method in GATER_DIRS:  # the gater as it was when this segmenter was saved: the pair export deploys
+                    save_checkpoint(out / GATER_DIRS[method] / "best.pt", model_name=DISCRIMINATOR[method],
+                                    model_kwargs=gater_kwargs, classes=classes, state_dict=gater.state_dict(),
+                                    extra=gater_record)
             append_jsonl(out / "metrics.jsonl", {
                 "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lr, "semi": iteration > warmup,
                 **progress.record(),
@@ -224,3 +263,36 @@ def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
+
+
+def latent_groups(m: torch.Tensor, names: tuple[str, ...] | list[str], min_share: float = 1e-3) -> list[dict]:
+    """What each latent class stands for, from the co-occurrence matrix M [classes, latent]: its share of the
+    labeled pixels, the semantic classes it groups (those whose most likely latent class, P(l|c), it is) and
+    its composition P(c|l). Latent classes below ``min_share`` of the pixels are left out (unused)."""
+    m = m.double()
+    total = float(m.sum())
+    seen = (m.sum(1) > 0).tolist()  # classes the labeled batches showed
+    owner = latent_given_class(m).argmax(1).tolist()
+    rows = []
+    for k in range(m.shape[1]):
+        mass = float(m[:, k].sum())
+        if total <= 0 or mass / total < min_share:
+            continue
+        composition = sorted(((float(m[c, k]) / mass, names[c]) for c in range(m.shape[0])), reverse=True)
+        groups = [names[c] for c, o in enumerate(owner) if o == k and seen[c]]
+        rows.append({"latent": k, "share": mass / total, "groups": groups,
+                     "composition": {n: round(p, 4) for p, n in composition if p >= 0.01}})
+    return rows
+
+
+def write_latent_table(out: Path, m: torch.Tensor, names: tuple[str, ...] | list[str]) -> None:
+    """latent_classes.json and latent_classes.md in the run directory."""
+    rows = latent_groups(m, names)
+    write_json(out / "latent_classes.json", {"classes": list(names), "cooccurrence": m.tolist(), "latent": rows})
+    lines = ["| latent class | labeled pixels | groups | P(class given latent) |", "|---|---:|---|---|"]
+    for r in rows:
+        comp = ", ".join(f"{n} {100 * p:.0f}%" for n, p in r["composition"].items())
+        lines.append(f"| {r['latent']} | {100 * r['share']:.1f}% | {', '.join(r['groups']) or '-'} | {comp} |")
+    unused = m.shape[1] - len(rows)
+    lines.append(f"\n{len(rows)} of {m.shape[1]} latent classes in use ({unused} below 0.1% of the labeled pixels).")
+    atomic_write_text(out / "latent_classes.md", "\n".join(lines) + "\n")

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from ssseg.classes import ClassSet
-from ssseg.config import IMPLEMENTED_METHODS, RESUME_MUTABLE, TrainConfig, hw_str
+from ssseg.config import RESUME_MUTABLE, STAGED_METHODS, TrainConfig, hw_str
 from ssseg.data import SegDataset, open_dataset, parse_spec
-from ssseg.errors import CheckpointError, ConfigError, DataError, NotAvailableError
+from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import append_jsonl, atomic_write_text, read_jsonl, write_json
 from ssseg.metrics import scores
 from ssseg.models import count_macs, count_parameters, create_model
@@ -60,12 +60,10 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
     saved = cfg.out / "config.json"
     if (cfg.resume or cfg.from_stage is not None) and saved.is_file() and "method" not in explicit:
         cfg = dataclasses.replace(cfg, method=json.loads(saved.read_text()).get("method", "supervised"))
-    if cfg.from_stage is not None and cfg.method != "aux":
-        raise ConfigError(f"--from-stage applies to staged methods, not --method {cfg.method}",
-                          fix="drop --from-stage (a supervised run has one stage: use --resume)")
-    if cfg.method not in IMPLEMENTED_METHODS:
-        raise NotAvailableError(f"--method {cfg.method} is not available yet",
-                                fix=f"use --method {' or '.join(IMPLEMENTED_METHODS)}")
+    for given, option in ((cfg.from_stage is not None, "--from-stage"), (cfg.until_stage is not None, "--until-stage")):
+        if given and cfg.method not in STAGED_METHODS:
+            raise ConfigError(f"{option} applies to the staged methods ({', '.join(STAGED_METHODS)}), not --method "
+                              f"{cfg.method}", fix=f"drop {option} (this method runs as one stage: use --resume)")
     info = dist.setup(cfg.device)
     try:
         say = log if info.is_main else (lambda *_: None)
@@ -73,10 +71,14 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
             from ssseg.train.aux import run_aux
 
             return run_aux(cfg, set(explicit), info, say)
-        if cfg.method in ("adversarial", "dual-disc"):
+        if cfg.method in ("adversarial", "dual-disc", "latent"):
             from ssseg.train.adversarial import run_adversarial
 
             return run_adversarial(cfg, set(explicit), info, say)
+        if cfg.method == "self-train":
+            from ssseg.train.selftrain import run_self_train
+
+            return run_self_train(cfg, set(explicit), info, say)
         return run_supervised(cfg, set(explicit), info, say)
     finally:
         dist.teardown(info)

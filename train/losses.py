@@ -114,3 +114,52 @@ def dual_gate(d2_logits: torch.Tensor, d1_logits: torch.Tensor) -> torch.Tensor:
     """The two-discriminator rule: a pixel is trusted where D2's confidence reaches D1's probability for its
     image (the dynamic threshold): sigmoid(z2) >= sigmoid(z1), i.e. z2 >= z1."""
     return d2_logits >= d1_logits.reshape(-1, *([1] * (d2_logits.dim() - 1)))
+
+
+# --- latent classes (Zatsarynna et al.) ----------------------------------------------------------------
+
+def latent_joint(latent_probs: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """sum over the batch's valid pixels of S_l(l) * Y(c): the unnormalised joint of semantic class c (rows)
+    and latent class l (columns), [C, L]. Differentiable in ``latent_probs``."""
+    n_latent = latent_probs.shape[1]
+    valid = target != IGNORE_INDEX
+    s = latent_probs.float().permute(0, 2, 3, 1)[valid]  # [P, L]
+    return torch.zeros(num_classes, n_latent, device=s.device, dtype=s.dtype).index_add(0, target[valid].long(), s)
+
+
+def conditional_entropy(joint: torch.Tensor) -> torch.Tensor:
+    """The latent loss -sum_{l,c} P(c,l) log P(c|l), P = joint / its sum, P(c|l) = P(c,l) / sum_c P(c,l).
+    0 when every latent class holds one semantic class; H(c) when a single latent class holds them all."""
+    p = joint / joint.sum().clamp(min=1e-12)
+    p_c_given_l = p / p.sum(0, keepdim=True).clamp(min=1e-12)
+    return -(p * torch.log(p_c_given_l.clamp(min=1e-12))).sum()
+
+
+def cooccurrence_update(m: torch.Tensor, joint: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The co-occurrence EMA M <- (1 - alpha) M + alpha * sum S_l Y (alpha = batch size / labeled set size)."""
+    return (1.0 - alpha) * m + alpha * joint.detach().to(m.dtype)
+
+
+def latent_given_class(m: torch.Tensor) -> torch.Tensor:
+    """P(l|c) = M[c, l] / sum_k M[c, k]; uniform for a class the labeled batches have not shown yet."""
+    rows = m.sum(1, keepdim=True)
+    uniform = torch.full_like(m, 1.0 / m.shape[1])
+    return torch.where(rows > 0, m / rows.clamp(min=1e-12), uniform)
+
+
+def latent_consistency(latent_logits: torch.Tensor, semantic_probs: torch.Tensor, p_l_given_c: torch.Tensor) -> torch.Tensor:
+    """L_cons: mean over pixels of -sum_l S_l log S_lc, S_lc(l) = sum_c P(l|c) S_c(c). The latent branch is the
+    target (it learns on labeled images only); the gradient reaches the semantic branch."""
+    s_lc = torch.einsum("nchw,cl->nlhw", semantic_probs.float(), p_l_given_c.to(semantic_probs.device).float())
+    target = torch.softmax(latent_logits.detach().float(), 1)
+    return -(target * torch.log(s_lc.clamp(min=1e-8))).sum(1).mean()
+
+
+# --- three-stage self-training (Ke et al.) ----------------------------------------------------------------
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """d_c of the consistency loss: -sum_c t log softmax(logits) per pixel, averaged over the ``valid`` pixels
+    (those a geometric augmentation kept inside the frame); 0 when there are none."""
+    per = -(target_probs.detach().float() * F.log_softmax(logits.float(), 1)).sum(1)
+    mask = valid.reshape(per.shape).float()
+    return (per * mask).sum() / mask.sum().clamp(min=1)

@@ -9,6 +9,7 @@ from torch import nn
 from ssseg.models.confidence import ConfidenceNet
 from ssseg.models.discriminators import (DualDiscGater, FCDiscriminator, ImageDiscriminator,
                                          PixelDiscriminator)
+from ssseg.models.heads import BranchHead, LatentBranch, WithHead
 from ssseg.models.segmenter import Segmenter
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -51,4 +52,5 @@ def count_macs(model: nn.Module, *inputs) -> int:
 
 
 __all__ = ["create_model", "count_parameters", "count_macs", "MODELS", "GATER_MODELS", "Segmenter", "ConfidenceNet",
-           "FCDiscriminator", "PixelDiscriminator", "ImageDiscriminator", "DualDiscGater"]
+           "FCDiscriminator", "PixelDiscriminator", "ImageDiscriminator", "DualDiscGater", "LatentBranch", "BranchHead",
+           "WithHead"]

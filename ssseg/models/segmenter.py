@@ -66,6 +66,15 @@ class Transition(nn.Sequential):
         super().__init__(ConvBNReLU(cin, cout, 1), nn.AvgPool2d(2))
 
 
+def fuse(decoder: nn.ModuleList, feats: list[torch.Tensor]) -> torch.Tensor:
+    """The decoder: each block's 3x3 conv, up-sampled to 1/4 and concatenated (the classifier's input)."""
+    size = feats[0].shape[-2:]
+    out = [decoder[0](feats[0])]
+    for conv, f in zip(decoder[1:], feats[1:]):
+        out.append(F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False))
+    return torch.cat(out, 1)
+
+
 class Segmenter(nn.Module):
     stride = 32  # total down-sampling; inputs are padded to a multiple of it and cropped back
 
@@ -107,16 +116,17 @@ class Segmenter(nn.Module):
             c += growth
         return nn.Sequential(*layers), c
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = pad_to_multiple(x, self.stride)
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four blocks' outputs (1/4 .. 1/32) of an input padded to a multiple of ``stride``."""
         f1 = self.block1(self.initial(x))
         f2 = self.block2(f1)
         f3 = self.block3(f2)
-        f4 = self.block4(f3)
-        size = f1.shape[-2:]
-        feats = [self.decoder[0](f1)]
-        for conv, f in zip(self.decoder[1:], (f2, f3, f4)):
-            feats.append(F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False))
-        logits = self.classifier(torch.cat(feats, 1))
+        return [f1, f2, f3, self.block4(f3)]
+
+    def fuse(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return fuse(self.decoder, feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        logits = self.classifier(self.fuse(self.encode(pad_to_multiple(x, self.stride))))
         return logits[..., :h, :w]
