@@ -25,7 +25,6 @@ from last.pt with --resume; done.json marks it finished."""
 
 from __future__ import annotations
 
-import itertools
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +42,7 @@ from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import save_checkpoint
 from ssseg.train.data import TrainSet, default_crop, normalize
 from ssseg.train.evaluate import confusion_matrix
-from ssseg.train.loop import EpochProgress, prepare, restore, resume_config, train_loader, wrap_ddp
+from ssseg.train.loop import EpochProgress, endless, prepare, restore, resume_config, train_loader, wrap_ddp
 from ssseg.train.losses import (aux_targets, bce_map, bce_to, conditional_entropy, cooccurrence_update, dual_gate,
                                 enet_class_weights, latent_consistency, latent_given_class, latent_joint, one_hot_probs,
                                 pseudo_label_loss, segmentation_loss, semi_loss)
@@ -145,13 +144,7 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
         log(f"warning: the warm-up ({warmup} iterations) outlasts the run ({max_iterations}); the unlabeled images "
             f"will not be used (lower --adv-warmup, e.g. --adv-warmup {max(1, cfg.epochs // 3)}ep)")
 
-    def unlabeled_batches():
-        for epoch in itertools.count():
-            u_sampler.set_epoch(epoch)
-            for images, _ in u_loader:  # their labels are never read
-                yield images
-
-    u_iter = unlabeled_batches()
+    u_iter = (images for images, _ in endless(u_loader, u_sampler))  # their labels are never read
     t_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         labeled_set.epoch = unlabeled_set.epoch = epoch

@@ -5,77 +5,45 @@
     stage3/  pseudo/: gated pseudo-labels of the unlabeled images (PNG + manifest); then the segmenter
              retrained on labeled + pseudo-labeled images
 
-A stage is finished when its done.json exists and is skipped on re-run; an unfinished one continues from its
-last.pt (or, for the pseudo-labels, from the images already written). ``--from-stage N`` moves stages >= N
-aside into replaced/ and redoes them."""
+Stages are resumable, skippable and redone with --from-stage N as train/stages.py describes (the pseudo-labels
+continue from the images already written); ``--from-stage 2 --init RUN --until-stage 2`` trains an auxiliary
+net for another run's segmenter (a latent or self-train run, say), which export then deploys with it."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ssseg.config import RESUME_MUTABLE, TrainConfig, first_stage_of, hw_str
+from ssseg.config import TrainConfig, hw_str
 from ssseg.data.pseudo import Concat, PseudoLabeled
-from ssseg.errors import ConfigError
 from ssseg.io import append_jsonl, sha256_file, write_json
 from ssseg.models import create_model
 from ssseg.train import distributed as dist
-from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from ssseg.train.checkpoint import save_checkpoint
 from ssseg.train.data import TrainSet, default_crop, normalize, scan
 from ssseg.train.evaluate import confusion_matrix
 from ssseg.train.gate import gate_counts
-from ssseg.train.loop import (EpochProgress, Prepared, fit_segmenter, optimizer_step, prepare, restore, resume_config,
-                              train_loader, wrap_ddp)
+from ssseg.train.loop import EpochProgress, Prepared, fit_segmenter, optimizer_step, prepare, restore, train_loader, wrap_ddp
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets, enet_class_weights
 from ssseg.train.pseudo import write_pseudo_labels
+from ssseg.train.stages import (STAGES, frozen, is_done, mark_done, runs_stage, set_aside, staged_run_config, take_init,
+                                unlabeled_images)
 from ssseg.train.schedule import poly_lr
 
-STAGES = {1: "stage1", 2: "stage2", 3: "stage3"}
 AUX_MODEL = "aux-confidence"
 
 
-def is_done(stage_dir: Path) -> bool:
-    return (stage_dir / "done.json").is_file()
-
-
-def aux_run_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
-    """New run, --resume (nothing may change) or --from-stage N (options of stages >= N may change)."""
-    exists = (cfg.out / "config.json").is_file()
-    if cfg.from_stage is not None and exists:
-        later = {f.name for f in dataclasses.fields(TrainConfig) if first_stage_of(f.name) >= cfg.from_stage}
-        return resume_config(cfg, explicit, RESUME_MUTABLE | later, why=f"--from-stage {cfg.from_stage}")
-    if cfg.resume:
-        return resume_config(cfg, explicit)
-    if exists:
-        raise ConfigError("already holds a run", path=cfg.out,
-                          fix="pass --resume to continue it (finished stages are skipped), --from-stage N to redo "
-                              "stages N.., or choose another --out")
-    if cfg.from_stage not in (None, 1):
-        raise ConfigError(f"no run here to redo from stage {cfg.from_stage}", path=cfg.out,
-                          fix="drop --from-stage to run all three stages")
-    if cfg.labeled_fraction >= 1.0:
-        raise ConfigError("--method aux needs unlabeled images, and --labeled-fraction 1 leaves none",
-                          fix="pass --labeled-fraction below 1 (the paper: 0.5), or --method supervised")
-    return cfg
-
-
 def run_aux(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Callable[[str], None]) -> Path:
-    cfg = aux_run_config(cfg, explicit)
+    cfg = staged_run_config(cfg, explicit)
     out = cfg.out
     run = prepare(cfg, info, log)
     cfg = run.cfg
-    unlabeled = run.train_all.subset(run.unlabeled_ids)
-    if len(unlabeled) == 0:
-        raise ConfigError(f"the split leaves no unlabeled images ({len(run.labeled)} labeled of {len(run.train_all)})",
-                          path=out / "splits" / "unlabeled.txt", fix="start a new run with a lower --labeled-fraction")
+    unlabeled = unlabeled_images(run)
     if cfg.from_stage is not None and info.is_main:
         set_aside(out, cfg.from_stage, log)
     dist.barrier(info)
@@ -85,13 +53,17 @@ def run_aux(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Call
     log(f"[stage 1/3] segmenter on {len(run.labeled)} labeled images")
     if is_done(s1):
         log(f"{s1} is finished; skipped")
+    elif cfg.init is not None:
+        take_init(cfg, run, s1, info, log)
     else:
         r1 = fit_segmenter(cfg, s1, run.labeled, run.pixel_counts, run.val, info, log, extra={"stage": 1},
                            what=f"{len(run.labeled)} labeled images ({cfg.labeled_fraction:g} of {len(run.train_all)})")
         mark_done(s1, r1, info)
 
     log(f"[stage 2/3] auxiliary net ({cfg.aux_input}) on the labeled images, stage-1 segmenter frozen")
-    if is_done(s2):
+    if not runs_stage(cfg, 2):
+        log("skipped (--until-stage 1)")
+    elif is_done(s2):
         log(f"{s2} is finished; skipped")
     else:
         mark_done(s2, train_aux(cfg, s2, run, s1 / "best.pt", info, log), info)
@@ -99,7 +71,9 @@ def run_aux(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Call
     pseudo_dir = s3 / "pseudo"
     log(f"[stage 3/3] pseudo-labels for {len(unlabeled)} unlabeled images (T_aux {cfg.t_aux:g}), then the segmenter "
         f"on labeled + pseudo-labeled images ({cfg.stage3_init} start)")
-    if is_done(s3):
+    if not runs_stage(cfg, 3):
+        log(f"skipped (--until-stage {cfg.until_stage})")
+    elif is_done(s3):
         log(f"{s3} is finished; skipped")
     else:
         if not (pseudo_dir / "manifest.json").is_file():
@@ -123,34 +97,7 @@ def run_aux(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Call
     return out
 
 
-def set_aside(out: Path, from_stage: int, log: Callable[[str], None]) -> None:
-    """Move stages >= from_stage into replaced/<UTC time>/ rather than deleting what a user may want back."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for k in range(from_stage, 4):
-        src = out / STAGES[k]
-        if src.exists():
-            dst = out / "replaced" / stamp / STAGES[k]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(src), str(dst))
-            log(f"--from-stage {from_stage}: moved {src} to {dst}")
-    (out / "summary.json").unlink(missing_ok=True)
-
-
-def mark_done(stage_dir: Path, result: dict, info: dist.DistInfo) -> None:
-    if info.is_main:
-        write_json(stage_dir / "done.json", {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result})
-    dist.barrier(info)
-
-
 # --- stage 2: the auxiliary net -------------------------------------------------------------------
-
-def frozen(path: Path, device: torch.device) -> torch.nn.Module:
-    """A network from a checkpoint, in eval mode and without gradients."""
-    model = build_from_checkpoint(load_checkpoint(path, device), path).to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
 
 def aux_class_terms(segmenter: torch.nn.Module, run: Prepared, cfg: TrainConfig, info: dist.DistInfo) -> dict:
     """W (class weights, c = 1.04, from the labeled pixel shares) and gamma (#negative / #positive per
@@ -276,25 +223,30 @@ def write_pseudo(cfg: TrainConfig, segmenter_path: Path, aux_path: Path, unlabel
 # --- the run's summary -------------------------------------------------------------------------------
 
 def write_summary(out: Path, cfg: TrainConfig, seconds: float) -> dict:
-    done = {k: json.loads((out / STAGES[k] / "done.json").read_text()) for k in (1, 2, 3)}
-    manifest = json.loads((out / "stage3" / "pseudo" / "manifest.json").read_text())
+    done = {k: json.loads((out / STAGES[k] / "done.json").read_text()) for k in (1, 2, 3) if is_done(out / STAGES[k])}
     summary = {
         "method": "aux",
         "labeled_fraction": cfg.labeled_fraction,
         "stage1_val_miou": done[1]["best_miou"],
-        "stage2_val_auroc": done[2]["best_auroc"],
+        "stage1_init": done[1].get("init"),
+        "stage2_val_auroc": done[2]["best_auroc"] if 2 in done else None,
         "t_aux": cfg.t_aux,
-        "pseudo_images": manifest["images"],
-        "pseudo_kept_share": manifest["kept_share"],
-        "stage3_val_miou": done[3]["best_miou"],
-        "gain": done[3]["best_miou"] - done[1]["best_miou"] if done[1]["best_miou"] >= 0 else None,
         "seconds_this_invocation": seconds,
     }
+    if 3 in done:
+        manifest = json.loads((out / "stage3" / "pseudo" / "manifest.json").read_text())
+        summary.update({"pseudo_images": manifest["images"], "pseudo_kept_share": manifest["kept_share"],
+                        "stage3_val_miou": done[3]["best_miou"],
+                        "gain": done[3]["best_miou"] - done[1]["best_miou"] if done[1]["best_miou"] >= 0 else None})
     write_json(out / "summary.json", summary)
     return summary
 
 
 def summary_lines(s: dict) -> list[str]:
+    if "stage3_val_miou" not in s:
+        auroc = "-" if s["stage2_val_auroc"] is None else f"{s['stage2_val_auroc']:.3f}"
+        return [f"stopped after stage {2 if s['stage2_val_auroc'] is not None else 1} (--until-stage): stage-1 segmenter "
+                f"{s['stage1_init'] or 'stage1/best.pt'}, val mIoU {100 * s['stage1_val_miou']:.1f}; auxiliary net val AUROC {auroc}"]
     if s["stage1_val_miou"] < 0:
         return [f"done (no val split: no mIoU to compare); pseudo-labels kept {100 * s['pseudo_kept_share']:.1f}% of pixels"]
     return [f"baseline (stage 1, labeled only): val mIoU {100 * s['stage1_val_miou']:.1f}",

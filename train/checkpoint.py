@@ -3,6 +3,7 @@ written atomically (temporary file + rename) so a kill never leaves a half-writt
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -54,13 +55,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def resolve_checkpoint(path: Path) -> Path:
     """A run directory means its final segmenter: best.pt (last.pt when no epoch was evaluated yet) of a
-    one-stage run; of a staged run (--method aux), stage3's once it is finished, else stage1's."""
+    one-stage run; of a staged run, that of its most advanced finished segmenter stage (SEGMENTER_STAGES:
+    aux 3 then 1, self-train 3, 2, 1), else stage1's."""
+    from ssseg.config import SEGMENTER_STAGES
+
     path = Path(path)
     if not path.is_dir():
         return path
     folders = [path]
     if (path / "stage1").is_dir():
-        folders = [path / "stage3", path / "stage1"] if (path / "stage3" / "done.json").is_file() else [path / "stage1"]
+        config = path / "config.json"
+        method = json.loads(config.read_text()).get("method", "aux") if config.is_file() else "aux"
+        done = [path / f"stage{k}" for k in SEGMENTER_STAGES.get(method, (3, 1)) if (path / f"stage{k}" / "done.json").is_file()]
+        folders = done[:1] or [path / "stage1"]
     for folder in folders:
         for name in ("best.pt", "last.pt"):
             if (folder / name).is_file():

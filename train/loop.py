@@ -7,6 +7,7 @@ GPUs, and only rank 0 writing files."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -275,6 +276,13 @@ def wrap_ddp(model: torch.nn.Module, info: dist.DistInfo) -> torch.nn.Module:
     if info.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+
+
+def endless(loader, sampler):
+    """The batches of ``loader`` forever, reshuffled on each pass: the unlabeled side of a labeled epoch."""
+    for epoch in itertools.count():
+        sampler.set_epoch(epoch)
+        yield from loader
 
 
 def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: dist.DistInfo):

@@ -1,5 +1,6 @@
-"""Stage 3 of --method aux, first half: label every unlabeled image with the stage-1 segmenter, gate it
-with the auxiliary net, and store the label and confidence maps as PNGs.
+"""Pseudo-labels as PNGs: stage 3 of --method aux (the unlabeled images, labeled by the stage-1 segmenter
+and gated by the auxiliary net: label and confidence maps) and the pseudo-masks of --method self-train (every
+training image, the segmenter's arg-max, no gate).
 
 Resumable image by image: each image's two PNGs are written atomically, then one line goes into this
 rank's manifest.rank{R}.jsonl; a re-run skips the images listed there. Rank 0 merges the lines into
@@ -54,11 +55,12 @@ class _Images(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module, images: SegDataset, out: Path,
+def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module | None, images: SegDataset, out: Path,
                         threshold: float, scale: tuple[int, int] | None, info: DistInfo, log: Callable[[str], None],
                         workers: int = 0, amp: bool = False, provenance: dict | None = None) -> dict:
     """Write out/labels/{id}.png (train ids, 255 = not confident) and out/confidence/{id}.png (confidence x 255)
     for every image of ``images``, at the image's own size; returns the manifest (also out/manifest.json).
+    Without ``aux`` every pixel keeps its arg-max and no confidence maps are written.
 
     The network runs at ``scale`` (the training scale) and the gate is applied there; label and confidence
     are then resized back with nearest-neighbour, so the pseudo-label matches its image like ground truth."""
@@ -67,12 +69,14 @@ def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module, images
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / f"manifest.rank{info.rank}.jsonl"
     done = {r["id"] for r in read_jsonl(records_path)
-            if pseudo_label_path(out / "labels", r["id"]).exists() and pseudo_label_path(out / "confidence", r["id"]).exists()}
+            if pseudo_label_path(out / "labels", r["id"]).exists()
+            and (aux is None or pseudo_label_path(out / "confidence", r["id"]).exists())}
     mine = [i for i in range(info.rank, len(images), info.world_size) if images.samples[i].id not in done]
     if done:
         log(f"pseudo-labels: {len(done)} image(s) already written, {len(mine)} to go (this process)")
     segmenter.eval()
-    aux.eval()
+    if aux is not None:
+        aux.eval()
     t0 = time.perf_counter()
     loader = torch.utils.data.DataLoader(_Images(images, mine), batch_size=None, num_workers=workers)
     with open(records_path, "a") as records:
@@ -81,19 +85,25 @@ def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module, images
             x = image.numpy()
             if scale:
                 x, _ = resize_pair(x, None, scale)
+            xt = normalize(torch.from_numpy(np.array(x))[None], device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits, aux_logits = segment_with_confidence(segmenter, aux, normalize(torch.from_numpy(np.array(x))[None], device))
-            pred = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
-            conf = torch.sigmoid(aux_logits.float())[0, 0].cpu().numpy()
-            label = gate(pred, conf, threshold)
-            conf8 = np.clip(np.rint(conf * 255), 0, 255).astype(np.uint8)
-            if tuple(label.shape) != tuple(native):
-                size = (int(native[1]), int(native[0]))
-                label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
-                conf8 = np.asarray(Image.fromarray(conf8).resize(size, Image.NEAREST))
+                if aux is None:
+                    logits, aux_logits = segmenter(xt), None
+                else:
+                    logits, aux_logits = segment_with_confidence(segmenter, aux, xt)
+            label = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
+            maps = {"labels": label}
+            if aux_logits is not None:
+                conf = torch.sigmoid(aux_logits.float())[0, 0].cpu().numpy()
+                maps = {"labels": gate(label, conf, threshold),
+                        "confidence": np.clip(np.rint(conf * 255), 0, 255).astype(np.uint8)}
             sid = images.samples[int(i)].id
-            _save_png(label, pseudo_label_path(out / "labels", sid))
-            _save_png(conf8, pseudo_label_path(out / "confidence", sid))
+            for folder, array in maps.items():
+                if tuple(array.shape) != tuple(native):
+                    array = np.asarray(Image.fromarray(array).resize((int(native[1]), int(native[0])), Image.NEAREST))
+                maps[folder] = array
+                _save_png(array, pseudo_label_path(out / folder, sid))
+            label = maps["labels"]
             counts = np.bincount(label[label != IGNORE_INDEX].ravel(), minlength=c)[:c]
             records.write(json.dumps({"id": sid, "pixels": int(label.size), "kept": int(counts.sum()),
                                       "class_pixels": counts.tolist()}) + "\n")
