@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssseg.classes import ClassSet
-from ssseg.config import GATER_DIRS
+from ssseg.config import GATER_DIRS, SEGMENTER_STAGES
 from ssseg.errors import ExportError
 from ssseg.train.checkpoint import load_checkpoint
 
@@ -34,10 +34,13 @@ def _final_segmenter(run: Path, config: dict) -> Path:
     pick = f"or export a checkpoint as it is with --segmenter {run}/<stage>/best.pt"
     resume = f"finish the run with `ssseg train --resume --out {run}`"
     if (run / "stage1").is_dir():
-        if not (run / "stage3" / "done.json").is_file():
-            stage = next(s for s in ("stage1", "stage2", "stage3") if not (run / s / "done.json").is_file())
-            raise ExportError(f"the run is not finished: {stage} has no done.json", path=run, fix=f"{resume}, {pick}")
-        path = run / "stage3" / "best.pt"
+        last = int(config.get("until_stage") or 3)  # a run stopped on purpose (--until-stage) is finished there
+        unfinished = [k for k in range(1, last + 1) if not (run / f"stage{k}" / "done.json").is_file()]
+        if unfinished:
+            raise ExportError(f"the run is not finished: stage{unfinished[0]} has no done.json", path=run,
+                              fix=f"{resume}, {pick}")
+        stage = next(k for k in SEGMENTER_STAGES.get(config.get("method"), (3, 1)) if k <= last)
+        path = run / f"stage{stage}" / "best.pt"
     else:
         path = run / "best.pt"
         last = run / "last.pt"
@@ -73,7 +76,8 @@ def resolve_sources(run: Path, segmenter: Path | None = None) -> Sources:
     aux_path, aux_ckpt, reason = None, None, None
     gater_dir = run / GATER_DIRS.get(config.get("method"), "-")
     if config.get("method") not in GATER_DIRS:
-        reason = f"method {config.get('method')!r} trains no confidence net"
+        reason = (f"method {config.get('method')!r} trains no confidence net (train one for this segmenter: ssseg train "
+                  f"--method aux --from-stage 2 --init {run} --until-stage 2 --out {run}-aux, then export that run)")
     elif not (gater_dir / "done.json").is_file() or not (gater_dir / "best.pt").is_file():
         reason = f"{gater_dir.name} (the confidence net) is not finished"
     else:
