@@ -136,7 +136,7 @@ def memory(args, frames: list[Path], work: Path) -> dict:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"# `ssseg label` throughput and memory\n",
+    lines = ["# `ssseg label` throughput and memory\n",
              f"{m['cpu']} ({m['cores']} cores), onnxruntime {result['onnxruntime']}, PyAV {result['av']}; "
              f"commit {m['git_commit']}.\n"]
     t = result.get("throughput")

@@ -63,6 +63,7 @@ def train(
     lambda_con: Optional[float] = typer.Option(None, help="self-train: weight of the mean-teacher consistency loss (0.5)."),
     lambda_pl: Optional[float] = typer.Option(None, help="self-train: weight of the pseudo-mask head's loss (0.5)."),
     ema_decay: Optional[float] = typer.Option(None, help="self-train: the mean teacher's EMA decay (0.99)."),
+    st_all_batch: Optional[int] = typer.Option(None, help="self-train: images per step drawn from all training images (default: half --batch-size)."),
     config: Optional[Path] = typer.Option(None, help="YAML or JSON file of these options; flags override it."),
 ) -> None:
     """Train: --method aux runs stage 1 (segmenter on labeled images), stage 2 (auxiliary confidence net),
@@ -78,7 +79,7 @@ def train(
                  adv_warmup=adv_warmup, lambda_adv=lambda_adv, lambda_adv_unlabeled=lambda_adv_unlabeled,
                  lambda_semi=lambda_semi, t_semi=t_semi, disc_lr=disc_lr, init=init, until_stage=until_stage,
                  latent_classes=latent_classes, st_lr=st_lr, lambda_con=lambda_con, lambda_pl=lambda_pl,
-                 ema_decay=ema_decay)
+                 ema_decay=ema_decay, st_all_batch=st_all_batch)
     cfg = build_train_config(flags, config)
     from ssseg.train.loop import train as run_training
 

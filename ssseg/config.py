@@ -126,6 +126,7 @@ class TrainConfig:
     lambda_con: float = 0.5
     lambda_pl: float = 0.5
     ema_decay: float = 0.99  # the mean teacher's
+    st_all_batch: int | None = None  # images per step drawn from all training images; default batch_size // 2
     # staged methods (aux, self-train): stage 1 from another run (with --from-stage 2), and where to stop
     init: Path | None = None
     until_stage: int | None = None
@@ -167,7 +168,7 @@ class TrainConfig:
             raise ConfigError(f"--t-semi {self.t_semi} is outside [0, 1]", fix="pass a threshold such as 0.2")
         if not 0.0 <= self.t_aux <= 1.0:
             raise ConfigError(f"--t-aux {self.t_aux} is outside [0, 1]", fix="pass a confidence threshold such as 0.9")
-        for name in ("epochs", "batch_size", "eval_every", "aux_epochs"):
+        for name in ("epochs", "batch_size", "eval_every", "aux_epochs", "st_all_batch"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
@@ -387,7 +388,7 @@ RESUME_MUTABLE = frozenset({"device", "workers", "resume", "out", "from_stage", 
 # that define the labeled/unlabeled split (stage 0) never change within a run.
 SPLIT_OPTIONS = frozenset({"data", "labeled_fraction", "seed"})
 STAGE2_OPTIONS = frozenset({"aux_epochs", "aux_lr", "aux_weight_decay", "aux_input", "aux_class_weight_c",
-                            "st_lr", "lambda_con", "lambda_pl", "ema_decay"})
+                            "st_lr", "lambda_con", "lambda_pl", "ema_decay", "st_all_batch"})
 STAGE3_OPTIONS = frozenset({"t_aux", "stage3_init"})
 
 

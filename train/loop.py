@@ -285,12 +285,14 @@ def endless(loader, sampler):
         yield from loader
 
 
-def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: dist.DistInfo):
-    """A distributed sampler (one replica without torchrun) and its loader; drop_last unless the set is tiny."""
+def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: dist.DistInfo, batch_size: int | None = None):
+    """A distributed sampler (one replica without torchrun) and its loader (batches of ``batch_size``, default
+    --batch-size); drop_last unless the set is tiny."""
+    batch = batch_size or cfg.batch_size
     sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
                                                   shuffle=True, seed=cfg.seed)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                                         drop_last=len(sampler) >= cfg.batch_size, pin_memory=info.device.type == "cuda")
+    loader = torch.utils.data.DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=cfg.workers,
+                                         drop_last=len(sampler) >= batch, pin_memory=info.device.type == "cuda")
     return sampler, loader
 
 

@@ -10,7 +10,7 @@ top to bottom.
     stage3/  the same with a head that owns only f's last block (decoder and classifier), on stage 2's masks
 
 Each mini-batch is a labeled sub-batch (weakly augmented, L_seg) and a sub-batch drawn from all training
-images (the teacher sees the weak view; f and g the strong one: RandAugment + Cutout, the geometric part also
+images (--st-all-batch, default half the labeled one; the paper uses 1 to 3 in mini-batches of 5; the teacher sees the weak view; f and g the strong one: RandAugment + Cutout, the geometric part also
 applied to the targets; L_con and L_pl). Adam with poly decay (--st-lr). Only f is kept: best.pt of a stage
 is a plain segmenter, and the run's final one is stage 3's. Stages are resumable and skippable like --method
 aux (train/stages.py)."""
@@ -141,10 +141,11 @@ def fit_multitask(cfg: TrainConfig, out: Path, run: Prepared, pseudo_dir: Path, 
     labeled_set = TrainSet(run.labeled, cfg, crop)
     all_set = StrongSet(TrainSet(PseudoLabeled(run.train_all, pseudo_dir / "labels"), cfg, crop), cfg.seed, FILL)
     sampler, loader = train_loader(labeled_set, cfg, info)
-    a_sampler, a_loader = train_loader(all_set, cfg, info)
+    all_batch = cfg.st_all_batch or max(1, cfg.batch_size // 2)
+    a_sampler, a_loader = train_loader(all_set, cfg, info, all_batch)
     max_iterations = cfg.epochs * len(loader)
     log(f"training on {len(run.labeled)} labeled + {len(run.train_all)} pseudo-masked images (sub-batches of "
-        f"{cfg.batch_size} + {cfg.batch_size}) x {info.world_size}, crop {hw_str(crop)}, {cfg.epochs} epochs, Adam lr "
+        f"{cfg.batch_size} + {all_batch}) x {info.world_size}, crop {hw_str(crop)}, {cfg.epochs} epochs, Adam lr "
         f"{cfg.st_lr:g}, lambda_con {cfg.lambda_con:g}, lambda_pl {cfg.lambda_pl:g}, EMA {cfg.ema_decay:g} -> {out}")
 
     a_iter = endless(a_loader, a_sampler)
