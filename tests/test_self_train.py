@@ -148,3 +148,33 @@ def test_three_stages_redo_and_stop(tmp_path):
     train(TrainConfig(**{**cfg.to_dict(), "from_stage": 3}), explicit={"from_stage"}, log=lambda *_: None)
     assert (out / "stage1" / "best.pt").read_bytes() == stage1  # earlier stages kept
     assert len(list((out / "replaced").glob("*/stage3/done.json"))) == 1 and (out / "stage3" / "done.json").is_file()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_stage_two_resumes_to_the_uninterrupted_result(tmp_path):
+    from ssseg.train.checkpoint import load_checkpoint
+    from ssseg.train.loop import train
+
+    def cfg(out, **kw):
+        return TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="self-train", labeled_fraction=0.5,
+                           out=out, epochs=3, batch_size=2, lr=0.05, workers=0, device="cpu", until_stage=2, **kw)
+
+    train(cfg(tmp_path / "full"), log=lambda *_: None)
+
+    def stop_in_stage_two(line: str) -> None:  # after epoch 1 of stage 2 is saved: what a kill leaves behind
+        if line.startswith("epoch 1/3") and "con" in line:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(cfg(tmp_path / "killed"), log=stop_in_stage_two)
+    assert not (tmp_path / "killed" / "stage2" / "done.json").exists()
+    logs: list[str] = []
+    train(cfg(tmp_path / "killed", resume=True), explicit={"resume"}, log=logs.append)
+    assert any("resuming" in line and "after epoch 1" in line for line in logs)
+    a, b = (load_checkpoint(tmp_path / d / "stage2" / "last.pt") for d in ("full", "killed"))
+    for key in ("state_dict", "head", "teacher"):
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), (key, k)

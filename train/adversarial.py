@@ -144,10 +144,10 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
         log(f"warning: the warm-up ({warmup} iterations) outlasts the run ({max_iterations}); the unlabeled images "
             f"will not be used (lower --adv-warmup, e.g. --adv-warmup {max(1, cfg.epochs // 3)}ep)")
 
-    u_iter = (images for images, _ in endless(u_loader, u_sampler))  # their labels are never read
+    u_iter = (images for images, _ in endless(u_loader, u_sampler, iteration))  # their labels are never read
     t_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
-        labeled_set.epoch = unlabeled_set.epoch = epoch
+        labeled_set.epoch = epoch
         sampler.set_epoch(epoch)
         seg_net.train()
         with EpochProgress(f"epoch {epoch + 1}/{cfg.epochs}", len(loader), info) as progress:

@@ -278,11 +278,18 @@ def wrap_ddp(model: torch.nn.Module, info: dist.DistInfo) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
 
 
-def endless(loader, sampler):
-    """The batches of ``loader`` forever, reshuffled on each pass: the unlabeled side of a labeled epoch."""
-    for epoch in itertools.count():
-        sampler.set_epoch(epoch)
-        yield from loader
+def endless(loader, sampler, start: int = 0):
+    """The batches of ``loader`` forever: the unlabeled side of a labeled epoch. Each pass p reshuffles
+    (sampler epoch p) and re-draws the augmentation (dataset epoch p); the first ``start`` batches are
+    skipped, so a run resumed at iteration ``start`` sees the batches an uninterrupted one would."""
+    per_pass = max(len(loader), 1)
+    for p in itertools.count(start // per_pass):
+        sampler.set_epoch(p)
+        loader.dataset.epoch = p  # workers copy the dataset when a pass starts
+        batches = iter(loader)
+        if p == start // per_pass:
+            batches = itertools.islice(batches, start % per_pass, None)
+        yield from batches
 
 
 def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: dist.DistInfo, batch_size: int | None = None):

@@ -148,10 +148,10 @@ def fit_multitask(cfg: TrainConfig, out: Path, run: Prepared, pseudo_dir: Path, 
         f"{cfg.batch_size} + {all_batch}) x {info.world_size}, crop {hw_str(crop)}, {cfg.epochs} epochs, Adam lr "
         f"{cfg.st_lr:g}, lambda_con {cfg.lambda_con:g}, lambda_pl {cfg.lambda_pl:g}, EMA {cfg.ema_decay:g} -> {out}")
 
-    a_iter = endless(a_loader, a_sampler)
+    a_iter = endless(a_loader, a_sampler, iteration)
     t_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
-        labeled_set.epoch = all_set.epoch = epoch
+        labeled_set.epoch = epoch
         sampler.set_epoch(epoch)
         net.train()
         parts = torch.zeros(3, device=device)  # L_seg, L_con, L_pl summed over the epoch

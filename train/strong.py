@@ -136,4 +136,4 @@ class StrongSet(torch.utils.data.Dataset):
         weak, target = self.base[i]
         rng = np.random.default_rng([self.seed, self.base.epoch, i, 1])  # a stream apart from the crop's
         strong, theta = strong_view(weak.numpy(), rng, self.fill, self.ops)
-        return weak, torch.from_numpy(np.ascontiguousarray(strong)), target, torch.from_numpy(theta)
+        return weak, torch.from_numpy(np.array(strong)), target, torch.from_numpy(theta)  # writable copy
