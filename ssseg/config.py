@@ -151,9 +151,6 @@ class TrainConfig:
             raise ConfigError(f"--from-stage {self.from_stage} is not a stage", fix="pass 1, 2 or 3")
         if self.until_stage is not None and self.until_stage not in (1, 2, 3):
             raise ConfigError(f"--until-stage {self.until_stage} is not a stage", fix="pass 1, 2 or 3")
-        if self.init is not None and self.from_stage != 2:
-            raise ConfigError("--init takes stage 1 from another run, so the run starts at stage 2",
-                              fix=f"add --from-stage 2 (ssseg train --method {self.method} --from-stage 2 --init RUN)")
         if not 2 <= self.latent_classes <= 255:
             raise ConfigError(f"--latent-classes {self.latent_classes} is outside 2..255", fix="pass e.g. 20 (the paper's)")
         if not 0.0 <= self.ema_decay < 1.0:

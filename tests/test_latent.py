@@ -100,6 +100,7 @@ def test_latent_groups_table():
 
 def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
     from ssseg.config import ExportConfig
+    from ssseg.errors import ConfigError
     from ssseg.export import run_export
     from ssseg.train.loop import train
 
@@ -130,6 +131,13 @@ def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
     assert (gated / "stage2" / "done.json").is_file() and not (gated / "stage3").exists()
     summary = json.loads((gated / "summary.json").read_text())
     assert summary["stage2_val_auroc"] is not None and "stage3_val_miou" not in summary
+
+    logs: list[str] = []  # --resume with --init as first given (a run directory, stored resolved): nothing to redo
+    train(TrainConfig(data=data, method="aux", out=gated, init=run, until_stage=2, resume=True),
+          explicit={"data", "method", "out", "init", "until_stage", "resume"}, log=logs.append)
+    assert any("stage2 is finished; skipped" in line for line in logs)
+    with pytest.raises(ConfigError, match="stage 1 of this run is .*--init"):
+        train(TrainConfig(data=data, method="aux", out=gated, from_stage=1), explicit={"from_stage"}, log=lambda *_: None)
 
     spec = json.loads(run_export(ExportConfig(run=gated, out=tmp_path / "model", verify_images=2), say=lambda *_: None).read_text())
     assert spec["gate"]["available"] and spec["gate"]["kind"] == "aux"

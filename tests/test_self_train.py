@@ -71,6 +71,16 @@ def test_geometric_warp_moves_image_and_target_together():
     assert ((moved_image / 60).round().long() == unmoved)[valid].float().mean() < 0.9  # a misaligned target is caught
 
 
+def test_theta_lands_pixels_where_the_geometry_says_on_a_non_square_crop():
+    image = torch.arange(60 * 80, dtype=torch.float32).reshape(1, 1, 60, 80)
+    shift = torch.from_numpy(to_theta(np.eye(3), (0.25, 0.0), (60, 80)))[None]  # a quarter of the width: 20 px
+    assert torch.equal(warp(image, shift, "nearest")[0, 0, :, :60], image[0, 0, :, 20:])
+    quarter_turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # output -> input, centred pixels
+    turned = warp(image, torch.from_numpy(to_theta(quarter_turn, (0.0, 0.0), (60, 80)))[None], "nearest")[0, 0]
+    # output pixel (row 30, col 50) sits at (u, v) = (10.5, 0.5) from the centre and samples (-0.5, 10.5): (40, 39)
+    assert turned[30, 50] == image[0, 0, 40, 39] and turned[10, 40] == image[0, 0, 30, 59]  # (0.5, -19.5) -> (19.5, 0.5)
+
+
 def test_strong_view_recolours_without_moving_and_is_reproducible():
     label = blocks()
     image = np.random.default_rng(0).integers(0, 256, (*label.shape, 3), dtype=np.uint8)

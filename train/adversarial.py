@@ -136,7 +136,8 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
     per_epoch = len(loader)
     max_iterations = cfg.epochs * per_epoch
     warmup = 0 if latent else parse_warmup(cfg.adv_warmup, per_epoch)  # the latent paper has no warm-up
-    alpha = cfg.batch_size * info.world_size / len(run.labeled)  # the co-occurrence EMA's rate, as the paper
+    # the co-occurrence EMA's rate, as the paper; above 1 (tiny labeled sets, many processes) M would go negative
+    alpha = min(1.0, cfg.batch_size * info.world_size / len(run.labeled))
     log(f"--method {method}: {len(run.labeled)} labeled + {len(unlabeled)} unlabeled images, crop {hw_str(crop)}, "
         f"batch {cfg.batch_size} x {info.world_size}, {cfg.epochs} epochs ({max_iterations} iterations, semi-supervised "
         f"terms from iteration {warmup}), lr {cfg.lr:g}, discriminator Adam lr {cfg.disc_lr:g} -> {out}")

@@ -61,7 +61,8 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
     saved = cfg.out / "config.json"
     if (cfg.resume or cfg.from_stage is not None) and saved.is_file() and "method" not in explicit:
         cfg = dataclasses.replace(cfg, method=json.loads(saved.read_text()).get("method", "supervised"))
-    for given, option in ((cfg.from_stage is not None, "--from-stage"), (cfg.until_stage is not None, "--until-stage")):
+    for given, option in ((cfg.from_stage is not None, "--from-stage"), (cfg.until_stage is not None, "--until-stage"),
+                          (cfg.init is not None, "--init")):
         if given and cfg.method not in STAGED_METHODS:
             raise ConfigError(f"{option} applies to the staged methods ({', '.join(STAGED_METHODS)}), not --method "
                               f"{cfg.method}", fix=f"drop {option} (this method runs as one stage: use --resume)")

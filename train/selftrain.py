@@ -65,7 +65,8 @@ def run_self_train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, lo
         r1 = fit_segmenter(cfg, s1, run.labeled, run.pixel_counts, run.val, info, log, extra={"stage": 1},
                            what=f"{len(run.labeled)} labeled images ({cfg.labeled_fraction:g} of {len(run.train_all)})")
         mark_done(s1, r1, info)
-    pseudo_masks(cfg, s1, run, info, log)
+    if runs_stage(cfg, 2):
+        pseudo_masks(cfg, s1, run, info, log)
 
     for k in (2, 3):
         stage = out / STAGES[k]

@@ -8,6 +8,7 @@ on that run's split; ``--until-stage N`` stops after stage N."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 
 from ssseg.config import RESUME_MUTABLE, SPLIT_OPTIONS, TrainConfig, first_stage_of
 from ssseg.errors import CheckpointError, ConfigError
-from ssseg.io import sha256_file, write_json
+from ssseg.io import atomic_write_text, sha256_file, write_json
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint
 from ssseg.train.loop import Prepared, resume_config
@@ -44,6 +45,11 @@ def staged_run_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
     """New run, --resume (nothing may change), --from-stage N (options of stages >= N may change), or a new
     run whose stage 1 is another run's segmenter (--from-stage 2 --init RUN)."""
     exists = (cfg.out / "config.json").is_file()
+    if cfg.from_stage is not None and cfg.until_stage is not None and cfg.until_stage < cfg.from_stage:
+        raise ConfigError(f"--from-stage {cfg.from_stage} with --until-stage {cfg.until_stage} would redo nothing",
+                          fix="pass an --until-stage at or after --from-stage, or drop it")
+    if cfg.init is not None and "init" in explicit:  # compare with the stored one as it was resolved
+        cfg = dataclasses.replace(cfg, init=resolve_checkpoint(cfg.init))
     if cfg.from_stage is not None and exists:
         later = {f.name for f in dataclasses.fields(TrainConfig) if first_stage_of(f.name) >= cfg.from_stage}
         cfg = resume_config(cfg, explicit, RESUME_MUTABLE | later, why=f"--from-stage {cfg.from_stage}")
@@ -84,6 +90,8 @@ def init_split(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
     """--init: the segmenter was trained on its run's labeled split, so this run uses the same one (copied
     into splits/); the split options come from that run, and explicit ones that differ are refused."""
     path = resolve_checkpoint(cfg.init)
+    if Path(cfg.init).is_dir():
+        check_finished(Path(cfg.init), path)
     ckpt = load_checkpoint(path)
     if ckpt["model"]["name"] != cfg.model:
         raise CheckpointError(f"holds a {ckpt['model']['name']}, not the segmenter ({cfg.model})", path=path,
@@ -100,11 +108,25 @@ def init_split(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
                               f"({source[k]}), whose labeled split trained that segmenter", path=path,
                               fix=f"drop --{k.replace('_', '-')}")
     root = run_root(path)
-    if root is not None:
-        (cfg.out / "splits").mkdir(parents=True, exist_ok=True)
+    if root is not None:  # every process writes the same bytes, each file atomically: no torchrun race
         for name in ("labeled.txt", "unlabeled.txt"):
-            shutil.copyfile(root / "splits" / name, cfg.out / "splits" / name)
+            atomic_write_text(cfg.out / "splits" / name, (root / "splits" / name).read_text())
     return dataclasses.replace(cfg, init=path, **updates)
+
+
+def check_finished(run: Path, picked: Path) -> None:
+    """--init RUN_DIR means RUN's final segmenter: refuse a run that has not got there yet, rather than take an
+    earlier stage or epoch without a word."""
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    if (run / "stage1").is_dir():
+        last = int(config.get("until_stage") or 3)
+        missing = [k for k in range(1, last + 1) if not is_done(run / STAGES[k])]
+        if missing:
+            raise ConfigError(f"the run is not finished (stage{missing[0]} has no done.json)", path=run,
+                              fix=f"finish it (ssseg train --resume --out {run}), or pass a checkpoint such as {picked}")
+    elif load_checkpoint(run / "last.pt").get("epoch", 0) < int(config.get("epochs") or 0):
+        raise ConfigError(f"the run is not finished (fewer than its {config.get('epochs')} epochs)", path=run,
+                          fix=f"finish it (ssseg train --resume --out {run}), or pass a checkpoint such as {picked}")
 
 
 def take_init(cfg: TrainConfig, run: Prepared, stage_dir: Path, info: dist.DistInfo, log: Callable[[str], None]) -> None:
