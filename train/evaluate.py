@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +86,14 @@ def resolve_aux(target: Path) -> Path:
     target = Path(target)
     if target.is_file():
         return target
-    for folder in dict.fromkeys(GATER_DIRS.values()):
+    config = target / "config.json"
+    method = json.loads(config.read_text()).get("method") if config.is_file() else None
+    if method is not None and method not in GATER_DIRS:  # self-train's stage2/ holds a segmenter, not a gater
+        raise CheckpointError(f"is a --method {method} run, which trains no confidence net", path=target,
+                              fix=f"train one for its segmenter: ssseg train --method aux --from-stage 2 --init {target} "
+                                  f"--until-stage 2 --out {target}-aux, then pass that run")
+    folders = [GATER_DIRS[method]] if method else list(dict.fromkeys(GATER_DIRS.values()))
+    for folder in folders:
         for name in ("best.pt", "last.pt"):
             if (target / folder / name).is_file():
                 return target / folder / name
