@@ -279,9 +279,9 @@ def test_eval_gate_through_the_cli(tmp_path):
     assert run_cli("train", "--method", "supervised", "--data", TINY, "--out", str(sup), "--epochs", "1",
                    "--workers", "0", "--device", "cpu").returncode == 0
     proc = run_cli("eval", str(sup), "--gate", "0.9", "--device", "cpu")
-    assert proc.returncode == 1 and "holds no confidence net" in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.returncode == 1 and "trains no confidence net" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("train", "--out", str(sup), "--from-stage", "2")
-    assert proc.returncode == 1 and "--from-stage applies to staged methods" in proc.stderr
+    assert proc.returncode == 1 and "--from-stage applies to the staged methods" in proc.stderr
 
 
 def test_two_process_gloo_aux_run(tmp_path):
