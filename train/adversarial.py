@@ -36,13 +36,11 @@ from torch import nn
 from ssseg.config import GATER_DIRS, TrainConfig, gater_threshold, hw_str, parse_warmup
 from ssseg.errors import ConfigError
 from ssseg.io import append_jsonl, atomic_write_text, write_json
-from ssseg.metrics import scores
 from ssseg.models import LatentBranch, WithHead, create_model
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import save_checkpoint
 from ssseg.train.data import TrainSet, default_crop, normalize
-from ssseg.train.evaluate import confusion_matrix
-from ssseg.train.loop import EpochProgress, endless, prepare, restore, resume_config, train_loader, wrap_ddp
+from ssseg.train.loop import EpochProgress, endless, prepare, restore, resume_config, train_loader, validate, wrap_ddp
 from ssseg.train.losses import (aux_targets, bce_map, bce_to, conditional_entropy, cooccurrence_update, dual_gate,
                                 enet_class_weights, latent_consistency, latent_given_class, latent_joint, one_hot_probs,
                                 pseudo_label_loss, segmentation_loss, semi_loss)
@@ -212,10 +210,8 @@ def fit(cfg: TrainConfig, run, unlabeled, info: dist.DistInfo, log: Callable[[st
                 progress.step(loss, lr, images.shape[0])
         mean_loss = progress.mean_loss()
 
-        val_scores = None
         last = epoch + 1 == cfg.epochs
-        if run.val is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
-            val_scores = scores(confusion_matrix(seg, run.val, cfg.scale, device, info, amp=amp), classes.names)
+        val_scores = validate(seg, run.val, cfg, epoch, info, amp)
         if main:
             improved = val_scores is not None and val_scores["miou"] > best_miou
             if improved:

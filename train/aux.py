@@ -31,7 +31,7 @@ from ssseg.train.gate import gate_counts
 from ssseg.train.loop import EpochProgress, Prepared, fit_segmenter, optimizer_step, prepare, restore, train_loader, wrap_ddp
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets, enet_class_weights
 from ssseg.train.pseudo import write_pseudo_labels
-from ssseg.train.stages import (STAGES, frozen, is_done, mark_done, runs_stage, set_aside, staged_run_config, take_init,
+from ssseg.train.stages import (STAGES, frozen, is_done, mark_done, runs_stage, stage_one, staged_run_config,
                                 unlabeled_images)
 from ssseg.train.schedule import poly_lr
 
@@ -44,21 +44,10 @@ def run_aux(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, log: Call
     run = prepare(cfg, info, log)
     cfg = run.cfg
     unlabeled = unlabeled_images(run)
-    if cfg.from_stage is not None and info.is_main:
-        set_aside(out, cfg.from_stage, log)
-    dist.barrier(info)
     s1, s2, s3 = (out / STAGES[k] for k in (1, 2, 3))
     t0 = time.perf_counter()
-
     log(f"[stage 1/3] segmenter on {len(run.labeled)} labeled images")
-    if is_done(s1):
-        log(f"{s1} is finished; skipped")
-    elif cfg.init is not None:
-        take_init(cfg, run, s1, info, log)
-    else:
-        r1 = fit_segmenter(cfg, s1, run.labeled, run.pixel_counts, run.val, info, log, extra={"stage": 1},
-                           what=f"{len(run.labeled)} labeled images ({cfg.labeled_fraction:g} of {len(run.train_all)})")
-        mark_done(s1, r1, info)
+    stage_one(cfg, run, info, log)
 
     log(f"[stage 2/3] auxiliary net ({cfg.aux_input}) on the labeled images, stage-1 segmenter frozen")
     if not runs_stage(cfg, 2):

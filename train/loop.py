@@ -204,11 +204,8 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
                 progress.step(loss, lr, images.shape[0])
         mean_loss = progress.mean_loss()
 
-        val_scores = None
         last = epoch + 1 == cfg.epochs
-        if val is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
-            conf = confusion_matrix(model, val, cfg.scale, device, info, amp=amp)
-            val_scores = scores(conf, classes.names)
+        val_scores = validate(model, val, cfg, epoch, info, amp)
         if main:
             improved = val_scores is not None and val_scores["miou"] > best_miou
             if improved:
@@ -232,6 +229,14 @@ def fit_segmenter(cfg: TrainConfig, out: Path, train_ds: SegDataset, pixel_count
     if start_epoch >= cfg.epochs:
         log(f"{out} already finished {cfg.epochs} epochs; nothing to do")
     return {"best_miou": best_miou, "epochs": cfg.epochs, "seconds": time.perf_counter() - t_start}
+
+
+def validate(model: torch.nn.Module, val: SegDataset | None, cfg: TrainConfig, epoch: int, info: dist.DistInfo,
+             amp: bool) -> dict | None:
+    """Val scores after ``epoch`` (from 0) when --eval-every or the last epoch asks for them, else None."""
+    if val is None or not ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+        return None
+    return scores(confusion_matrix(model, val, cfg.scale, info.device, info, amp=amp), val.classes.names)
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:

@@ -27,18 +27,15 @@ import torch
 from ssseg.config import TrainConfig, hw_str
 from ssseg.data.pseudo import PseudoLabeled
 from ssseg.io import append_jsonl, write_json
-from ssseg.metrics import scores
 from ssseg.models import BranchHead, WithHead, create_model
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import save_checkpoint
 from ssseg.train.data import FILL, TrainSet, default_crop, normalize
-from ssseg.train.evaluate import confusion_matrix
-from ssseg.train.loop import EpochProgress, Prepared, endless, fit_segmenter, optimizer_step, prepare, restore, train_loader, wrap_ddp
+from ssseg.train.loop import EpochProgress, Prepared, endless, optimizer_step, prepare, restore, train_loader, validate, wrap_ddp
 from ssseg.train.losses import enet_class_weights, segmentation_loss, soft_cross_entropy
 from ssseg.train.pseudo import write_pseudo_labels
 from ssseg.train.schedule import poly_lr
-from ssseg.train.stages import (STAGES, frozen, is_done, mark_done, runs_stage, set_aside, staged_run_config, take_init,
-                                unlabeled_images)
+from ssseg.train.stages import STAGES, frozen, is_done, mark_done, runs_stage, stage_one, staged_run_config, unlabeled_images
 from ssseg.train.strong import StrongSet, warp, warp_labels, warp_valid
 
 OWN_BLOCKS = {2: 2, 3: 1}  # the head g owns the segmenter's last two blocks in stage 2, the last one in stage 3
@@ -50,21 +47,9 @@ def run_self_train(cfg: TrainConfig, explicit: set[str], info: dist.DistInfo, lo
     run = prepare(cfg, info, log)
     cfg = run.cfg
     unlabeled_images(run)  # refuses a split without any
-    if cfg.from_stage is not None and info.is_main:
-        set_aside(out, cfg.from_stage, log)
-    dist.barrier(info)
-    s1, s2, s3 = (out / STAGES[k] for k in (1, 2, 3))
     t0 = time.perf_counter()
-
     log(f"[stage 1/3] segmenter on {len(run.labeled)} labeled images, then pseudo-masks of all {len(run.train_all)}")
-    if is_done(s1):
-        log(f"{s1} is finished; skipped")
-    elif cfg.init is not None:
-        take_init(cfg, run, s1, info, log)
-    else:
-        r1 = fit_segmenter(cfg, s1, run.labeled, run.pixel_counts, run.val, info, log, extra={"stage": 1},
-                           what=f"{len(run.labeled)} labeled images ({cfg.labeled_fraction:g} of {len(run.train_all)})")
-        mark_done(s1, r1, info)
+    s1 = stage_one(cfg, run, info, log)
     if runs_stage(cfg, 2):
         pseudo_masks(cfg, s1, run, info, log)
 
@@ -186,10 +171,8 @@ def fit_multitask(cfg: TrainConfig, out: Path, run: Prepared, pseudo_dir: Path, 
         mean_loss = progress.mean_loss()
         parts = (dist.all_reduce_sum(parts, info) / (max(progress.steps, 1) * info.world_size)).tolist()
 
-        val_scores = None
         last = epoch + 1 == cfg.epochs
-        if run.val is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
-            val_scores = scores(confusion_matrix(seg, run.val, cfg.scale, device, info, amp=amp), classes.names)
+        val_scores = validate(seg, run.val, cfg, epoch, info, amp)
         if main:
             improved = val_scores is not None and val_scores["miou"] > best_miou
             if improved:

@@ -21,7 +21,7 @@ from ssseg.errors import CheckpointError, ConfigError
 from ssseg.io import atomic_write_text, sha256_file, write_json
 from ssseg.train import distributed as dist
 from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint
-from ssseg.train.loop import Prepared, resume_config
+from ssseg.train.loop import Prepared, fit_segmenter, resume_config
 
 STAGES = {1: "stage1", 2: "stage2", 3: "stage3"}
 
@@ -142,6 +142,24 @@ def take_init(cfg: TrainConfig, run: Prepared, stage_dir: Path, info: dist.DistI
     mark_done(stage_dir, {"init": str(cfg.init), "sha256": sha256_file(cfg.init), "best_miou": ckpt.get("best_miou", -1.0),
                           "epochs": ckpt.get("epoch"), "seconds": 0.0}, info)
     log(f"stage 1 is {cfg.init} (--init; val mIoU {100 * ckpt.get('best_miou', -1.0):.1f})")
+
+
+def stage_one(cfg: TrainConfig, run: Prepared, info: dist.DistInfo, log: Callable[[str], None]) -> Path:
+    """The common start of a staged run: stages >= --from-stage set aside, then stage 1, the segmenter on the
+    labeled images (or --init's); returns stage1/."""
+    if cfg.from_stage is not None and info.is_main:
+        set_aside(cfg.out, cfg.from_stage, log)
+    dist.barrier(info)
+    s1 = cfg.out / STAGES[1]
+    if is_done(s1):
+        log(f"{s1} is finished; skipped")
+    elif cfg.init is not None:
+        take_init(cfg, run, s1, info, log)
+    else:
+        result = fit_segmenter(cfg, s1, run.labeled, run.pixel_counts, run.val, info, log, extra={"stage": 1},
+                               what=f"{len(run.labeled)} labeled images ({cfg.labeled_fraction:g} of {len(run.train_all)})")
+        mark_done(s1, result, info)
+    return s1
 
 
 def set_aside(out: Path, from_stage: int, log: Callable[[str], None]) -> None:
