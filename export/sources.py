@@ -10,7 +10,7 @@ from pathlib import Path
 from ssseg.classes import ClassSet
 from ssseg.config import GATER_DIRS, SEGMENTER_STAGES
 from ssseg.errors import ExportError
-from ssseg.train.checkpoint import load_checkpoint
+from ssseg.train.checkpoint import load_checkpoint, unfinished
 
 
 @dataclass
@@ -34,22 +34,17 @@ def _final_segmenter(run: Path, config: dict) -> Path:
     pick = f"or export a checkpoint as it is with --segmenter {run}/<stage>/best.pt"
     resume = f"finish the run with `ssseg train --resume --out {run}`"
     if (run / "stage1").is_dir():
-        last = int(config.get("until_stage") or 3)  # a run stopped on purpose (--until-stage) is finished there
-        unfinished = [k for k in range(1, last + 1) if not (run / f"stage{k}" / "done.json").is_file()]
-        if unfinished:
-            raise ExportError(f"the run is not finished: stage{unfinished[0]} has no done.json", path=run,
-                              fix=f"{resume}, {pick}")
+        last = int(config.get("until_stage") or 3)
         stage = next(k for k in SEGMENTER_STAGES.get(config.get("method"), (3, 1)) if k <= last)
-        path = run / f"stage{stage}" / "best.pt"
+        path, as_is = run / f"stage{stage}" / "best.pt", pick
     else:
         path = run / "best.pt"
-        last = run / "last.pt"
-        if not last.is_file():
+        as_is = f"or export it as it is with --segmenter {path}"
+        if not (run / "last.pt").is_file():
             raise ExportError("the run holds no trained segmenter (no last.pt)", path=run, fix=f"train it first: {resume}")
-        epochs = load_checkpoint(last).get("epoch", 0)
-        if epochs < int(config.get("epochs") or 0):
-            raise ExportError(f"the run is not finished: epoch {epochs} of {config.get('epochs')}", path=run,
-                              fix=f"{resume}, or export it as it is with --segmenter {path}")
+    reason = unfinished(run, config)
+    if reason:
+        raise ExportError(f"the run is not finished: {reason}", path=run, fix=f"{resume}, {as_is}")
     if not path.is_file():
         raise ExportError("the run holds no best.pt (no epoch was validated)", path=run,
                           fix=f"pass --segmenter {path.with_name('last.pt')}")

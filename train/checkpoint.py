@@ -76,6 +76,18 @@ def resolve_checkpoint(path: Path) -> Path:
                           fix="train at least one epoch, or pass a checkpoint file")
 
 
+def unfinished(run: Path, config: dict) -> str | None:
+    """Why a run directory has not reached its final segmenter yet, or None: a staged run's first stage without
+    done.json up to its --until-stage, or a one-stage run's last.pt short of its epochs (which must exist)."""
+    run = Path(run)
+    if (run / "stage1").is_dir():
+        last = int(config.get("until_stage") or 3)  # a run stopped on purpose (--until-stage) is finished there
+        missing = [k for k in range(1, last + 1) if not (run / f"stage{k}" / "done.json").is_file()]
+        return f"stage{missing[0]} has no done.json" if missing else None
+    epochs = load_checkpoint(run / "last.pt").get("epoch", 0)
+    return f"epoch {epochs} of {config.get('epochs')}" if epochs < int(config.get("epochs") or 0) else None
+
+
 def build_from_checkpoint(ckpt: dict, path: Path | str = "checkpoint") -> torch.nn.Module:
     from ssseg.models import create_model
 

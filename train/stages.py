@@ -20,7 +20,7 @@ from ssseg.config import RESUME_MUTABLE, SPLIT_OPTIONS, TrainConfig, first_stage
 from ssseg.errors import CheckpointError, ConfigError
 from ssseg.io import atomic_write_text, sha256_file, write_json
 from ssseg.train import distributed as dist
-from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint
+from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint, unfinished
 from ssseg.train.loop import Prepared, fit_segmenter, resume_config
 
 STAGES = {1: "stage1", 2: "stage2", 3: "stage3"}
@@ -118,14 +118,9 @@ def check_finished(run: Path, picked: Path) -> None:
     """--init RUN_DIR means RUN's final segmenter: refuse a run that has not got there yet, rather than take an
     earlier stage or epoch without a word."""
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-    if (run / "stage1").is_dir():
-        last = int(config.get("until_stage") or 3)
-        missing = [k for k in range(1, last + 1) if not is_done(run / STAGES[k])]
-        if missing:
-            raise ConfigError(f"the run is not finished (stage{missing[0]} has no done.json)", path=run,
-                              fix=f"finish it (ssseg train --resume --out {run}), or pass a checkpoint such as {picked}")
-    elif load_checkpoint(run / "last.pt").get("epoch", 0) < int(config.get("epochs") or 0):
-        raise ConfigError(f"the run is not finished (fewer than its {config.get('epochs')} epochs)", path=run,
+    reason = unfinished(run, config) if (run / "stage1").is_dir() or (run / "last.pt").is_file() else None
+    if reason:
+        raise ConfigError(f"the run is not finished ({reason})", path=run,
                           fix=f"finish it (ssseg train --resume --out {run}), or pass a checkpoint such as {picked}")
 
 
