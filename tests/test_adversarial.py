@@ -56,14 +56,18 @@ def test_dynamic_threshold_of_the_two_discriminators():
     d2 = torch.tensor([[[[0.5, -1.0]]], [[[0.5, -1.0]]]])
     d1 = torch.tensor([[0.0], [-2.0]])  # image 1 is judged real-looking (0.5), image 2 fake-looking (0.12)
     assert dual_gate(d2, d1).reshape(2, 2).tolist() == [[True, False], [True, True]]
+    torch.manual_seed(0)  # fixed weights and inputs: a random draw must not decide the outcome
     gater = DualDiscGater(3).eval()
     probs = torch.softmax(torch.randn(2, 3, 32, 32), 1)
     with torch.no_grad():
         z = gater(probs)
         z2, z1 = gater.d2(probs), gater.d1(probs)
     assert z.shape == (2, 1, 32, 32)
-    # the exported confidence sigmoid(z2 - z1) passes 0.5 exactly where sigmoid(z2) reaches sigmoid(z1)
-    assert torch.equal(torch.sigmoid(z) >= 0.5, dual_gate(z2, z1))
+    # the exported confidence sigmoid(z2 - z1) passes 0.5 exactly where sigmoid(z2) reaches sigmoid(z1); within
+    # float32 rounding of the boundary (sigmoid(-1e-9) == 0.5) either answer is right, so those pixels are left out
+    clear = (z2 - z1.reshape(-1, 1, 1, 1)).abs() > 1e-5
+    assert clear.float().mean() > 0.9
+    assert torch.equal((torch.sigmoid(z) >= 0.5)[clear], dual_gate(z2, z1)[clear])
 
 
 @pytest.mark.parametrize("hw", [(64, 96), (45, 61)])
