@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/camvid_aux"), help="result path stem")
     args = p.parse_args(argv)
 
-    from ssseg.config import TrainConfig, hw_str, parse_hw
+    from ssseg.config import hw_str, parse_hw
+    from ssseg.train.config import TrainConfig
     from ssseg.train.evaluate import run_eval, run_gate_eval
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     kind = args.data.split(":")[0]
     run = args.runs / f"{kind}_aux_f{args.fraction:g}_{hw_str(parse_hw(args.scale)) if args.scale else 'native'}"

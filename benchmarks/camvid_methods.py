@@ -51,8 +51,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_methods")
     args = p.parse_args()
 
-    from ssseg.config import TrainConfig, gater_threshold
-    from ssseg.train.loop import train
+    from ssseg.rundir import RunDir
+    from ssseg.train.config import TrainConfig
+    from ssseg.train.engine import train
 
     aux_cfg = json.loads((args.aux_run / "config.json").read_text())
     rows = []
@@ -62,7 +63,7 @@ def main() -> None:
                  "run": str(args.aux_run / "stage1")})
     aux_minutes = sum(json.loads((args.aux_run / s / "done.json").read_text())["seconds"] for s in ("stage1", "stage2", "stage3")) / 60
     rows.append({"method": "aux", "val_miou": s3["best_miou"], "minutes": aux_minutes,
-                 "gate": gate_row(args.aux_run, gater_threshold(aux_cfg)), "run": str(args.aux_run)})
+                 "gate": gate_row(args.aux_run, RunDir(args.aux_run).gate_threshold), "run": str(args.aux_run)})
     for method in args.methods.split(","):
         run = args.runs / method
         t0 = time.perf_counter()
@@ -77,13 +78,12 @@ def main() -> None:
                               **({"from_stage": 2, "init": args.aux_run / "stage1" / "best.pt"} if staged and not exists else {}))
             train(cfg, log=lambda m: print(m, flush=True))
         done = json.loads(final.read_text())
-        config = json.loads((run / "config.json").read_text())
         seconds = done["seconds"]
         if staged:  # stage 1 is the aux run's (see above), then stages 2 and 3
             seconds = s1["seconds"] + sum(json.loads((run / s / "done.json").read_text())["seconds"] for s in ("stage2", "stage3"))
-        gated = method in ("adversarial", "dual-disc")
+        gated = RunDir(run).gater() is not None
         rows.append({"method": method, "val_miou": done["best_miou"], "minutes": seconds / 60,
-                     "gate": gate_row(run, gater_threshold(config)) if gated else None, "run": str(run),
+                     "gate": gate_row(run, RunDir(run).gate_threshold) if gated else None, "run": str(run),
                      "wall_minutes_this_invocation": (time.perf_counter() - t0) / 60})
         print(rows[-1]["method"], rows[-1]["val_miou"], flush=True)
 

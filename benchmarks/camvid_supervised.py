@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="result path stem (.json and .md are written)")
     args = p.parse_args(argv)
 
-    from ssseg.config import TrainConfig, hw_str, parse_hw
+    from ssseg.config import hw_str, parse_hw
+    from ssseg.train.config import TrainConfig
     from ssseg.io import read_jsonl
     from ssseg.train.evaluate import run_eval
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     rows = []
     for fraction in (float(f) for f in args.fractions.split(",")):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ssseg import __version__
-from ssseg.config import MEAN, STD, ExportConfig, gater_threshold, hw_str, round_hw
+from ssseg.config import ExportConfig, hw_str, round_hw
 from ssseg.errors import ExportError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
@@ -86,7 +86,8 @@ class Job:
 
     # --- the torch modules -----------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
-        return build_graphs(self.sources.segmenter_ckpt, self.sources.aux_ckpt, MEAN, STD, str(self.sources.segmenter_path))
+        return build_graphs(self.sources.segmenter_ckpt, self.sources.aux_ckpt, *self.sources.normalization,
+                            str(self.sources.segmenter_path))
 
     def check_frames(self) -> tuple[np.ndarray, str, bool]:
         """Frames for parity checks: the last --verify-images of --calib-data (held out from INT8
@@ -338,9 +339,10 @@ def describe(job: Job) -> dict:
     cfg, src = job.cfg, job.sources
     lo, opt, hi = cfg.batch_range
     seg_ckpt, aux_ckpt = src.segmenter_ckpt, src.aux_ckpt
-    threshold = cfg.threshold if cfg.threshold is not None else gater_threshold(src.config)
+    threshold = cfg.threshold if cfg.threshold is not None else src.gate_threshold
     gate = ({"available": True, "kind": src.method, "model": src.aux_ckpt["model"]["name"], "threshold": threshold,
-             "ignore_value": IGNORE_VALUE, "aux_input": src.config.get("aux_input", "probs") if src.method == "aux" else "probs"}
+             "ignore_value": IGNORE_VALUE,
+             "aux_input": "probs+rgb" if src.aux_ckpt["model"]["kwargs"].get("with_rgb") else "probs"}
             if src.aux_path is not None else
             {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE, "reason": src.no_aux_reason})
     source = {
@@ -366,7 +368,8 @@ def describe(job: Job) -> dict:
         "classes": src.classes.to_dict(),
         "input": {"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB", "height": job.hw[0],
                   "width": job.hw[1], "batch": {"min": lo, "opt": opt, "max": hi}, "resize": "bilinear"},
-        "normalization": {"in_graph": True, "scale": 255.0, "mean": list(MEAN), "std": list(STD)},
+        "normalization": {"in_graph": True, "scale": 255.0, "mean": list(src.normalization[0]),
+                          "std": list(src.normalization[1])},
         "graphs": job.graphs,
         "gate": gate,
         "method": src.method,

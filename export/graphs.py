@@ -89,7 +89,7 @@ def build_graphs(segmenter_ckpt: dict, aux_ckpt: dict | None, mean: tuple[float,
                  where: str = "checkpoint") -> dict[str, nn.Module]:
     """The export graphs in eval mode from checkpoints: segmenter, aux (when there is one) and labeler. The
     PyTorch backend runs these same modules, so every backend computes the same function."""
-    from ssseg.train.checkpoint import build_from_checkpoint
+    from ssseg.checkpoint import build_from_checkpoint
 
     norm = Normalize(mean, std)
     seg = build_from_checkpoint(segmenter_ckpt, where).eval()

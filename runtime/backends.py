@@ -266,6 +266,22 @@ class OutOfMemory(BackendError):
     """The device ran out of memory; callers may retry at a smaller batch."""
 
 
+def plugin_backend(name: str) -> type[Backend]:
+    """A backend another part of ssseg (or another package) provides as an ``ssseg.backends`` entry point: the
+    torch backend lives with the graphs it runs (ssseg.export), which import this module, not the other way."""
+    from importlib.metadata import entry_points
+
+    found = [e for e in entry_points(group="ssseg.backends") if e.name == name]
+    if not found:
+        raise NotAvailableError(f"no {name} backend is installed (no ssseg.backends entry point {name!r})",
+                                fix="reinstall ssseg (pip install -e .), or use --backend ort/trt")
+    try:
+        return found[0].load()
+    except ImportError:
+        raise NotAvailableError(f"the {name} backend needs PyTorch, which is not installed here",
+                                fix="pip install 'ssseg[train]' (with torch), or use --backend ort/trt") from None
+
+
 def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str | None = None,
                  run: Path | None = None, say: Callable[[str], None] | None = None, threads: int | None = None) -> Backend:
     """``name`` is trt, ort, torch or auto (trt when TensorRT, pycuda and an engine for this machine are
@@ -282,12 +298,7 @@ def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str |
                 say(f"auto: not TensorRT ({e})")
         return OrtBackend(spec, threads=threads)
     if name == "torch":
-        try:
-            from ssseg.models.runner import TorchBackend
-        except ImportError:
-            raise NotAvailableError("the torch backend needs PyTorch, which is not installed here",
-                                    fix="pip install 'ssseg[train]' (with torch), or use --backend ort/trt") from None
-        return TorchBackend(spec, run=run, mode=variant)
+        return plugin_backend("torch")(spec, run=run, mode=variant)
     if name == "trt":
         return TrtBackend(spec, variant)
     if name == "ort":

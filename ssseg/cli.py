@@ -3,10 +3,13 @@ imports (torch, onnx) happen inside the command so ``ssseg --help`` stays fast."
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import sys
+import typing
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -22,70 +25,78 @@ def _say(msg: str) -> None:
     typer.echo(msg)
 
 
-@app.command()
-def train(
-    data: Optional[str] = typer.Option(None, help="Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts]."),
-    method: Optional[str] = typer.Option(None, help="aux (default: the paper's three stages), supervised (stage 1 only), "
-                                                    "adversarial (Hung et al.), dual-disc (two discriminators), latent "
-                                                    "(latent classes) or self-train (three stages, mean teacher)."),
-    labeled_fraction: Optional[float] = typer.Option(None, help="Share of the training images used as labeled."),
-    out: Optional[Path] = typer.Option(None, help="Run directory."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs (default: the paper's for the dataset)."),
-    batch_size: Optional[int] = typer.Option(None, help="Images per step and process."),
-    crop: Optional[str] = typer.Option(None, help="Random-crop size HxW (default: the image size after --scale)."),
-    scale: Optional[str] = typer.Option(None, help="Resize images to HxW before training (e.g. 512x1024)."),
-    lr: Optional[float] = typer.Option(None, help="Initial learning rate (poly decay, power 0.9)."),
-    weight_decay: Optional[float] = typer.Option(None, help="SGD weight decay."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default on)."),
-    workers: Optional[int] = typer.Option(None, help="Data-loading worker processes."),
-    eval_every: Optional[int] = typer.Option(None, help="Validate every N epochs (and after the last)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the split, initialisation and augmentation."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Warn about and count unreadable samples instead of stopping."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
-    t_aux: Optional[float] = typer.Option(None, help="aux: confidence threshold of the pseudo-labels (default 0.9)."),
-    aux_epochs: Optional[int] = typer.Option(None, help="aux: epochs of the auxiliary net (default 50)."),
-    aux_lr: Optional[float] = typer.Option(None, help="aux: Adam learning rate of the auxiliary net (default 5e-4)."),
-    aux_weight_decay: Optional[float] = typer.Option(None, help="aux: its weight decay (CamVid 5e-4, others 1e-4)."),
-    aux_input: Optional[str] = typer.Option(None, help="aux: what the auxiliary net sees: probs (default) or probs+rgb."),
-    stage3_init: Optional[str] = typer.Option(None, help="aux: stage-3 segmenter starts fresh (default) or finetune (from stage 1)."),
-    from_stage: Optional[int] = typer.Option(None, help="aux/self-train: redo an existing run from stage N (1-3); earlier stages are kept."),
-    init: Optional[Path] = typer.Option(None, help="aux/self-train, with --from-stage 2: stage 1 is this run's final segmenter (RUN_DIR or .pt)."),
-    until_stage: Optional[int] = typer.Option(None, help="aux/self-train: stop after stage N (e.g. 2: an auxiliary net for an --init segmenter)."),
-    adv_warmup: Optional[str] = typer.Option(None, help="adversarial/dual-disc: iterations (5000) or epochs (10ep) before the semi-supervised terms."),
-    lambda_adv: Optional[float] = typer.Option(None, help="adversarial/dual-disc/latent: adversarial weight on labeled images (0.01)."),
-    lambda_adv_unlabeled: Optional[float] = typer.Option(None, help="adversarial: adversarial weight on unlabeled images (0.001)."),
-    lambda_semi: Optional[float] = typer.Option(None, help="adversarial/dual-disc: weight of the pseudo-label loss; latent: of L_unlabeled (0.1)."),
-    t_semi: Optional[float] = typer.Option(None, help="adversarial: discriminator confidence that admits a pseudo-label pixel (0.2)."),
-    disc_lr: Optional[float] = typer.Option(None, help="adversarial/dual-disc/latent: Adam learning rate of the discriminators (1e-4)."),
-    latent_classes: Optional[int] = typer.Option(None, help="latent: number of latent classes (20)."),
-    st_lr: Optional[float] = typer.Option(None, help="self-train: Adam learning rate of stages 2 and 3 (5e-4)."),
-    lambda_con: Optional[float] = typer.Option(None, help="self-train: weight of the mean-teacher consistency loss (0.5)."),
-    lambda_pl: Optional[float] = typer.Option(None, help="self-train: weight of the pseudo-mask head's loss (0.5)."),
-    ema_decay: Optional[float] = typer.Option(None, help="self-train: the mean teacher's EMA decay (0.99)."),
-    st_all_batch: Optional[int] = typer.Option(None, help="self-train: images per step drawn from all training images (default: half --batch-size)."),
-    config: Optional[Path] = typer.Option(None, help="YAML or JSON file of these options; flags override it."),
-) -> None:
-    """Train: --method aux runs stage 1 (segmenter on labeled images), stage 2 (auxiliary confidence net),
-    stage 3 (gated pseudo-labels, retrain on all); --method supervised runs stage 1 alone; the other methods
-    train the same segmenter their papers' way (see the README)."""
-    from ssseg.config import build_train_config
+def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[inspect.Parameter]:
+    """One CLI option per dataclass field, declared there once: help from the field, its default shown, a help
+    panel per group. Every option defaults to None here ("not given"), so --config FILE and --resume can tell
+    what was given."""
+    from ssseg.train.config import DATASET_DEFAULTS, PAPER_DEFAULT
 
-    flags = dict(data=data, method=method, labeled_fraction=labeled_fraction, out=out, epochs=epochs,
-                 batch_size=batch_size, crop=crop, scale=scale, lr=lr, weight_decay=weight_decay, device=device,
-                 amp=amp, workers=workers, eval_every=eval_every, seed=seed,
-                 skip_bad=skip_bad or None, resume=resume or None, t_aux=t_aux, aux_epochs=aux_epochs, aux_lr=aux_lr,
-                 aux_weight_decay=aux_weight_decay, aux_input=aux_input, stage3_init=stage3_init, from_stage=from_stage,
-                 adv_warmup=adv_warmup, lambda_adv=lambda_adv, lambda_adv_unlabeled=lambda_adv_unlabeled,
-                 lambda_semi=lambda_semi, t_semi=t_semi, disc_lr=disc_lr, init=init, until_stage=until_stage,
-                 latent_classes=latent_classes, st_lr=st_lr, lambda_con=lambda_con, lambda_pl=lambda_pl,
-                 ema_decay=ema_decay, st_all_batch=st_all_batch)
+    params = []
+    for group in groups:
+        for f in dataclasses.fields(group):
+            if not f.metadata.get("cli", True):
+                continue
+            flag = f"--{f.name.replace('_', '-')}"
+            kind = types[f.name]
+            if kind is bool:
+                decls, shown = (f"{flag}/--no-{flag[2:]}",), (flag if f.default else f"--no-{flag[2:]}")
+            else:
+                decls, shown = (flag,), f.default
+            if f.default is None:
+                paper = {k: v[f.name] for k, v in DATASET_DEFAULTS.items() if f.name in v}
+                shown = f"{PAPER_DEFAULT}: " + ", ".join(f"{k} {_text(v)}" for k, v in paper.items()) if paper else False
+            cli_type = kind if kind in (bool, int, float, str, Path) else str  # sizes and lists are parsed by the config
+            option = typer.Option(None, *decls, help=f.metadata["help"], rich_help_panel=group.PANEL,
+                                  show_default=_text(shown) if shown is not False else False)
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                            annotation=Optional[cli_type]))
+    return params
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else ",".join(f"{v:g}" for v in value)
+    return str(value)
+
+
+def _train(config: Optional[Path] = None, **flags: Any) -> None:
+    from ssseg.train.config import build_train_config
+    from ssseg.train.engine import train as run_training
+
     cfg = build_train_config(flags, config)
-    from ssseg.train.loop import train as run_training
-
     run = run_training(cfg, explicit={k for k, v in flags.items() if v is not None}, log=_say)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         _say(f"run directory: {run}")
+
+
+def _train_command() -> None:
+    """Register `ssseg train` with its options built from the training config (train/config.py)."""
+    from ssseg.train.config import GROUPS, METHODS, TrainConfig
+
+    types = {name: _base_type(t) for name, t in typing.get_type_hints(TrainConfig).items()}
+    params = _option_parameters(GROUPS, types)
+    params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+        None, help="YAML or JSON file of these options (their names, dashes or underscores); flags override it.",
+        rich_help_panel=GROUPS[0].PANEL)))
+
+    def train(**kwargs: Any) -> None:
+        _train(**kwargs)
+
+    train.__signature__ = inspect.Signature(params)
+    train.__annotations__ = {p.name: p.annotation for p in params}
+    methods = "\n\n".join(f"[bold]{name}[/bold]: {text}" for name, text in METHODS.items())
+    train.__doc__ = f"Train a segmenter with one of the methods (--method, default aux):\n\n{methods}"
+    app.command(short_help="Train a segmenter, supervised or semi-supervised (--method).")(train)
+
+
+def _base_type(t: Any) -> type:
+    """int | None -> int; tuple[int, int] | None -> tuple."""
+    args = [a for a in typing.get_args(t) if a is not type(None)]
+    base = args[0] if args else t
+    return typing.get_origin(base) or base
+
+
+_train_command()
 
 
 @app.command("eval")
@@ -108,6 +119,8 @@ def evaluate(
         from ssseg.train.evaluate import run_eval
 
         result, path = run_eval(target, data, split, json_out, device, parse_hw(scale, "--scale"))
+        from ssseg.tables import print_scores
+
         print_scores(result)
     else:
         from ssseg.errors import ConfigError
@@ -119,61 +132,11 @@ def evaluate(
             raise ConfigError(f"--gate {gate!r} is not a list of numbers", fix="e.g. --gate 0,0.7,0.8,0.9") from None
         result, path = run_gate_eval(target, data, split, json_out, thresholds, segmenter, device,
                                      parse_hw(scale, "--scale"))
+        from ssseg.tables import print_gate
+
         print_gate(result)
         _say(f"wrote {path.with_suffix('.png')}")
     _say(f"wrote {path}")
-
-
-def print_gate(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=120)
-    auroc = "-" if result["auroc"] is None else f"{result['auroc']:.3f}"
-    ece = "-" if result["ece"] is None else f"{100 * result['ece']:.1f}%"
-    console.print(f"{result['data']} / {result['split']} ({result['images']} images): segmenter mIoU "
-                  f"{100 * result['segmenter_miou']:.1f}; confidence vs correctness AUROC {auroc}, ECE {ece}",
-                  highlight=False)
-    table = Table(title="confidence gate (the paper's Table 3)")
-    for col in ("T_aux", "kept-pixel mIoU %", "class semi ratio %", "selected pixels %"):
-        table.add_column(col, justify="right")
-    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    for g in result["gates"]:
-        table.add_row(f"{g['threshold']:g}", fmt(g["kept_miou"]), fmt(g["class_semi_ratio"]), fmt(g["selected_share"]))
-    console.print(table)
-    per_class = Table(title="per class: IoU % / semi ratio % (the paper's Table 4)")
-    per_class.add_column("class")
-    for g in result["gates"]:
-        per_class.add_column(f"T={g['threshold']:g}", justify="right")
-    for name in result["gates"][0]["per_class"]:
-        per_class.add_row(name, *(f"{fmt(g['per_class'][name]['iou'])} / {fmt(g['per_class'][name]['semi_ratio'])}"
-                                  for g in result["gates"]))
-    console.print(per_class)
-    rel = Table(title="reliability (10 bins)")
-    for col in ("confidence", "pixels %", "mean confidence", "accuracy"):
-        rel.add_column(col, justify="right")
-    total = max(sum(r["pixels"] for r in result["reliability"]), 1)
-    for r in result["reliability"]:
-        rel.add_row(f"{r['bin'][0]:.1f}-{r['bin'][1]:.1f}", f"{100 * r['pixels'] / total:.1f}",
-                    fmt(r["mean_confidence"]), fmt(r["accuracy"]))
-    console.print(rel)
-
-
-def print_scores(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=100)
-    console.print(f"{result['data']} / {result['split']} ({result['images']} images)", highlight=False)
-    table = Table()
-    table.add_column("class")
-    table.add_column("IoU %", justify="right")
-    for name, iou in result["per_class_iou"].items():
-        table.add_row(name, "-" if iou is None else f"{100 * iou:.1f}")
-    table.add_section()
-    table.add_row("mIoU", f"{100 * result['miou']:.1f}")
-    table.add_row("pixel accuracy", f"{100 * result['pixel_acc']:.1f}")
-    console.print(table)
 
 
 @data_app.command("check")

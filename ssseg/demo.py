@@ -14,14 +14,15 @@ DEMO_GATES = (0.0, 0.7, 0.8, 0.9)
 
 
 def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable[[str], None]) -> None:
-    from ssseg.cli import print_gate
-    from ssseg.config import BenchConfig, ExportConfig, LabelConfig, TrainConfig
+    from ssseg.tables import print_gate
+    from ssseg.config import BenchConfig, ExportConfig, LabelConfig
+    from ssseg.train.config import TrainConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.label import run_label
     from ssseg.runtime.bench import run_bench
     from ssseg.export import run_export
     from ssseg.train.evaluate import run_eval, run_gate_eval
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     t0 = time.perf_counter()
     run = Path(out) / "aux"

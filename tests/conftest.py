@@ -92,8 +92,8 @@ def kill_when(cmd: list[str], metrics: Path, records: int, env: dict, timeout: f
 @pytest.fixture(scope="session")
 def aux_run(tmp_path_factory) -> Path:
     """A finished --method aux run on tiny synthetic data (t_aux 0.7), shared by the export and runtime tests."""
-    from ssseg.config import TrainConfig
-    from ssseg.train.loop import train
+    from ssseg.train.config import TrainConfig
+    from ssseg.train.engine import train
 
     out = tmp_path_factory.mktemp("trained") / "aux"
     cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="aux", labeled_fraction=0.5, out=out,

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from ssseg.config import TrainConfig, parse_warmup
+from ssseg.train.config import TrainConfig, parse_warmup
 from ssseg.errors import ConfigError
 
 
@@ -99,7 +99,7 @@ def test_short_run_exports_and_gates(tmp_path, method, model, threshold):
     from ssseg.config import ExportConfig
     from ssseg.export import run_export
     from ssseg.train.evaluate import run_gate_eval
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     out = tmp_path / method
     cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method=method, labeled_fraction=0.5, out=out,

@@ -16,14 +16,15 @@ import torch
 from PIL import Image
 
 from ssseg.classes import IGNORE_INDEX
-from ssseg.config import TrainConfig
+from ssseg.train.config import TrainConfig
 from ssseg.errors import ConfigError
 from ssseg.io import read_jsonl
 from ssseg.metrics import auroc, gate_scores, reliability
-from ssseg.train.checkpoint import load_checkpoint, resolve_checkpoint
+from ssseg.checkpoint import load_checkpoint
+from ssseg.rundir import resolve_checkpoint
 from ssseg.train.gate import CONF_BINS, GateCounts
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets
-from ssseg.train.loop import train
+from ssseg.train.engine import train
 from ssseg.train.pseudo import gate
 
 from conftest import kill_when, run_cli

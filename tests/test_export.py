@@ -17,7 +17,8 @@ import torch
 from onnx import TensorProto, helper
 from PIL import Image
 
-from ssseg.config import MEAN, STD, ExportConfig, TrainConfig
+from ssseg.config import MEAN, STD, ExportConfig
+from ssseg.train.config import TrainConfig
 from ssseg.data.synthetic import render_scene
 from ssseg.errors import ConfigError, DataError, ExportError, ModelError
 from ssseg.export import run_export
@@ -31,8 +32,8 @@ from ssseg.runtime.frames import load_frame
 from ssseg.runtime.model import read_model, validate_model
 from ssseg.runtime.ort import ort_session
 from ssseg.runtime.trt import TrtApi, check_engine, parse_version, precision_advice
-from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint
-from ssseg.train.loop import train
+from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
+from ssseg.train.engine import train
 
 from conftest import run_cli
 

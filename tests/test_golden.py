@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ssseg.config import TrainConfig
+from ssseg.train.config import TrainConfig
 from ssseg.io import read_jsonl
-from ssseg.train.loop import train
+from ssseg.train.engine import train
 
 GOLDEN = Path(__file__).with_name("golden_metrics.json")
 DATA = "synthetic:size=64x64,train=8,val=4,test=4,seed=3"

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from ssseg.config import TrainConfig, build_train_config, parse_hw
+from ssseg.config import parse_hw
+from ssseg.train.config import TrainConfig, build_train_config
 from ssseg.errors import CheckpointError, ConfigError
 from ssseg.metrics import confusion, scores
-from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from ssseg.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from ssseg.train.data import split_labeled
 from ssseg.train.losses import enet_class_weights, segmentation_loss
 from ssseg.train.schedule import poly_lr

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from ssseg.config import TrainConfig
+from ssseg.train.config import TrainConfig
 from ssseg.train.losses import (conditional_entropy, cooccurrence_update, latent_consistency, latent_given_class,
                                 latent_joint)
 
@@ -88,7 +88,7 @@ def test_latent_consistency_matches_the_formula_and_trains_the_semantic_branch_o
 
 
 def test_latent_groups_table():
-    from ssseg.train.adversarial import latent_groups
+    from ssseg.train.methods.latent import latent_groups
 
     m = torch.tensor([[10.0, 0.0, 0.0], [8.0, 1.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 0.0]])
     rows = latent_groups(m, ["car", "truck", "road", "sign"])
@@ -102,7 +102,7 @@ def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
     from ssseg.config import ExportConfig
     from ssseg.errors import ConfigError
     from ssseg.export import run_export
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     data = "synthetic:size=64x64,train=8,val=4,test=4"
     run = tmp_path / "latent"
@@ -147,7 +147,7 @@ def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
 
 def test_init_refuses_another_split_and_a_non_segmenter(tmp_path):
     from ssseg.errors import CheckpointError, ConfigError
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     data = "synthetic:size=64x64,train=8,val=4,test=4"
     run = tmp_path / "sup"

@@ -64,9 +64,9 @@ def test_frames_are_resized_or_refused_never_reshaped(exported):
 
 
 def test_fixed_batch_models_pad_and_ungated_models_return_no_confidence(tmp_path):
-    from ssseg.config import TrainConfig
+    from ssseg.train.config import TrainConfig
     from ssseg.export import run_export
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     run = train(TrainConfig(data="synthetic:size=64x64,train=4,val=2,test=2", method="supervised", out=tmp_path / "r",
                             epochs=1, batch_size=4, workers=0, device="cpu"), log=lambda *_: None)

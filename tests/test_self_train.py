@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssseg.config import TrainConfig
+from ssseg.train.config import TrainConfig
 from ssseg.train.strong import StrongSet, geometric, strong_view, to_theta, warp, warp_labels, warp_valid
 
 FILL = (124, 116, 104)
@@ -36,7 +36,7 @@ def test_soft_cross_entropy_matches_the_formula_over_valid_pixels():
 
 def test_ema_teacher_update():
     from ssseg.models import create_model
-    from ssseg.train.selftrain import ema_update
+    from ssseg.train.methods.self_train import ema_update
 
     torch.manual_seed(0)
     student, teacher = create_model("dsnet-fast-ss", num_classes=3), create_model("dsnet-fast-ss", num_classes=3)
@@ -128,9 +128,9 @@ def test_three_stages_redo_and_stop(tmp_path):
     from ssseg.config import ExportConfig
     from ssseg.export import run_export
     from ssseg.errors import CheckpointError
-    from ssseg.train.checkpoint import resolve_checkpoint
+    from ssseg.rundir import resolve_checkpoint
     from ssseg.train.evaluate import run_gate_eval
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     out = tmp_path / "st"
     cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="self-train", labeled_fraction=0.5,
@@ -169,8 +169,8 @@ class Interrupted(Exception):
 
 
 def test_interrupted_stage_two_resumes_to_the_uninterrupted_result(tmp_path):
-    from ssseg.train.checkpoint import load_checkpoint
-    from ssseg.train.loop import train
+    from ssseg.checkpoint import load_checkpoint
+    from ssseg.train.engine import train
 
     def cfg(out, **kw):
         return TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="self-train", labeled_fraction=0.5,

@@ -10,12 +10,12 @@ import sys
 import pytest
 import torch
 
-from ssseg.config import TrainConfig
+from ssseg.train.config import TrainConfig
 from ssseg.errors import ConfigError
 from ssseg.io import read_jsonl
-from ssseg.train.checkpoint import load_checkpoint
+from ssseg.checkpoint import load_checkpoint
 from ssseg.train.evaluate import run_eval
-from ssseg.train.loop import train
+from ssseg.train.engine import train
 
 from conftest import kill_when
 

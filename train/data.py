@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ssseg.config import MEAN, STD, TrainConfig
+from ssseg.config import MEAN, STD
 from ssseg.data import SegDataset, class_histogram
 from ssseg.errors import DataError
+from ssseg.train.config import TrainConfig
+from ssseg.train.distributed import DistInfo
 from ssseg.train.transforms import augment, resize_pair
 
 # Padding colour = the normalisation mean, so padded pixels are zero after normalisation.
@@ -107,3 +110,28 @@ def default_crop(ds: SegDataset, cfg: TrainConfig) -> tuple[int, int]:
     if cfg.scale:
         return cfg.scale
     return tuple(ds.load_label(0).shape)
+
+
+def train_loader(train_set: torch.utils.data.Dataset, cfg: TrainConfig, info: DistInfo, batch_size: int | None = None):
+    """A distributed sampler (one replica without torchrun) and its loader (batches of ``batch_size``, default
+    --batch-size); drop_last unless the set is tiny."""
+    batch = batch_size or cfg.batch_size
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                                  shuffle=True, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=cfg.workers,
+                                         drop_last=len(sampler) >= batch, pin_memory=info.device.type == "cuda")
+    return sampler, loader
+
+
+def endless(loader, sampler, start: int = 0):
+    """The batches of ``loader`` forever: the unlabeled side of a labeled epoch. Each pass p reshuffles
+    (sampler epoch p) and re-draws the augmentation (dataset epoch p); the first ``start`` batches are
+    skipped, so a run resumed at iteration ``start`` sees the batches an uninterrupted one would."""
+    per_pass = max(len(loader), 1)
+    for p in itertools.count(start // per_pass):
+        sampler.set_epoch(p)
+        loader.dataset.epoch = p  # workers copy the dataset when a pass starts
+        batches = iter(loader)
+        if p == start // per_pass:
+            batches = itertools.islice(batches, start % per_pass, None)
+        yield from batches

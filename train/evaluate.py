@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.classes import IGNORE_INDEX, ClassSet
-from ssseg.config import GATER_DIRS
 from ssseg.data import SegDataset, open_dataset
 from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.models import GATER_MODELS
-from ssseg.train.checkpoint import build_from_checkpoint, load_checkpoint, resolve_checkpoint
+from ssseg.rundir import RunDir, resolve_checkpoint
 from ssseg.train.data import EvalSet, normalize
 from ssseg.train.distributed import DistInfo, all_reduce_sum, pick_device
 from ssseg.train.gate import gate_counts
@@ -81,24 +79,17 @@ def run_eval(target: Path, data: str | None, split: str, json_path: Path | None,
 
 
 def resolve_aux(target: Path) -> Path:
-    """A run directory means its gater: stage2/best.pt of --method aux, gater/best.pt of --method
-    adversarial or dual-disc (last.pt before the first evaluation)."""
+    """A run directory means its gater (``RunDir.latest_gater``); a file is taken as it is."""
     target = Path(target)
-    if target.is_file():
-        return target
-    config = target / "config.json"
-    method = json.loads(config.read_text()).get("method") if config.is_file() else None
-    if method is not None and method not in GATER_DIRS:  # self-train's stage2/ holds a segmenter, not a gater
-        raise CheckpointError(f"is a --method {method} run, which trains no confidence net", path=target,
-                              fix=f"train one for its segmenter: ssseg train --method aux --from-stage 2 --init {target} "
-                                  f"--until-stage 2 --out {target}-aux, then pass that run")
-    folders = [GATER_DIRS[method]] if method else list(dict.fromkeys(GATER_DIRS.values()))
-    for folder in folders:
-        for name in ("best.pt", "last.pt"):
-            if (target / folder / name).is_file():
-                return target / folder / name
-    raise CheckpointError("holds no confidence net (stage2/best.pt or gater/best.pt)", path=target,
-                          fix="pass a run trained with --method aux, adversarial or dual-disc")
+    return target if target.is_file() else RunDir(target).latest_gater()
+
+
+def frozen(path: Path, device: torch.device) -> torch.nn.Module:
+    """A network from a checkpoint, in eval mode and without gradients."""
+    model = build_from_checkpoint(load_checkpoint(path, device), path).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | None, thresholds: tuple[float, ...],

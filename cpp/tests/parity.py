@@ -43,11 +43,12 @@ def main() -> int:
 
 
 def check(cpp: Path, backend: str, work: Path) -> list[str]:
-    from ssseg.config import ExportConfig, TrainConfig
+    from ssseg.config import ExportConfig
+    from ssseg.train.config import TrainConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.export import run_export
     from ssseg.runtime.backends import OrtBackend
-    from ssseg.train.loop import train
+    from ssseg.train.engine import train
 
     work.mkdir(parents=True, exist_ok=True)
     run = work / "run"

@@ -3,7 +3,6 @@ written atomically (temporary file + rename) so a kill never leaves a half-writt
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 
 from ssseg import __version__
 from ssseg.classes import ClassSet
+from ssseg.config import MEAN, STD
 from ssseg.errors import CheckpointError
 from ssseg.io import check_format
 
@@ -27,6 +27,8 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, classes:
         "ssseg_version": __version__,
         "model": {"name": model_name, "kwargs": model_kwargs},
         "classes": classes.to_dict(),
+        # the input normalisation the weights were trained with; export bakes it into the graphs
+        "normalization": {"mean": list(MEAN), "std": list(STD)},
         "state_dict": state_dict,
         **extra,
     }
@@ -53,39 +55,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """A run directory means its final segmenter: best.pt (last.pt when no epoch was evaluated yet) of a
-    one-stage run; of a staged run, that of its most advanced finished segmenter stage (SEGMENTER_STAGES:
-    aux 3 then 1, self-train 3, 2, 1), else stage1's."""
-    from ssseg.config import SEGMENTER_STAGES
-
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    folders = [path]
-    if (path / "stage1").is_dir():
-        config = path / "config.json"
-        method = json.loads(config.read_text()).get("method", "aux") if config.is_file() else "aux"
-        done = [path / f"stage{k}" for k in SEGMENTER_STAGES.get(method, (3, 1)) if (path / f"stage{k}" / "done.json").is_file()]
-        folders = done[:1] or [path / "stage1"]
-    for folder in folders:
-        for name in ("best.pt", "last.pt"):
-            if (folder / name).is_file():
-                return folder / name
-    raise CheckpointError("run directory holds no best.pt or last.pt", path=path,
-                          fix="train at least one epoch, or pass a checkpoint file")
-
-
-def unfinished(run: Path, config: dict) -> str | None:
-    """Why a run directory has not reached its final segmenter yet, or None: a staged run's first stage without
-    done.json up to its --until-stage, or a one-stage run's last.pt short of its epochs (which must exist)."""
-    run = Path(run)
-    if (run / "stage1").is_dir():
-        last = int(config.get("until_stage") or 3)  # a run stopped on purpose (--until-stage) is finished there
-        missing = [k for k in range(1, last + 1) if not (run / f"stage{k}" / "done.json").is_file()]
-        return f"stage{missing[0]} has no done.json" if missing else None
-    epochs = load_checkpoint(run / "last.pt").get("epoch", 0)
-    return f"epoch {epochs} of {config.get('epochs')}" if epochs < int(config.get("epochs") or 0) else None
+def normalization(ckpt: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a checkpoint's weights expect; checkpoints written before they were recorded used MEAN/STD."""
+    norm = ckpt.get("normalization") or {"mean": MEAN, "std": STD}
+    return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
 
 
 def build_from_checkpoint(ckpt: dict, path: Path | str = "checkpoint") -> torch.nn.Module:

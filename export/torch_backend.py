@@ -1,6 +1,7 @@
-"""The PyTorch model as a runtime backend: the reference every other backend is compared with. It needs
-torch, so it lives here and not in ``ssseg.runtime``, but it implements the same interface
-(``ssseg.runtime.backends.Backend``) on the very modules export traced (``ssseg.export.graphs``).
+"""The PyTorch model as a runtime backend: the reference every other backend is compared with. It needs torch,
+so it lives beside the graphs it runs (the very modules export traced, ``ssseg.export.graphs``) and not in
+``ssseg.runtime``, which finds it as the ``torch`` entry point of the ``ssseg.backends`` group (pyproject.toml)
+and so never imports it by name; it implements the same interface (``ssseg.runtime.backends.Backend``).
 
 Modes (``mode``, joined by '+'): eager FP32 by default; ``fp16`` (autocast) and ``channels_last`` and
 ``cudagraphs`` (one captured graph per batch size) on CUDA; ``compile`` (torch.compile) anywhere."""
@@ -12,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ssseg.checkpoint import load_checkpoint, normalization
 from ssseg.errors import BackendError, ModelError
+from ssseg.export.graphs import build_graphs
+from ssseg.export.sources import resolve_sources
 from ssseg.io import sha256_file
 from ssseg.runtime.backends import Backend, OutOfMemory
 from ssseg.runtime.model import ModelSpec
@@ -49,11 +53,7 @@ class TorchBackend(Backend):
         return d
 
     def _checkpoints(self) -> tuple[dict, dict | None, str]:
-        from ssseg.train.checkpoint import load_checkpoint
-
         if self.run is not None:
-            from ssseg.export.sources import resolve_sources
-
             src = resolve_sources(self.run)
             return src.segmenter_ckpt, src.aux_ckpt, str(src.segmenter_path)
         source = self.spec.data["source"]
@@ -74,11 +74,8 @@ class TorchBackend(Backend):
         return ckpts[0], ckpts[1], source["segmenter"]["path"]
 
     def _load(self) -> None:
-        from ssseg.config import MEAN, STD
-        from ssseg.export.graphs import build_graphs
-
         seg, aux, where = self._checkpoints()
-        graphs = build_graphs(seg, aux, MEAN, STD, where)
+        graphs = build_graphs(seg, aux, *normalization(seg), where)
         for name, module in graphs.items():
             module = module.to(self.device)
             if "channels_last" in self.modes:

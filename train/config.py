@@ -1,0 +1,295 @@
+"""Training options, each declared once: a typed field with its default and its help. ``ssseg train``'s options,
+``--config FILE`` and a run's config.json are built from these fields (train/cli.py), one help panel per group.
+
+Shared options live in ``CommonOptions``; each method's own in its group, which names the methods that read it
+(``METHODS``: name -> one-line description, which is also how ``--method`` knows the methods without importing
+torch). ``TrainConfig`` is all groups together, so a run's config stays one flat record with the option names
+users know. A new method adds its group here and to ``TrainConfig``'s bases, and its file under train/methods/.
+
+Precedence: field defaults < the dataset's paper defaults (fields left ``None``) < ``--config FILE`` < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ssseg.config import parse_hw
+from ssseg.errors import ConfigError
+
+# The paper's schedules (section 4.2); synthetic and folder data use the generic row. Fields left None take these.
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "camvid": dict(lr=0.075, weight_decay=5e-4, batch_size=8, epochs=150, aug_scales=(0.8, 1.0, 1.3, 1.7),
+                   aux_weight_decay=5e-4),
+    "cityscapes": dict(lr=0.05, weight_decay=1e-4, batch_size=4, epochs=200, scale=(512, 1024),
+                       aug_scales=(0.75, 1.0, 1.25, 1.5, 1.75), aux_weight_decay=1e-4),
+    "generic": dict(lr=0.05, weight_decay=1e-4, batch_size=8, epochs=50, aug_scales=(0.75, 1.0, 1.25, 1.5),
+                    aux_weight_decay=1e-4),
+}
+PAPER_DEFAULT = "the dataset's paper schedule"
+
+
+def option(default: Any, help: str, *, stage: int = 1, resumable: bool = False, cli: bool = True) -> Any:
+    """A config field. ``stage``: the first stage of a staged method the option affects (0: it defines the
+    labeled/unlabeled split and never changes within a run); ``--from-stage N`` may change options of stages
+    >= N only. ``resumable``: ``--resume`` may change it (where the run happens, not what it computes)."""
+    return field(default=default, metadata={"help": help, "stage": stage, "resumable": resumable, "cli": cli})
+
+
+def check_range(name: str, value: float | int | None, low: float, high: float | None = None, example: str = "") -> None:
+    if value is None or (value >= low and (high is None or value <= high)):
+        return
+    where = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+    raise ConfigError(f"--{name.replace('_', '-')} {value} is outside {where}", fix=f"pass e.g. {example}" if example else None)
+
+
+@dataclass
+class CommonOptions:
+    PANEL: ClassVar[str] = "Every method"
+    METHODS: ClassVar[dict[str, str]] = {"supervised": "the segmenter on the labeled images alone (every method's baseline)"}
+
+    data: str = option("synthetic", "Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts].", stage=0)
+    method: str = option("aux", "Training method (see the panels below for each method's options).")
+    labeled_fraction: float = option(1.0, "Share of the training images used as labeled.", stage=0)
+    out: Path = option(Path("runs/train"), "Run directory.", resumable=True)
+    model: str = option("dsnet-fast-ss", "The segmenter (a name of ssseg.models).", cli=False)
+    epochs: int | None = option(None, "Segmenter epochs.")
+    batch_size: int | None = option(None, "Images per step and process.")
+    crop: tuple[int, int] | None = option(None, "Random-crop size HxW (default: the image size after --scale).")
+    scale: tuple[int, int] | None = option(None, "Resize images to HxW before training, e.g. 512x1024 (default: as stored).")
+    aug_scales: tuple[float, ...] | None = option(None, "Random rescale factors, comma-separated, e.g. 0.75,1,1.25.")
+    lr: float | None = option(None, "Initial learning rate of the segmenter (SGD, poly decay).")
+    weight_decay: float | None = option(None, "SGD weight decay.")
+    momentum: float = option(0.9, "SGD momentum.")
+    poly_power: float = option(0.9, "Power of the poly learning-rate decay.")
+    class_weight_c: float = option(1.1, "ENet class weights 1 / ln(c + pixel share) of the segmenter loss.")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.", resumable=True)
+    amp: bool = option(True, "Mixed precision on CUDA.")
+    workers: int = option(2, "Data-loading worker processes.", resumable=True)
+    eval_every: int = option(1, "Validate every N epochs (and after the last).")
+    seed: int = option(0, "Seed of the split, initialisation and augmentation.", stage=0)
+    skip_bad: bool = option(False, "Warn about and count unreadable samples instead of stopping.")
+    resume: bool = option(False, "Continue the run in --out (finished stages are skipped).", resumable=True)
+
+    def check_common(self) -> None:
+        if not 0.0 < self.labeled_fraction <= 1.0:
+            raise ConfigError(f"--labeled-fraction {self.labeled_fraction} is outside (0, 1]", fix="pass a fraction such as 0.5")
+        for name in ("epochs", "batch_size", "eval_every"):
+            check_range(name, getattr(self, name), 1)
+        check_range("workers", self.workers, 0)
+
+
+@dataclass
+class StagedOptions:
+    PANEL: ClassVar[str] = "Staged methods (aux, self-train)"
+    METHODS: ClassVar[dict[str, str]] = {}
+
+    from_stage: int | None = option(None, "Redo an existing run from stage N (1-3); earlier stages are kept.", resumable=True)
+    init: Path | None = option(None, "With --from-stage 2: stage 1 is this run's final segmenter (RUN_DIR or .pt).")
+    until_stage: int | None = option(None, "Stop after stage N (e.g. 2: an auxiliary net for an --init segmenter).",
+                                     resumable=True)
+
+    def check_staged(self) -> None:
+        for name in ("from_stage", "until_stage"):
+            value = getattr(self, name)
+            if value is not None and value not in (1, 2, 3):
+                raise ConfigError(f"--{name.replace('_', '-')} {value} is not a stage", fix="pass 1, 2 or 3")
+
+
+AUX_INPUTS = ("probs", "probs+rgb")
+STAGE3_INITS = ("fresh", "finetune")
+
+
+@dataclass
+class AuxOptions:
+    PANEL: ClassVar[str] = "--method aux"
+    METHODS: ClassVar[dict[str, str]] = {
+        "aux": "the paper's three stages: segmenter, auxiliary confidence net, gated pseudo-labels and retraining"}
+
+    aux_epochs: int = option(50, "Epochs of the auxiliary net (stage 2).", stage=2)
+    aux_lr: float = option(5e-4, "Adam learning rate of the auxiliary net.", stage=2)
+    aux_weight_decay: float | None = option(None, "Its weight decay (CamVid 5e-4, others 1e-4).", stage=2)
+    aux_input: str = option("probs", f"What the auxiliary net sees: {' or '.join(AUX_INPUTS)}.", stage=2)
+    aux_class_weight_c: float = option(1.04, "ENet class-weight c of the auxiliary loss.", stage=2)
+    t_aux: float = option(0.9, "Confidence threshold of the pseudo-labels (and the exported gate).", stage=3)
+    stage3_init: str = option("fresh", f"The stage-3 segmenter starts {' or '.join(STAGE3_INITS)} (from stage 1).", stage=3)
+
+    def check_aux(self) -> None:
+        if self.aux_input not in AUX_INPUTS:
+            raise ConfigError(f"unknown --aux-input {self.aux_input!r}", fix=f"choose one of {', '.join(AUX_INPUTS)}")
+        if self.stage3_init not in STAGE3_INITS:
+            raise ConfigError(f"unknown --stage3-init {self.stage3_init!r}", fix=f"choose one of {', '.join(STAGE3_INITS)}")
+        check_range("t_aux", self.t_aux, 0.0, 1.0, "0.9")
+        check_range("aux_epochs", self.aux_epochs, 1)
+
+
+def parse_warmup(text: str | int, iterations_per_epoch: int) -> int:
+    """--adv-warmup: iterations ("5000") or epochs ("10ep") -> iterations."""
+    t = str(text).strip().lower()
+    try:
+        if t.endswith("ep"):
+            return int(round(float(t[:-2]) * iterations_per_epoch))
+        return int(t)
+    except ValueError:
+        raise ConfigError(f"--adv-warmup {text!r} is neither iterations nor epochs",
+                          fix="e.g. --adv-warmup 5000 (iterations, the paper's) or --adv-warmup 10ep") from None
+
+
+@dataclass
+class AdversarialOptions:
+    PANEL: ClassVar[str] = "--method adversarial, dual-disc, latent"
+    METHODS: ClassVar[dict[str, str]] = {
+        "adversarial": "Hung et al.: a per-pixel discriminator judges predictions and gates self-training",
+        "dual-disc": "an image-level and a per-pixel discriminator; the second gates the pseudo-labels",
+    }
+
+    adv_warmup: str = option("5000", "adversarial, dual-disc: iterations (5000) or epochs (10ep) before the "
+                                     "semi-supervised terms start.")
+    lambda_adv: float = option(0.01, "Adversarial weight on labeled images (dual-disc: on all images).")
+    lambda_adv_unlabeled: float = option(0.001, "adversarial: adversarial weight on unlabeled images.")
+    lambda_semi: float = option(0.1, "Weight of the pseudo-label loss (latent: of L_unlabeled).")
+    t_semi: float = option(0.2, "adversarial: discriminator confidence that admits a pseudo-label pixel "
+                                "(and the exported gate).")
+    disc_lr: float = option(1e-4, "Adam learning rate of the discriminators (poly decay).")
+
+    def check_adversarial(self) -> None:
+        for name in ("lambda_adv", "lambda_semi", "lambda_adv_unlabeled"):
+            check_range(name, getattr(self, name), 0.0)
+        parse_warmup(self.adv_warmup, 1)
+        check_range("t_semi", self.t_semi, 0.0, 1.0, "0.2")
+
+
+@dataclass
+class LatentOptions:
+    PANEL: ClassVar[str] = "--method latent"
+    METHODS: ClassVar[dict[str, str]] = {
+        "latent": "Zatsarynna et al.: latent classes supervise the unlabeled images (uses lambda-adv, lambda-semi, "
+                  "disc-lr)"}
+
+    latent_classes: int = option(20, "Number of latent classes.")
+
+    def check_latent(self) -> None:
+        if not 2 <= self.latent_classes <= 255:
+            raise ConfigError(f"--latent-classes {self.latent_classes} is outside 2..255", fix="pass e.g. 20 (the paper's)")
+
+
+@dataclass
+class SelfTrainOptions:
+    PANEL: ClassVar[str] = "--method self-train"
+    METHODS: ClassVar[dict[str, str]] = {
+        "self-train": "Ke et al.: three stages of multi-task self-training with a mean teacher"}
+
+    st_lr: float = option(5e-4, "Adam learning rate of stages 2 and 3 (the paper's 3e-5 suits its pre-trained "
+                                "ResNet-101).", stage=2)
+    lambda_con: float = option(0.5, "Weight of the mean-teacher consistency loss.", stage=2)
+    lambda_pl: float = option(0.5, "Weight of the pseudo-mask head's loss.", stage=2)
+    ema_decay: float = option(0.99, "The mean teacher's EMA decay.", stage=2)
+    st_all_batch: int | None = option(None, "Images per step drawn from all training images (default: half "
+                                            "--batch-size).", stage=2)
+
+    def check_self_train(self) -> None:
+        for name in ("lambda_con", "lambda_pl"):
+            check_range(name, getattr(self, name), 0.0)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"--ema-decay {self.ema_decay} is outside [0, 1)", fix="pass e.g. 0.99")
+        if not self.st_lr > 0:
+            raise ConfigError(f"--st-lr must be > 0, got {self.st_lr}")
+        check_range("st_all_batch", self.st_all_batch, 1)
+
+
+GROUPS = (CommonOptions, StagedOptions, AuxOptions, AdversarialOptions, LatentOptions, SelfTrainOptions)
+
+
+@dataclass
+class TrainConfig(SelfTrainOptions, LatentOptions, AdversarialOptions, AuxOptions, StagedOptions, CommonOptions):
+    """Every training option: the groups above in one flat record (config.json, --config FILE)."""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.init = Path(self.init) if self.init is not None else None
+        self.crop = parse_hw(self.crop, "--crop")
+        self.scale = parse_hw(self.scale, "--scale")
+        if isinstance(self.aug_scales, str):
+            self.aug_scales = self.aug_scales.split(",")
+        if self.aug_scales is not None:
+            try:
+                self.aug_scales = tuple(float(s) for s in self.aug_scales)
+            except ValueError:
+                raise ConfigError(f"--aug-scales {self.aug_scales!r} is not a list of numbers", fix="e.g. 0.75,1,1.25") from None
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown --method {self.method!r}", fix=f"choose one of {', '.join(METHODS)}")
+        for group in GROUPS:  # each group checks its own fields
+            for name, check in vars(group).items():
+                if name.startswith("check_"):
+                    check(self)
+
+    def resolve(self, dataset_kind: str) -> "TrainConfig":
+        """Fill every ``None`` from the paper defaults of ``dataset_kind``."""
+        defaults = DATASET_DEFAULTS.get(dataset_kind, DATASET_DEFAULTS["generic"])
+        updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **updates)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out"] = str(self.out)
+        d["init"] = None if self.init is None else str(self.init)
+        for k in ("crop", "scale", "aug_scales"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+
+METHODS: dict[str, str] = {name: text for group in GROUPS for name, text in group.METHODS.items()}
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+RESUMABLE = frozenset(name for name, f in FIELDS.items() if f.metadata["resumable"])
+SPLIT_OPTIONS = frozenset(name for name, f in FIELDS.items() if f.metadata["stage"] == 0)
+
+
+def default_of(name: str) -> Any:
+    return FIELDS[name].default
+
+
+def first_stage_of(name: str) -> int:
+    return FIELDS[name].metadata["stage"]
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON file of TrainConfig fields (dashes or underscores)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file ({e.strerror})", path=p, fix="check the --config path") from None
+    try:
+        if p.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text)
+    except Exception as e:  # noqa: BLE001 - parser errors differ between json and yaml
+        raise ConfigError(f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} ({e})".splitlines()[0],
+                          path=p, fix="fix the syntax") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("must hold a mapping of option names to values", path=p)
+    out = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            raise ConfigError(f"unknown option {key!r}", path=p, fix=f"known options: {', '.join(sorted(FIELDS))}")
+        out[name] = value
+    return out
+
+
+def build_train_config(flags: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
+    """Merge a config file and the flags the user actually gave (``None`` = not given)."""
+    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except TypeError as e:
+        raise ConfigError(f"bad configuration: {e}") from None

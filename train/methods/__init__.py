@@ -1,0 +1,1 @@
+"""Training methods, one file each; each registers itself by name (train/registry.py)."""
