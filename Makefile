@@ -33,7 +33,9 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/ssseg demo
 
+# ruff is pinned by the test extra (pyproject.toml) and reads its settings there.
 test: install-test cpp
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 	ctest --test-dir $(BUILD) --output-on-failure
 

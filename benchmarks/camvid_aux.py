@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ssseg.config import hw_str, parse_hw
     from ssseg.train.config import TrainConfig
-    from ssseg.train.evaluate import run_eval, run_gate_eval
     from ssseg.train.engine import train
+    from ssseg.train.evaluate import run_eval, run_gate_eval
 
     kind = args.data.split(":")[0]
     run = args.runs / f"{kind}_aux_f{args.fraction:g}_{hw_str(parse_hw(args.scale)) if args.scale else 'native'}"
@@ -83,27 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     info = result["machine"]
-    md = [f"# --method aux on {kind}: {result['labeled_images']} labeled + {result['unlabeled_images']} unlabeled images\n",
+    md = [f"# --method aux on {kind}: {result['labeled_images']} labeled + "
+          f"{result['unlabeled_images']} unlabeled images\n",
           f"Machine: {info['cpu']} ({info['cores']} cores, {info['torch_threads']} torch threads), GPU: {info['gpu']}, "
           f"torch {info['torch']}, commit {info['git_commit']}.\n",
           f"Command: `python benchmarks/camvid_aux.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n",
           f"Settings: {json.dumps(result['settings'])}\n",
           "| model | val mIoU | val pixel acc | training time |", "| --- | --- | --- | --- |",
-          f"| stage 1: labeled only | {pct(base['miou'])} | {pct(base['pixel_acc'])} | {result['seconds']['stage1'] / 60:.1f} min |",
-          f"| stage 3: + pseudo-labels (T_aux {resolved.t_aux:g}, {pct(manifest['kept_share'])}% of their pixels kept) | "
+          f"| stage 1: labeled only | {pct(base['miou'])} | {pct(base['pixel_acc'])} | "
+          f"{result['seconds']['stage1'] / 60:.1f} min |",
+          f"| stage 3: + pseudo-labels (T_aux {resolved.t_aux:g}, "
+          f"{pct(manifest['kept_share'])}% of their pixels kept) | "
           f"{pct(semi['miou'])} | {pct(semi['pixel_acc'])} | {result['seconds']['stage3_training'] / 60:.1f} min |",
-          f"\nStage 2 (auxiliary net): {result['seconds']['stage2'] / 60:.1f} min. Gain: {100 * result['gain_miou']:+.1f} mIoU.\n",
-          f"Confidence gate of the stage-1 segmenter on val (Table 3): AUROC {gate['auroc']:.3f}, ECE {pct(gate['ece'])}%\n",
+          f"\nStage 2 (auxiliary net): {result['seconds']['stage2'] / 60:.1f} min. "
+          f"Gain: {100 * result['gain_miou']:+.1f} mIoU.\n",
+          f"Confidence gate of the stage-1 segmenter on val (Table 3): AUROC {gate['auroc']:.3f}, "
+          f"ECE {pct(gate['ece'])}%\n",
           "| T_aux | kept-pixel mIoU | class semi ratio | selected pixels |", "| --- | --- | --- | --- |"]
     md += [f"| {g['threshold']:g} | {pct(g['kept_miou'])} | {pct(g['class_semi_ratio'])} | {pct(g['selected_share'])} |"
            for g in gate["gates"]]
     names = list(base["per_class_iou"])
     md += ["", "Per class at each threshold, IoU / semi ratio (Table 4):", "",
            "| T_aux | " + " | ".join(names) + " |", "| --- " * (len(names) + 1) + "|"]
-    md += [f"| {g['threshold']:g} | " + " | ".join(f"{pct(g['per_class'][n]['iou'])} / {pct(g['per_class'][n]['semi_ratio'])}"
-                                                   for n in names) + " |" for g in gate["gates"]]
+    md += [f"| {g['threshold']:g} | "
+           + " | ".join(f"{pct(g['per_class'][n]['iou'])} / {pct(g['per_class'][n]['semi_ratio'])}" for n in names)
+           + " |" for g in gate["gates"]]
     md += ["", f"The same auxiliary net gating the stage-3 segmenter: AUROC {gate_final['auroc']:.3f}; "
-           + ", ".join(f"T {g['threshold']:g}: {pct(g['kept_miou'])} on {pct(g['selected_share'])}%" for g in gate_final["gates"]),
+           + ", ".join(f"T {g['threshold']:g}: {pct(g['kept_miou'])} on {pct(g['selected_share'])}%"
+                       for g in gate_final["gates"]),
            "", "Per-class val IoU:", "", "| model | " + " | ".join(names) + " |", "| --- " * (len(names) + 1) + "|",
            "| stage 1 | " + " | ".join(pct(v) for v in base["per_class_iou"].values()) + " |",
            "| stage 3 | " + " | ".join(pct(v) for v in semi["per_class_iou"].values()) + " |"]

@@ -83,11 +83,14 @@ def main() -> None:
             "machine": machine(), "command": " ".join(sys.argv), "model": str(args.model), "frames": len(frames),
             "threshold": threshold, "seconds": wall, "fps": summary["run"]["fps"],
             "coverage": kept / pixels, "kept_accuracy": right / kept, "ungated_accuracy": right_ungated / pixels,
-            "next_to_label": [f"{frames[n['index']].name} ({100 * n['coverage']:.1f}%)" for n in summary["next_to_label"][:5]],
+            "next_to_label": [f"{frames[n['index']].name} ({100 * n['coverage']:.1f}%)"
+                              for n in summary["next_to_label"][:5]],
             "image": str(args.image), "image_frame": frames[args.frame].name, "per_frame": per_frame,
         }
-    md = (f"# `ssseg label` on CamVid val footage\n\n{result['machine']['cpu']}, commit {result['machine']['git_commit']}.\n\n"
-          f"{len(frames)} frames (360x480) as an H.264 clip, model `{args.model}`, threshold {threshold}, ORT on the CPU: "
+    md = (f"# `ssseg label` on CamVid val footage\n\n{result['machine']['cpu']}, "
+          f"commit {result['machine']['git_commit']}.\n\n"
+          f"{len(frames)} frames (360x480) as an H.264 clip, model `{args.model}`, threshold {threshold}, "
+          f"ORT on the CPU: "
           f"{result['fps']:.1f} frames/s, {wall:.0f} s with start-up.\n\n"
           f"| | value |\n|---|---|\n| annotated pixels kept by the gate | {100 * result['coverage']:.1f}% |\n"
           f"| kept pixels that match the annotation | {100 * result['kept_accuracy']:.1f}% |\n"

@@ -61,7 +61,8 @@ def main() -> None:
     s3 = json.loads((args.aux_run / "stage3" / "done.json").read_text())
     rows.append({"method": "supervised", "val_miou": s1["best_miou"], "minutes": s1["seconds"] / 60, "gate": None,
                  "run": str(args.aux_run / "stage1")})
-    aux_minutes = sum(json.loads((args.aux_run / s / "done.json").read_text())["seconds"] for s in ("stage1", "stage2", "stage3")) / 60
+    aux_minutes = sum(json.loads((args.aux_run / s / "done.json").read_text())["seconds"]
+                      for s in ("stage1", "stage2", "stage3")) / 60
     rows.append({"method": "aux", "val_miou": s3["best_miou"], "minutes": aux_minutes,
                  "gate": gate_row(args.aux_run, RunDir(args.aux_run).gate_threshold), "run": str(args.aux_run)})
     for method in args.methods.split(","):
@@ -73,14 +74,17 @@ def main() -> None:
             exists = (run / "config.json").is_file()
             cfg = TrainConfig(data=args.data, method=method, labeled_fraction=aux_cfg["labeled_fraction"], out=run,
                               epochs=args.epochs, scale=args.scale, batch_size=aux_cfg["batch_size"], lr=aux_cfg["lr"],
-                              weight_decay=aux_cfg["weight_decay"], seed=aux_cfg["seed"], eval_every=aux_cfg["eval_every"],
-                              workers=aux_cfg["workers"], device="auto", adv_warmup=args.adv_warmup, resume=exists,
-                              **({"from_stage": 2, "init": args.aux_run / "stage1" / "best.pt"} if staged and not exists else {}))
+                              weight_decay=aux_cfg["weight_decay"], seed=aux_cfg["seed"],
+                              eval_every=aux_cfg["eval_every"], workers=aux_cfg["workers"], device="auto",
+                              adv_warmup=args.adv_warmup, resume=exists,
+                              **({"from_stage": 2, "init": args.aux_run / "stage1" / "best.pt"}
+                                 if staged and not exists else {}))
             train(cfg, log=lambda m: print(m, flush=True))
         done = json.loads(final.read_text())
         seconds = done["seconds"]
         if staged:  # stage 1 is the aux run's (see above), then stages 2 and 3
-            seconds = s1["seconds"] + sum(json.loads((run / s / "done.json").read_text())["seconds"] for s in ("stage2", "stage3"))
+            seconds = s1["seconds"] + sum(json.loads((run / s / "done.json").read_text())["seconds"]
+                                          for s in ("stage2", "stage3"))
         gated = RunDir(run).gater() is not None
         rows.append({"method": method, "val_miou": done["best_miou"], "minutes": seconds / 60,
                      "gate": gate_row(run, RunDir(run).gate_threshold) if gated else None, "run": str(run),
@@ -89,20 +93,22 @@ def main() -> None:
 
     result = {"machine": machine(), "command": " ".join(sys.argv), "settings": {
         "labeled_fraction": aux_cfg["labeled_fraction"], "scale": args.scale, "epochs": args.epochs,
-        "batch_size": aux_cfg["batch_size"], "lr": aux_cfg["lr"], "seed": aux_cfg["seed"], "adv_warmup": args.adv_warmup},
+        "batch_size": aux_cfg["batch_size"], "lr": aux_cfg["lr"], "seed": aux_cfg["seed"],
+        "adv_warmup": args.adv_warmup},
         "rows": rows}
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     lines = ["# Semi-supervised methods on CamVid, half the training set labeled\n",
-             f"{result['machine']['cpu']}, torch {result['machine']['torch']}, commit {result['machine']['git_commit']}; "
-             f"settings {json.dumps(result['settings'])}.\n",
-             "| method | val mIoU (final segmenter) | gater threshold | kept-pixel mIoU | class semi ratio | selected pixels | AUROC | training time |",
+             f"{result['machine']['cpu']}, torch {result['machine']['torch']}, "
+             f"commit {result['machine']['git_commit']}; settings {json.dumps(result['settings'])}.\n",
+             "| method | val mIoU (final segmenter) | gater threshold | kept-pixel mIoU | class semi ratio "
+             "| selected pixels | AUROC | training time |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         g = r["gate"]
         auroc = "-" if g is None or g["auroc"] is None else f"{g['auroc']:.3f}"
         gate = ("| - | - | - | - | -" if g is None else
-                f"| {g['threshold']:g} | {pct(g['kept_miou'])} | {pct(g['class_semi_ratio'])} | {pct(g['selected_share'])} | "
-                f"{auroc}")
+                f"| {g['threshold']:g} | {pct(g['kept_miou'])} | {pct(g['class_semi_ratio'])} | "
+                f"{pct(g['selected_share'])} | {auroc}")
         lines.append(f"| {r['method']} | {pct(r['val_miou'])} {gate} | {r['minutes']:.1f} min |")
     js, md = write_results(args.out, result, "\n".join(lines) + "\n")
     print("\n".join(lines))

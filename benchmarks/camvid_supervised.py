@@ -36,14 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from ssseg.config import hw_str, parse_hw
-    from ssseg.train.config import TrainConfig
     from ssseg.io import read_jsonl
-    from ssseg.train.evaluate import run_eval
+    from ssseg.train.config import TrainConfig
     from ssseg.train.engine import train
+    from ssseg.train.evaluate import run_eval
 
     rows = []
     for fraction in (float(f) for f in args.fractions.split(",")):
-        run = args.runs / f"{args.data.split(':')[0]}_f{fraction:g}_{hw_str(parse_hw(args.scale)) if args.scale else 'native'}"
+        run = args.runs / (f"{args.data.split(':')[0]}_f{fraction:g}_"
+                           f"{hw_str(parse_hw(args.scale)) if args.scale else 'native'}")
         cfg = TrainConfig(data=args.data, labeled_fraction=fraction, out=run, epochs=args.epochs, scale=args.scale,
                           batch_size=args.batch_size, eval_every=args.eval_every, workers=args.workers,
                           device=args.device, seed=args.seed, resume=(run / "config.json").exists())
@@ -74,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
           "| labeled | images | epochs | scale | batch | s/epoch | img/s | val mIoU | val pixel acc |",
           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        md.append(f"| {r['labeled_fraction']:g} | {r['labeled_images']} | {r['epochs']} | {r['scale']} | {r['batch_size']} | "
+        md.append(f"| {r['labeled_fraction']:g} | {r['labeled_images']} | {r['epochs']} | {r['scale']} | "
+                  f"{r['batch_size']} | "
                   f"{r['seconds_per_epoch_median']:.1f} | {r['train_images_per_s_median']:.1f} | "
                   f"{100 * r['val_miou']:.1f} | {100 * r['val_pixel_acc']:.1f} |")
     names = list(rows[0]["val_per_class_iou"]) if rows else []
-    md += ["", "Per-class val IoU (%):", "", "| labeled | " + " | ".join(names) + " |", "| --- " * (len(names) + 1) + "|"]
+    md += ["", "Per-class val IoU (%):", "", "| labeled | " + " | ".join(names) + " |",
+           "| --- " * (len(names) + 1) + "|"]
     for r in rows:
         md.append(f"| {r['labeled_fraction']:g} | " + " | ".join(
             "-" if v is None else f"{100 * v:.1f}" for v in r["val_per_class_iou"].values()) + " |")

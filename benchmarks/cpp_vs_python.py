@@ -103,8 +103,9 @@ def main() -> None:
              f"{m['cpu']} ({m['cores']} cores), commit {m['git_commit']}; {args.clip_frames} CamVid val frames as an "
              f"H.264 clip at 360x480, model `{args.model}` (360x480, batch 1), png + confidence maps.\n",
              f"End to end: mean of {args.repeats} interleaved runs (each run's FPS in the JSON).\n",
-             "| runtime | backend | end to end FPS (pipeline) | end to end FPS (process, with start-up) | bare labeler FPS "
-             "| labels identical to Python | confidence within 1/255 |", "|---|---|---|---|---|---|---|"]
+             "| runtime | backend | end to end FPS (pipeline) | end to end FPS (process, with start-up) "
+             "| bare labeler FPS | labels identical to Python | confidence within 1/255 |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         agree = (f"{100 * r['labels_identical']:.4f}% | {100 * r['confidence_within_1']:.4f}%"
                  if "labels_identical" in r else "- | -")

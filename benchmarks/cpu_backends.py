@@ -99,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
                                       warmup=args.warmup, compare=True), say=print)
         profile = ort_profile(model / "labeler.onnx", hw, args.profile_runs)
         gflops = bench["model"]["stats"]["labeler"]["gflops"]
-        ort_labeler = next(r for r in bench["results"] if r["backend"] == "ort" and r["stage"] == "labeler" and r["batch"] == 1)
-        torch_labeler = next(r for r in bench["results"] if r["backend"] == "torch" and r["stage"] == "labeler" and r["batch"] == 1)
+        ort_labeler = next(r for r in bench["results"]
+                           if r["backend"] == "ort" and r["stage"] == "labeler" and r["batch"] == 1)
+        torch_labeler = next(r for r in bench["results"]
+                             if r["backend"] == "torch" and r["stage"] == "labeler" and r["batch"] == 1)
         per_size[name] = {"bench": bench, "ort_profile": profile,
-                          "labeler_gflop_per_s": {"ort": gflops * ort_labeler["fps"], "torch": gflops * torch_labeler["fps"]}}
+                          "labeler_gflop_per_s": {"ort": gflops * ort_labeler["fps"],
+                                                  "torch": gflops * torch_labeler["fps"]}}
         print(name, json.dumps(profile["latency_ms"]), "top ops", list(profile["op_time_share"].items())[:4])
 
     m = machine()
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# CPU: ONNX Runtime vs PyTorch eager FP32", "",
              f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, onnxruntime "
              f"{per_size[next(iter(per_size))]['bench']['system']['versions'].get('onnxruntime')}; run `{args.run}`; "
-             f"batch {args.batch}, {args.warmup} warm-up + {args.iters} timed calls; labeler+host from 1080x1920 frames.", "",
+             f"batch {args.batch}, {args.warmup} warm-up + {args.iters} timed calls; "
+             f"labeler+host from 1080x1920 frames.", "",
              "| input | stage | ORT FPS | torch FPS | ORT / torch |", "|---|---|---|---|---|"]
     for name, d in per_size.items():
         rows = d["bench"]["results"]
@@ -127,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         rate = d["labeler_gflop_per_s"]
         lines.append(f"- {name}: {sweep}. Ops: {ops}. Labeler {d['bench']['model']['stats']['labeler']['gflops']:.1f} "
                      f"GFLOPs/frame: ORT {rate['ort']:.0f} GFLOP/s, torch {rate['torch']:.0f} GFLOP/s.")
-    lines += [f"- For scale: a 4096x4096 FP32 matrix product runs at {peak:.0f} GFLOP/s on this machine (torch, same threads).", ""]
+    lines += [f"- For scale: a 4096x4096 FP32 matrix product runs at {peak:.0f} GFLOP/s on this machine "
+              f"(torch, same threads).", ""]
     js, md = write_results(args.out, {"machine": m, "sgemm_gflop_per_s": peak, "sizes": per_size}, "\n".join(lines))
     print(f"wrote {js} and {md}")
     return 0

@@ -76,7 +76,8 @@ def throughput(args, clip: Path, work: Path) -> dict:
     hw = backend.spec.input_hw
     batch = args.batch or backend.spec.batch_range[1]
     with av.open(str(clip)) as c:
-        frames = [resize_rgb(f.to_ndarray(format="rgb24"), hw) for _, f in zip(range(args.bare_frames), c.decode(video=0))]
+        frames = [resize_rgb(f.to_ndarray(format="rgb24"), hw)
+                  for _, f in zip(range(args.bare_frames), c.decode(video=0))]
     before = bare_fps(backend, frames, batch)
     out = work / "labels"
     t0 = time.perf_counter()
@@ -142,7 +143,8 @@ def markdown(result: dict) -> str:
     t = result.get("throughput")
     if t:
         w = t["where_time_goes_ms_per_frame"]
-        lines += [f"## End to end vs bare labeler (ORT CPU, {t['input']}, batch {t['batch']}, {t['threads']} threads)\n",
+        lines += [f"## End to end vs bare labeler (ORT CPU, {t['input']}, batch {t['batch']}, "
+                  f"{t['threads']} threads)\n",
                   f"Clip: {t['frames']} CamVid val frames (360x480, H.264 at {RATE} frames/s), png format, "
                   f"{t['writers']} writer threads.\n",
                   "| bare labeler FPS (before / after) | `ssseg label` FPS (decode to PNG on disk) | ratio |",

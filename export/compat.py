@@ -14,16 +14,19 @@ TRT86_MAX_OPSET = 17
 
 ALLOWED_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape",
-    "Conv", "ConvTranspose", "Div", "Exp", "Flatten", "Gather", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
-    "LeakyRelu", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
-    "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "Conv", "ConvTranspose", "Div", "Exp", "Flatten", "Gather", "GlobalAveragePool", "HardSigmoid", "HardSwish",
+    "Identity", "LeakyRelu", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean", "ReduceSum",
+    "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose",
+    "Unsqueeze",
 })
-RESIZE_COORDINATES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"})
+RESIZE_COORDINATES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric",
+                                "align_corners"})
 RESIZE_MODES = frozenset({"nearest", "linear"})
 RESIZE_NEAREST = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
 FLOATS = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16})
 # Inputs that onnx-tensorrt 8.6 needs as initializers / constants (op -> input index).
-CONSTANT_INPUTS = {"Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "Conv": (1,), "ConvTranspose": (1,)}
+CONSTANT_INPUTS = {"Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "Conv": (1,),
+                   "ConvTranspose": (1,)}
 
 
 def _attrs(node: onnx.NodeProto) -> dict:

@@ -97,7 +97,8 @@ class Job:
             from ssseg.export.tensorrt import split_frames
 
             _, check, held_out = split_frames(self.frame_paths, self.cfg.calib_images, n)
-            return np.stack([load_frame(p, self.hw) for p in check]), f"{len(check)} frames of {self.cfg.calib_data}", held_out
+            return (np.stack([load_frame(p, self.hw) for p in check]), f"{len(check)} frames of {self.cfg.calib_data}",
+                    held_out)
         from ssseg.data.synthetic import render_scene
 
         frames = [render_scene(1234, "val", i, self.hw)[0] for i in range(n)]
@@ -127,7 +128,8 @@ def export_onnx_graphs(job: Job) -> list[Path]:
             if name == "labeler" and "aux" not in mods:
                 outputs = ["labels"]
         t0 = time.perf_counter()
-        path = export_onnx(module, args, job.staging / f"{name}.onnx", inputs, outputs, cfg.opset, dynamic, cfg.simplify)
+        path = export_onnx(module, args, job.staging / f"{name}.onnx", inputs, outputs, cfg.opset, dynamic,
+                           cfg.simplify)
         ins, outs = tensor_specs(path)
         job.graphs[name] = {"file": path.name, "sha256": sha256_file(path), "inputs": ins, "outputs": outs}
         job.say(f"  {path.name:<15} {path.stat().st_size / 1e6:5.1f} MB  inputs {_io(ins)} -> {_io(outs)}  "
@@ -161,8 +163,15 @@ def verify_onnx(job: Job, mods: dict[str, torch.nn.Module]) -> None:
 
 
 def build_trt_engines(job: Job) -> list[Path]:
-    from ssseg.export.tensorrt import (CalibrationSource, build_engine, calibration_key, engine_file, make_calibrator,
-                                       split_frames, trtexec_command)
+    from ssseg.export.tensorrt import (
+        CalibrationSource,
+        build_engine,
+        calibration_key,
+        engine_file,
+        make_calibrator,
+        split_frames,
+        trtexec_command,
+    )
     from ssseg.runtime.ort import ort_session
     from ssseg.runtime.trt import TrtRunner, precision_advice
 
@@ -189,7 +198,8 @@ def build_trt_engines(job: Job) -> list[Path]:
                 calib_source = CalibrationSource(calib_paths, job.hw, opt, cache, key, job.upload)
                 calibrator = make_calibrator(trt, calib_source)
                 calibration = {"algorithm": "entropy2", "frames": len(calib_paths) // opt * opt, "batch": opt,
-                               "source": str(cfg.calib_data), "cache": cache.name, "reused_cache": calib_source.read_cache() is not None}
+                               "source": str(cfg.calib_data), "cache": cache.name,
+                               "reused_cache": calib_source.read_cache() is not None}
             t0 = time.perf_counter()
             plan = build_engine(trt, api, onnx_path, precision, job.hw, cfg.batch_range, cfg.workspace_mb, timing_cache,
                                 calibrator)
@@ -203,9 +213,11 @@ def build_trt_engines(job: Job) -> list[Path]:
                 raise ExportError(f"the FP32 engine {name} disagrees with ONNX Runtime on "
                                   f"{100 - 100 * check['argmax_agreement']:.2f}% of pixels", path=job.out,
                                   fix="nothing was replaced; report this with the TensorRT version")
-            flags = f" --input-size {hw_str(job.hw)}" + (f" --dynamic-batch {lo}:{opt}:{hi}" if lo != hi else f" --batch {lo}")
+            flags = f" --input-size {hw_str(job.hw)}" + (f" --dynamic-batch {lo}:{opt}:{hi}" if lo != hi
+                                                         else f" --batch {lo}")
             trtexec = trtexec_command(job.graphs[graph]["file"], name, precision, job.hw, cfg.batch_range,
-                                      cfg.workspace_mb, timing_cache.name, f"{graph}.int8.calib" if calibration else None)
+                                      cfg.workspace_mb, timing_cache.name,
+                                      f"{graph}.int8.calib" if calibration else None)
             job.say(f"    same build with trtexec, in {job.out}: {trtexec}")
             job.engines.append({
                 "file": name, "graph": graph, "precision": precision, "sha256": sha256_file(path),
@@ -306,7 +318,8 @@ def _prepare_trt(job: Job) -> None:
     for precision in cfg.precision:
         job.trt_api.builder_flags(precision)
     if any(p in ("int8", "best") for p in cfg.precision) and not job.frame_paths:
-        raise ExportError("INT8 calibration needs real frames", fix="pass --calib-data FOLDER (frames like your footage)")
+        raise ExportError("INT8 calibration needs real frames",
+                          fix="pass --calib-data FOLDER (frames like your footage)")
     job.gpu = gpu_info(job.cuda)
     buffers: list = []
 
@@ -344,11 +357,13 @@ def describe(job: Job) -> dict:
              "ignore_value": IGNORE_VALUE,
              "aux_input": "probs+rgb" if src.aux_ckpt["model"]["kwargs"].get("with_rgb") else "probs"}
             if src.aux_path is not None else
-            {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE, "reason": src.no_aux_reason})
+            {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE,
+             "reason": src.no_aux_reason})
     source = {
         "run": str(cfg.run.resolve()),
         "segmenter": {"path": str(src.segmenter_path.resolve()), "sha256": sha256_file(src.segmenter_path),
-                      "stage": seg_ckpt.get("stage"), "epoch": seg_ckpt.get("epoch"), "val_miou": seg_ckpt.get("best_miou")},
+                      "stage": seg_ckpt.get("stage"), "epoch": seg_ckpt.get("epoch"),
+                      "val_miou": seg_ckpt.get("best_miou")},
         "aux": None,
     }
     if aux_ckpt is not None:

@@ -26,7 +26,7 @@ class Sources:
 
     @property
     def method(self) -> str:
-        return self.config.get("method", "supervised")
+        return RunDir(self.run).method
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -37,7 +37,8 @@ class Sources:
 def resolve_sources(run: Path, segmenter: Path | None = None) -> Sources:
     rundir = RunDir(run)
     if not rundir.exists():
-        raise ExportError("not a run directory (no config.json)", path=rundir.root, fix="pass the --out directory of ssseg train")
+        raise ExportError("not a run directory (no config.json)", path=rundir.root,
+                          fix="pass the --out directory of ssseg train")
     config = rundir.config
     seg_path = Path(segmenter) if segmenter is not None else rundir.final_segmenter(ExportError)
     seg_ckpt = load_checkpoint(seg_path)

@@ -76,7 +76,8 @@ class CalibrationSource:
         if len(frames) < batch:
             raise ExportError(f"INT8 calibration needs at least {batch} frames (one batch), got {len(frames)}",
                               fix="pass more frames with --calib-data or lower the batch")
-        self.frames, self.hw, self.batch, self.cache, self.key, self.upload = frames, hw, batch, Path(cache), key, upload
+        self.frames, self.hw, self.batch, self.cache, self.key, self.upload = (
+            frames, hw, batch, Path(cache), key, upload)
         self.used = 0
         self._batches: Iterator[np.ndarray] = batches((load_frame(p, hw) for p in frames), batch)
 

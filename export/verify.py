@@ -78,7 +78,8 @@ def format_table(stats: dict[str, dict[str, float]]) -> list[str]:
     for graph, metrics in stats.items():
         for key, value in metrics.items():
             if key.endswith("agreement"):
-                lines.append(f"  {graph:<10} {key:<26} {100 * value:>11.4f}%  >= {100 * TOLERANCES['min_argmax_agreement']:.1f}%")
+                lines.append(f"  {graph:<10} {key:<26} {100 * value:>11.4f}%  "
+                             f">= {100 * TOLERANCES['min_argmax_agreement']:.1f}%")
             else:
                 lines.append(f"  {graph:<10} {key:<26} {value:>12.2e}  <= {TOLERANCES[key]:.0e}")
     return lines

@@ -17,8 +17,15 @@ from typing import Callable
 import numpy as np
 
 from ssseg.errors import LabelError
-from ssseg.label.decode import (DEFAULT_IMAGE_RATE, DecodeError, Sampler, frame_rate, image_frames, open_container,
-                                video_frames)
+from ssseg.label.decode import (
+    DEFAULT_IMAGE_RATE,
+    DecodeError,
+    Sampler,
+    frame_rate,
+    image_frames,
+    open_container,
+    video_frames,
+)
 from ssseg.label.inputs import frame_names
 from ssseg.label.layouts import Layout, confidence_u8
 from ssseg.label.overlay import OverlayWriter
@@ -319,8 +326,8 @@ class Progress:
         self.bar = None
         self.tasks: dict[str, int] = {}
         if live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn,
-                                       TimeRemainingColumn, TextColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
             from rich.text import Text
 
             class Speed(ProgressColumn):

@@ -227,7 +227,8 @@ def pick_engines(spec: ModelSpec, precision: str | None) -> dict[str, dict]:
     if "labeler" not in found:
         have = ", ".join(sorted({e["precision"] for e in labelers}))
         raise ModelError(f"no {precision} labeler engine (have: {have})", path=spec.root,
-                         fix=f"pick one of those, or add it: {labelers[0]['rebuild'].rsplit('--precision', 1)[0]}--precision {precision}")
+                         fix=f"pick one of those, or add it: {labelers[0]['rebuild'].rsplit('--precision', 1)[0]}"
+                             f"--precision {precision}")
     return found
 
 
@@ -236,8 +237,10 @@ def choose_provider(requested: str | None, available: list[str]) -> str:
         full = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
                 "tensorrt": "TensorrtExecutionProvider"}.get(requested.lower(), requested)
         if full not in available:
-            package = "onnxruntime" if full == "CPUExecutionProvider" else "onnxruntime-gpu (with CUDA/cuDNN, and TensorRT for its EP)"
-            raise NotAvailableError(f"ONNX Runtime provider {full} is not available here (have: {', '.join(available)})",
+            package = ("onnxruntime" if full == "CPUExecutionProvider"
+                       else "onnxruntime-gpu (with CUDA/cuDNN, and TensorRT for its EP)")
+            raise NotAvailableError(f"ONNX Runtime provider {full} is not available here "
+                                    f"(have: {', '.join(available)})",
                                     fix=f"install {package}, or drop --provider")
         return full
     return next((p for p in (*ORT_GPU_PROVIDERS, "CPUExecutionProvider") if p in available), available[0])
@@ -283,7 +286,8 @@ def plugin_backend(name: str) -> type[Backend]:
 
 
 def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str | None = None,
-                 run: Path | None = None, say: Callable[[str], None] | None = None, threads: int | None = None) -> Backend:
+                 run: Path | None = None, say: Callable[[str], None] | None = None,
+                 threads: int | None = None) -> Backend:
     """``name`` is trt, ort, torch or auto (trt when TensorRT, pycuda and an engine for this machine are
     there, then ONNX Runtime on a GPU provider, then on the CPU). ``variant``: trt precision, ort provider,
     torch mode (fp16, channels_last, compile, cudagraphs joined by '+')."""

@@ -93,7 +93,8 @@ def model_stats(spec: ModelSpec) -> dict:
     for graph in ("segmenter", "labeler"):
         stats = graph_stats(spec.graph(graph, check_hash=False))
         if stats:
-            out[graph] = {"params": stats["params"], "gflops": None if stats["macs"] is None else 2 * stats["macs"] / 1e9,
+            out[graph] = {"params": stats["params"],
+                          "gflops": None if stats["macs"] is None else 2 * stats["macs"] / 1e9,
                           "gmacs": None if stats["macs"] is None else stats["macs"] / 1e9}
     return out
 
@@ -104,11 +105,13 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
     backends = list(cfg.backends)
     if cfg.input_size and cfg.input_size != hw and any(not b.startswith("torch") for b in backends):
         raise ConfigError(f"--input-size {hw_str(cfg.input_size)}: this model's graphs are static at {hw_str(hw)}",
-                          path=spec.root, fix=f"re-export with --input-size {hw_str(cfg.input_size)}, or drop --input-size")
+                          path=spec.root,
+                          fix=f"re-export with --input-size {hw_str(cfg.input_size)}, or drop --input-size")
     lo, _, hi = spec.batch_range
     if max(cfg.batch) > hi:
         raise ConfigError(f"--batch {max(cfg.batch)} is above this model's maximum batch {hi}", path=spec.root,
-                          fix=f"re-export with --dynamic-batch {lo}:{min(cfg.batch)}:{max(cfg.batch)}, or lower --batch")
+                          fix=f"re-export with --dynamic-batch {lo}:{min(cfg.batch)}:{max(cfg.batch)}, "
+                              f"or lower --batch")
     if cfg.compare and not any(b in ("torch", "torch:") for b in backends):
         backends.append("torch")
         say("--compare: added torch (eager FP32) as the baseline")
@@ -197,5 +200,6 @@ def summary_lines(result: dict) -> list[str]:
     if result["compare"]:
         lines.append("speed vs torch eager FP32 (same run):")
         for c in result["compare"]:
-            lines.append(f"  {c['backend']:<16} {c['stage']:<13} batch {c['batch']:<3} x{c['speedup_vs_torch_eager_fp32']:.2f}")
+            lines.append(f"  {c['backend']:<16} {c['stage']:<13} batch {c['batch']:<3} "
+                         f"x{c['speedup_vs_torch_eager_fp32']:.2f}")
     return lines

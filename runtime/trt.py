@@ -108,7 +108,8 @@ def check_engine(entry: dict, trt_version: str, gpu: dict, model_dir: Path) -> N
     built = parse_version(entry["tensorrt"])[:3]
     here = parse_version(trt_version)[:3]
     if built != here:
-        raise ModelError(f"engine was built with TensorRT {entry['tensorrt']}, this machine has {trt_version}", path=where,
+        raise ModelError(f"engine was built with TensorRT {entry['tensorrt']}, this machine has {trt_version}",
+                         path=where,
                          fix=f"rebuild it here: {entry['rebuild']}")
     if entry["gpu"].get("compute_capability") != gpu.get("compute_capability"):
         raise ModelError(f"engine was built for {entry['gpu'].get('name')} (compute capability "
@@ -159,7 +160,8 @@ class TrtRunner:
             dtype = self.trt.nptype(self.engine.get_tensor_dtype(name))
             results[name] = self._buffer(name, shape, dtype)
         if not self.context.execute_async_v3(self.stream.handle):
-            raise ModelError("TensorRT failed to run the engine", fix="check the input shape against model.json's batch range")
+            raise ModelError("TensorRT failed to run the engine",
+                             fix="check the input shape against model.json's batch range")
         for name, (_, host, device) in results.items():
             self.cuda.memcpy_dtoh_async(host, device, self.stream)
         self.stream.synchronize()

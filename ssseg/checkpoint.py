@@ -43,13 +43,15 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, classes:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError("checkpoint not found", path=path, fix="pass a run directory or a .pt file written by ssseg train")
+        raise CheckpointError("checkpoint not found", path=path,
+                              fix="pass a run directory or a .pt file written by ssseg train")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncation and foreign pickles raise many types
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint ({reason})", path=path,
-                              fix="it is truncated or not a ssseg checkpoint; use last.pt/best.pt of a finished epoch") from None
+                              fix="it is truncated or not a ssseg checkpoint; "
+                                  "use last.pt/best.pt of a finished epoch") from None
     check_format(ckpt, FORMAT, FORMAT_VERSION, what="an ssseg checkpoint", path=path, error=CheckpointError,
                  foreign_fix="pass a checkpoint written by ssseg train", version_fix="use ssseg {written} or retrain")
     return ckpt

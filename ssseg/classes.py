@@ -35,7 +35,8 @@ class ClassSet:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassSet":
-        return cls(str(d["name"]), tuple(str(n) for n in d["names"]), tuple(tuple(int(v) for v in c) for c in d["colors"]))
+        return cls(str(d["name"]), tuple(str(n) for n in d["names"]),
+                   tuple(tuple(int(v) for v in c) for c in d["colors"]))
 
     def identity_lut(self) -> np.ndarray:
         """Raw value -> train id for label maps that already hold train ids (0..C-1, 255 ignore)."""

@@ -16,7 +16,8 @@ import typer
 from ssseg.errors import SsegError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Semi-supervised real-time road-scene segmentation: train, evaluate, export, benchmark, auto-label.")
+                  help="Semi-supervised real-time road-scene segmentation: train, evaluate, export, benchmark, "
+                       "auto-label.")
 data_app = typer.Typer(no_args_is_help=True, help="Validate datasets and write the synthetic one.")
 app.add_typer(data_app, name="data")
 
@@ -43,11 +44,14 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
             else:
                 decls, shown = (flag,), f.default
             if f.default is None:
-                paper = {k: v[f.name] for k, v in DATASET_DEFAULTS.items() if f.name in v}
-                shown = f"{PAPER_DEFAULT}: " + ", ".join(f"{k} {_text(v)}" for k, v in paper.items()) if paper else False
-            cli_type = kind if kind in (bool, int, float, str, Path) else str  # sizes and lists are parsed by the config
-            option = typer.Option(None, *decls, help=f.metadata["help"], rich_help_panel=group.PANEL,
-                                  show_default=_text(shown) if shown is not False else False)
+                paper = [f"{k} {_text(v[f.name]) if f.name in v else 'none'}" for k, v in DATASET_DEFAULTS.items()]
+                shown = f"{PAPER_DEFAULT} ({', '.join(paper)})" if any(f.name in v for v in DATASET_DEFAULTS.values()) \
+                    else None
+            # sizes and lists are parsed by the config
+            cli_type = kind if kind in (bool, int, float, str, Path) else str
+            # the backslash keeps rich from reading the brackets as markup
+            text = f.metadata["help"] + ("" if shown is None else f" \\[default: {_text(shown)}]")
+            option = typer.Option(None, *decls, help=text, rich_help_panel=group.PANEL, show_default=False)
             params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                             annotation=Optional[cli_type]))
     return params
@@ -55,7 +59,8 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
 
 def _text(value: Any) -> str:
     if isinstance(value, (tuple, list)):
-        return "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else ",".join(f"{v:g}" for v in value)
+        return ("x".join(str(v) for v in value) if all(isinstance(v, int) for v in value)
+                else ",".join(f"{v:g}" for v in value))
     return str(value)
 
 
@@ -71,11 +76,12 @@ def _train(config: Optional[Path] = None, **flags: Any) -> None:
 
 def _train_command() -> None:
     """Register `ssseg train` with its options built from the training config (train/config.py)."""
-    from ssseg.train.config import GROUPS, METHODS, TrainConfig
+    from ssseg.train.config import GROUPS, METHODS, TrainConfig, default_of
 
     types = {name: _base_type(t) for name, t in typing.get_type_hints(TrainConfig).items()}
     params = _option_parameters(GROUPS, types)
-    params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+    params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                    default=typer.Option(
         None, help="YAML or JSON file of these options (their names, dashes or underscores); flags override it.",
         rich_help_panel=GROUPS[0].PANEL)))
 
@@ -85,7 +91,8 @@ def _train_command() -> None:
     train.__signature__ = inspect.Signature(params)
     train.__annotations__ = {p.name: p.annotation for p in params}
     methods = "\n\n".join(f"[bold]{name}[/bold]: {text}" for name, text in METHODS.items())
-    train.__doc__ = f"Train a segmenter with one of the methods (--method, default aux):\n\n{methods}"
+    train.__doc__ = f"Train a segmenter with one of these methods (--method, default {default_of('method')}):"
+    train.__doc__ += f"\n\n{methods}"
     app.command(short_help="Train a segmenter, supervised or semi-supervised (--method).")(train)
 
 
@@ -104,7 +111,8 @@ def evaluate(
     target: Path = typer.Argument(..., help="Run directory (its final segmenter) or a checkpoint file."),
     data: Optional[str] = typer.Option(None, help="Dataset SPEC (default: the one the run trained on)."),
     split: str = typer.Option("val", help="val or test."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result here (default: next to the checkpoint)."),
+    json_out: Optional[Path] = typer.Option(None, "--json",
+                                            help="Write the result here (default: next to the checkpoint)."),
     scale: Optional[str] = typer.Option(None, help="Evaluate at HxW (default: the run's --scale, else native)."),
     gate: Optional[str] = typer.Option(None, help="Measure the confidence gate at these thresholds, e.g. 0,0.7,0.8,0.9 "
                                                   "(a --method aux run: segmenter + auxiliary net)."),
@@ -156,7 +164,8 @@ def data_check(
 
 @data_app.command("synth")
 def data_synth(
-    out: Path = typer.Argument(..., help="Folder to write (folder layout: {split}/images, {split}/labels, classes.json)."),
+    out: Path = typer.Argument(..., help="Folder to write (folder layout: {split}/images, {split}/labels, "
+                                         "classes.json)."),
     size: str = typer.Option("96x128", help="Image size HxW."),
     train_count: int = typer.Option(64, "--train", help="Training images."),
     val_count: int = typer.Option(16, "--val", help="Validation images."),
@@ -167,7 +176,8 @@ def data_synth(
     from ssseg.config import parse_hw
     from ssseg.data.synthetic import write_synthetic
 
-    counts = write_synthetic(out, parse_hw(size, "--size"), seed, {"train": train_count, "val": val_count, "test": test_count})
+    counts = write_synthetic(out, parse_hw(size, "--size"), seed,
+                             {"train": train_count, "val": val_count, "test": test_count})
     _say(f"wrote {sum(counts.values())} images ({', '.join(f'{k} {v}' for k, v in counts.items())}) to {out}; "
          f"use it as --data folder:{out}")
 
@@ -179,8 +189,9 @@ def demo(
     aux_epochs: int = typer.Option(30, help="Auxiliary-net epochs (stage 2)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """The main job end to end on the embedded synthetic data: the three stages of --method aux, the
-    confidence gate, and the baseline-vs-semi comparison."""
+    """The main job end to end on the embedded synthetic data.
+
+    The three stages of --method aux, the confidence gate, the baseline-vs-semi comparison, export and labeling."""
     from ssseg.demo import run_demo
 
     run_demo(out, epochs, aux_epochs, device, _say)
@@ -188,53 +199,68 @@ def demo(
 def export(
     run: Path = typer.Argument(..., help="Run directory written by ssseg train."),
     out: Optional[Path] = typer.Option(None, help="Model directory to write (default: RUN/model)."),
-    segmenter: Optional[Path] = typer.Option(None, help="Export this segmenter checkpoint instead of the run's final one."),
-    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graphs (--no-onnx: build engines from an earlier export)."),
+    segmenter: Optional[Path] = typer.Option(None, help="Export this segmenter checkpoint instead of the run's "
+                                                        "final one."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graphs (--no-onnx: build engines from an "
+                                                             "earlier export)."),
     opset: int = typer.Option(17, help="ONNX opset (TensorRT 8.6 parses up to 17)."),
-    input_size: Optional[str] = typer.Option(None, help="Static input size HxW, multiples of 8 (default: the training size)."),
+    input_size: Optional[str] = typer.Option(None, help="Static input size HxW, multiples of 8 (default: the "
+                                                        "training size)."),
     batch: int = typer.Option(1, help="Fixed batch size."),
     dynamic_batch: Optional[str] = typer.Option(None, help="Dynamic batch MIN:OPT:MAX instead of --batch."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Clean the graphs with onnxslim."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with PyTorch; fail beyond tolerance."),
-    calib_data: Optional[Path] = typer.Option(None, help="Folder of real frames for verification and INT8 calibration."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with PyTorch; fail beyond "
+                                                                   "tolerance."),
+    calib_data: Optional[Path] = typer.Option(None, help="Folder of real frames for verification and INT8 "
+                                                         "calibration."),
     verify_images: int = typer.Option(8, help="Frames compared in verification and engine checks."),
-    threshold: Optional[float] = typer.Option(None, help="Default confidence threshold in model.json (default: the run's --t-aux)."),
+    threshold: Optional[float] = typer.Option(None, help="Default confidence threshold in model.json (default: the "
+                                                         "run's --t-aux)."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt + pycuda and a GPU)."),
     precision: str = typer.Option("fp16", help="Engine precisions, comma-separated: fp32, fp16, int8, best."),
     calib_images: int = typer.Option(500, help="INT8: calibration frames taken from --calib-data."),
     workspace_mb: int = typer.Option(2048, help="TensorRT builder workspace limit in MiB."),
-    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (default: OUT/trt.timing.cache)."),
+    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (default: "
+                                                           "OUT/trt.timing.cache)."),
 ) -> None:
-    """Export a run: segmenter.onnx, aux.onnx and labeler.onnx (uint8 frames in, labels + confidence out),
-    verified against PyTorch, model.json, and with --trt TensorRT engines."""
+    """Export a run to ONNX (and TensorRT with --trt), verified against PyTorch.
+
+    segmenter.onnx, aux.onnx and labeler.onnx (uint8 frames in, labels + confidence out), model.json, and with
+    --trt TensorRT engines."""
     from ssseg.config import ExportConfig
     from ssseg.export import run_export
 
-    cfg = ExportConfig(run=run, out=out, segmenter=segmenter, onnx=onnx, opset=opset, input_size=input_size, batch=batch,
-                       dynamic_batch=dynamic_batch, simplify=simplify, verify=verify, calib_data=calib_data,
-                       verify_images=verify_images, threshold=threshold, trt=trt, precision=precision,
-                       calib_images=calib_images, workspace_mb=workspace_mb, timing_cache=timing_cache)
+    cfg = ExportConfig(run=run, out=out, segmenter=segmenter, onnx=onnx, opset=opset, input_size=input_size,
+                       batch=batch, dynamic_batch=dynamic_batch, simplify=simplify, verify=verify,
+                       calib_data=calib_data, verify_images=verify_images, threshold=threshold, trt=trt,
+                       precision=precision, calib_images=calib_images, workspace_mb=workspace_mb,
+                       timing_cache=timing_cache)
     run_export(cfg, _say)
 
 
 @app.command()
 def bench(
     model: Path = typer.Argument(..., help="Model directory written by ssseg export (holds model.json)."),
-    backend: str = typer.Option("auto", help="Comma-separated NAME[:VARIANT]: trt[:fp16|int8..], ort[:cpu|cuda|tensorrt], "
+    backend: str = typer.Option("auto", help="Comma-separated NAME[:VARIANT]: trt[:fp16|int8..], "
+                                             "ort[:cpu|cuda|tensorrt], "
                                              "torch[:fp16+channels_last+compile+cudagraphs], auto."),
     batch: str = typer.Option("1", help="Comma-separated batch sizes."),
     iters: int = typer.Option(100, help="Timed calls per case."),
     warmup: int = typer.Option(20, help="Untimed calls before timing."),
-    input_size: Optional[str] = typer.Option(None, help="HxW; must be the model's (graphs are static). Default: the model's."),
+    input_size: Optional[str] = typer.Option(None, help="HxW; must be the model's (graphs are static). Default: the "
+                                                        "model's."),
     frame_size: str = typer.Option("1080x1920", help="Decoded frame size for the labeler+host stage."),
     stages: str = typer.Option("segmenter,labeler,labeler+host", help="Which stages to time."),
-    compare: bool = typer.Option(False, "--compare", help="Speed ratio of each backend to torch eager FP32 (added if absent)."),
+    compare: bool = typer.Option(False, "--compare", help="Speed ratio of each backend to torch eager FP32 (added if "
+                                                          "absent)."),
     run: Optional[Path] = typer.Option(None, help="torch backend: load this run's weights instead of model.json's."),
-    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process may use)."),
+    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process "
+                                                     "may use)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
 ) -> None:
-    """Frames per second and latency of each backend on one model: segmenter, labeler, labeler with host
-    pre/post-processing, side by side in one run."""
+    """Frames per second and latency of each backend on one model, side by side.
+
+    Segmenter, labeler, and labeler with host pre/post-processing, each backend in one run."""
     from ssseg.config import BenchConfig
     from ssseg.runtime.bench import run_bench
 
@@ -245,32 +271,41 @@ def bench(
 
 @app.command()
 def label(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Video files, image folders, globs, list files "
-                                                                     "(.txt, one input per line), stream URLs, /dev/videoN."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...",
+                                       help="Video files, image folders, globs, list files "
+                                            "(.txt, one input per line), stream URLs, /dev/videoN."),
     model: Path = typer.Option(..., help="Model directory written by ssseg export (holds model.json)."),
     out: Path = typer.Option(..., help="Output directory (created; refused if it holds other files)."),
-    threshold: Optional[float] = typer.Option(None, help="Confidence gate: pixels below it become 255 (default: model.json's)."),
+    threshold: Optional[float] = typer.Option(None, help="Confidence gate: pixels below it become 255 (default: "
+                                                         "model.json's)."),
     every: Optional[int] = typer.Option(None, help="Label every K-th frame."),
-    fps: Optional[float] = typer.Option(None, help="Or label F frames per second of video time (variable frame rates too)."),
+    fps: Optional[float] = typer.Option(None, help="Or label F frames per second of video time (variable frame "
+                                                   "rates too)."),
     batch: Optional[int] = typer.Option(None, help="Frames per inference call (default: the model's optimal batch)."),
     backend: str = typer.Option("auto", help="auto, trt[:PRECISION], ort[:PROVIDER] (or torch, for comparisons)."),
     format: str = typer.Option("png", "--format", help="png, cityscapes or camvid (SegNet layout)."),
     confidence: bool = typer.Option(False, "--confidence", help="Also write the confidence map as an 8-bit PNG."),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write an MP4 per source with the gated mask blended in."),
-    min_coverage: Optional[float] = typer.Option(None, help="Skip writing frames whose confident share is below C (they are listed)."),
-    shard: Optional[str] = typer.Option(None, help="I/N: label only shard I (0-based) of N, for N machines or array jobs."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted job in --out: done frames are skipped."),
-    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process may use)."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write an MP4 per source with the gated mask blended "
+                                                          "in."),
+    min_coverage: Optional[float] = typer.Option(None, help="Skip writing frames whose confident share is below C "
+                                                            "(they are listed)."),
+    shard: Optional[str] = typer.Option(None, help="I/N: label only shard I (0-based) of N, for N machines or array "
+                                                   "jobs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted job in --out: done frames are "
+                                                        "skipped."),
+    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process "
+                                                     "may use)."),
     writers: int = typer.Option(2, help="PNG-writing threads."),
 ) -> None:
-    """Auto-label footage: confidence-gated masks per frame, a manifest per source, a job summary listing the
-    frames a person should label next."""
+    """Auto-label footage with confidence-gated masks.
+
+    Masks per frame, a manifest per source, a job summary listing the frames a person should label next."""
     from ssseg.config import LabelConfig
     from ssseg.label import run_label
 
-    cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold, every=every, fps=fps, batch=batch,
-                      backend=backend, format=format, confidence=confidence, overlay=overlay, min_coverage=min_coverage,
-                      shard=shard, resume=resume, threads=threads, writers=writers)
+    cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold, every=every, fps=fps,
+                      batch=batch, backend=backend, format=format, confidence=confidence, overlay=overlay,
+                      min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers)
     raise typer.Exit(run_label(cfg, _say))
 
 

@@ -84,12 +84,14 @@ class ExportConfig:
         if self.batch < 1:
             raise ConfigError(f"--batch must be at least 1, got {self.batch}")
         if not 7 <= self.opset <= 21:
-            raise ConfigError(f"--opset {self.opset} is outside 7..21", fix=f"use {DEFAULT_OPSET} (TensorRT 8.6 parses up to 17)")
+            raise ConfigError(f"--opset {self.opset} is outside 7..21",
+                              fix=f"use {DEFAULT_OPSET} (TensorRT 8.6 parses up to 17)")
         if isinstance(self.precision, str):
             self.precision = tuple(p.strip() for p in self.precision.split(",") if p.strip())
         bad = [p for p in self.precision if p not in PRECISIONS]
         if bad or not self.precision:
-            raise ConfigError(f"unknown --precision {','.join(bad) or '(empty)'}", fix=f"choose from {', '.join(PRECISIONS)}")
+            raise ConfigError(f"unknown --precision {','.join(bad) or '(empty)'}",
+                              fix=f"choose from {', '.join(PRECISIONS)}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--threshold {self.threshold} is outside [0, 1]", fix="pass a confidence such as 0.9")
         for name in ("verify_images", "calib_images", "workspace_mb"):
@@ -115,7 +117,8 @@ def parse_int_list(text: str | tuple | list, what: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in (text.split(",") if isinstance(text, str) else text))
     except ValueError:
-        raise ConfigError(f"{what} {text!r} is not a comma-separated list of integers", fix=f"e.g. {what} 1,8") from None
+        raise ConfigError(f"{what} {text!r} is not a comma-separated list of integers",
+                          fix=f"e.g. {what} 1,8") from None
     if not values or min(values) < 1:
         raise ConfigError(f"{what} {text!r} needs positive integers", fix=f"e.g. {what} 1,8")
     return values
@@ -168,10 +171,12 @@ def parse_shard(text: str | tuple | None) -> tuple[int, int] | None:
     try:
         i, n = (int(v) for v in str(text).split("/"))
     except ValueError:
-        raise ConfigError(f"--shard {text!r} is not I/N", fix="e.g. --shard 0/4 ... --shard 3/4 "
-                                                             "(--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)") from None
+        raise ConfigError(f"--shard {text!r} is not I/N",
+                          fix="e.g. --shard 0/4 ... --shard 3/4 "
+                              "(--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)") from None
     if n < 1 or not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r} needs 0 <= I < N", fix=f"shards of {max(n, 1)} are numbered 0..{max(n, 1) - 1}")
+        raise ConfigError(f"--shard {text!r} needs 0 <= I < N",
+                          fix=f"shards of {max(n, 1)} are numbered 0..{max(n, 1) - 1}")
     return i, n
 
 
@@ -204,7 +209,8 @@ class LabelConfig:
         if self.backend.split(":", 1)[0] not in LABEL_BACKENDS:
             raise ConfigError(f"unknown --backend {self.backend!r}", fix=f"choose from {', '.join(LABEL_BACKENDS)}")
         if self.every is not None and self.fps is not None:
-            raise ConfigError("--every and --fps both given", fix="sample by frame count (--every) or by time (--fps), not both")
+            raise ConfigError("--every and --fps both given",
+                              fix="sample by frame count (--every) or by time (--fps), not both")
         if self.every is not None and self.every < 1:
             raise ConfigError(f"--every {self.every} must be >= 1")
         if self.fps is not None and not self.fps > 0:

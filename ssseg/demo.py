@@ -14,15 +14,15 @@ DEMO_GATES = (0.0, 0.7, 0.8, 0.9)
 
 
 def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable[[str], None]) -> None:
-    from ssseg.tables import print_gate
     from ssseg.config import BenchConfig, ExportConfig, LabelConfig
-    from ssseg.train.config import TrainConfig
     from ssseg.data.synthetic import write_synthetic_clip
+    from ssseg.export import run_export
     from ssseg.label import run_label
     from ssseg.runtime.bench import run_bench
-    from ssseg.export import run_export
-    from ssseg.train.evaluate import run_eval, run_gate_eval
+    from ssseg.tables import print_gate
+    from ssseg.train.config import TrainConfig
     from ssseg.train.engine import train
+    from ssseg.train.evaluate import run_eval, run_gate_eval
 
     t0 = time.perf_counter()
     run = Path(out) / "aux"
@@ -53,6 +53,7 @@ def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable
     labels = Path(out) / "labels"
     run_label(LabelConfig(inputs=(str(clip),), model=model.parent, out=labels, overlay=True, confidence=True,
                           resume=(labels / "job.json").exists()), say)
-    say(f"done in {time.perf_counter() - t0:.0f} s. Run directory: {run} (stage1/, stage2/, stage3/pseudo/, summary.json); "
+    say(f"done in {time.perf_counter() - t0:.0f} s. "
+        f"Run directory: {run} (stage1/, stage2/, stage3/pseudo/, summary.json); "
         f"gate: {gate_path} and {gate_path.with_suffix('.png')}; model: {model.parent}; labels: {labels} "
         f"(clip/labels/, clip/overlay.mp4, summary.json)")

@@ -77,7 +77,8 @@ class RunDir:
         try:
             return json.loads(self.config_path.read_text())
         except ValueError:
-            raise ConfigError("config.json is not valid JSON", path=self.config_path, fix="restore it from the run") from None
+            raise ConfigError("config.json is not valid JSON", path=self.config_path,
+                              fix="restore it from the run") from None
 
     @cached_property
     def layout(self) -> dict:
@@ -126,7 +127,8 @@ class RunDir:
 
     @staticmethod
     def mark_done(folder: Path, result: dict) -> None:
-        write_json(folder / "done.json", {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result})
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json(folder / "done.json", {"finished": stamp, **result})
 
     def unfinished(self) -> str | None:
         """Why the run has not reached its final segmenter yet, or None: a staged run's first stage without
@@ -140,7 +142,8 @@ class RunDir:
         from ssseg.checkpoint import load_checkpoint
 
         epochs = load_checkpoint(self.root / "last.pt").get("epoch", 0)
-        return f"epoch {epochs} of {self.config.get('epochs')}" if epochs < int(self.config.get("epochs") or 0) else None
+        wanted = int(self.config.get("epochs") or 0)
+        return f"epoch {epochs} of {self.config.get('epochs')}" if epochs < wanted else None
 
     # --- the final segmenter --------------------------------------------------------------------------
     def segmenter_folder(self) -> Path:
@@ -156,7 +159,8 @@ class RunDir:
         """The run's deployable segmenter, or an ``error`` naming what is unfinished and both ways out."""
         resume = f"finish the run with `ssseg train --resume --out {self.root}`"
         if not self.exists():
-            raise error("not a run directory (no config.json)", path=self.root, fix="pass the --out directory of ssseg train")
+            raise error("not a run directory (no config.json)", path=self.root,
+                        fix="pass the --out directory of ssseg train")
         folder = self.segmenter_folder()
         path = folder / "best.pt"
         if self.staged:
@@ -164,7 +168,8 @@ class RunDir:
         else:
             as_is = f"or export it as it is with --segmenter {path}"
             if not (self.root / "last.pt").is_file():
-                raise error("the run holds no trained segmenter (no last.pt)", path=self.root, fix=f"train it first: {resume}")
+                raise error("the run holds no trained segmenter (no last.pt)", path=self.root,
+                            fix=f"train it first: {resume}")
         reason = self.unfinished()
         if reason:
             raise error(f"the run is not finished: {reason}", path=self.root, fix=f"{resume}, {as_is}")
@@ -218,7 +223,8 @@ class RunDir:
             if (self.root / folder / name).is_file():
                 return self.root / folder / name
         raise CheckpointError(f"holds no confidence net ({folder}/best.pt)", path=self.root,
-                              fix="finish the run, or pass a run trained with a method that gates (aux, adversarial, dual-disc)")
+                              fix="finish the run, or pass a run trained with a method that gates (aux, adversarial, "
+                                  "dual-disc)")
 
     # --- stages ------------------------------------------------------------------------------------------
     def set_aside(self, from_stage: int, log: Callable[[str], None]) -> None:

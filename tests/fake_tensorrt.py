@@ -207,4 +207,5 @@ def make(version: str = "10.3.0.26"):
     cuda.memcpy_dtoh_async = dtoh
     pycuda = types.ModuleType("pycuda")
     pycuda.driver = cuda
-    return trt, {"tensorrt": trt, "pycuda": pycuda, "pycuda.driver": cuda, "pycuda.autoinit": types.ModuleType("pycuda.autoinit")}
+    return trt, {"tensorrt": trt, "pycuda": pycuda, "pycuda.driver": cuda,
+                 "pycuda.autoinit": types.ModuleType("pycuda.autoinit")}

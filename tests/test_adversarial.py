@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from ssseg.train.config import TrainConfig, parse_warmup
 from ssseg.errors import ConfigError
+from ssseg.train.config import TrainConfig, parse_warmup
 
 
 def test_bce_to_and_bce_map_match_the_formula():
@@ -98,8 +98,8 @@ def test_warmup_in_iterations_or_epochs():
 def test_short_run_exports_and_gates(tmp_path, method, model, threshold):
     from ssseg.config import ExportConfig
     from ssseg.export import run_export
-    from ssseg.train.evaluate import run_gate_eval
     from ssseg.train.engine import train
+    from ssseg.train.evaluate import run_gate_eval
 
     out = tmp_path / method
     cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method=method, labeled_fraction=0.5, out=out,

@@ -13,21 +13,20 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import kill_when, run_cli
 from PIL import Image
 
+from ssseg.checkpoint import load_checkpoint
 from ssseg.classes import IGNORE_INDEX
-from ssseg.train.config import TrainConfig
 from ssseg.errors import ConfigError
 from ssseg.io import read_jsonl
 from ssseg.metrics import auroc, gate_scores, reliability
-from ssseg.checkpoint import load_checkpoint
 from ssseg.rundir import resolve_checkpoint
+from ssseg.train.config import TrainConfig
+from ssseg.train.engine import train
 from ssseg.train.gate import CONF_BINS, GateCounts
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets
-from ssseg.train.engine import train
 from ssseg.train.pseudo import gate
-
-from conftest import kill_when, run_cli
 
 # --- the loss ---------------------------------------------------------------------------------------
 
@@ -199,10 +198,12 @@ def test_three_stages_end_to_end_then_skip_and_redo(tmp_path, folder_root):
     with pytest.raises(ConfigError, match="--from-stage 3 cannot change --aux-epochs"):
         train(aux_cfg(tmp_path / "run", data=data, from_stage=3, aux_epochs=5), {"from_stage", "aux_epochs"})
     with pytest.raises(ConfigError, match="--from-stage 1 cannot change --labeled-fraction"):
-        train(aux_cfg(tmp_path / "run", data=data, from_stage=1, labeled_fraction=0.25), {"from_stage", "labeled_fraction"})
+        train(aux_cfg(tmp_path / "run", data=data, from_stage=1, labeled_fraction=0.25),
+              {"from_stage", "labeled_fraction"})
     train(aux_cfg(tmp_path / "run", data=data, from_stage=3, t_aux=0.0), {"from_stage", "t_aux"}, log=logs.append)
     assert json.loads((run / "stage3" / "pseudo" / "manifest.json").read_text())["kept_share"] == 1.0
-    assert digest(run / "stage1" / "best.pt") == stamps["stage1"] and digest(run / "stage2" / "best.pt") == stamps["stage2"]
+    assert (digest(run / "stage1" / "best.pt") == stamps["stage1"]
+            and digest(run / "stage2" / "best.pt") == stamps["stage2"])
     assert [p.name for p in (run / "replaced").glob("*/*")] == ["stage3"]
     assert json.loads((run / "config.json").read_text())["t_aux"] == 0.0
 
@@ -270,8 +271,8 @@ def test_eval_gate_through_the_cli(tmp_path):
     assert g0["kept_miou"] == pytest.approx(json.loads((tmp_path / "plain.json").read_text())["miou"])
     assert "Table 3" in proc.stdout and "AUROC" in proc.stdout
 
-    final = run_cli("eval", str(run), "--gate", "0.9", "--segmenter", str(run / "stage3" / "best.pt"), "--split", "test",
-                    "--device", "cpu", "--json", str(tmp_path / "final.json"))
+    final = run_cli("eval", str(run), "--gate", "0.9", "--segmenter", str(run / "stage3" / "best.pt"),
+                    "--split", "test", "--device", "cpu", "--json", str(tmp_path / "final.json"))
     assert final.returncode == 0, final.stderr
     assert json.loads((tmp_path / "final.json").read_text())["segmenter"].endswith("stage3/best.pt")
     bad = run_cli("eval", str(run), "--gate", "0,1.5", "--device", "cpu")
@@ -288,8 +289,8 @@ def test_eval_gate_through_the_cli(tmp_path):
 def test_two_process_gloo_aux_run(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ssseg",
-           "train", "--data", TINY, "--labeled-fraction", "0.5", "--epochs", "2", "--aux-epochs", "2", "--batch-size", "2",
-           "--workers", "0", "--device", "cpu", "--t-aux", "0.0", "--out", str(out)]
+           "train", "--data", TINY, "--labeled-fraction", "0.5", "--epochs", "2", "--aux-epochs", "2",
+           "--batch-size", "2", "--workers", "0", "--device", "cpu", "--t-aux", "0.0", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

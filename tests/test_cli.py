@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
+from conftest import run_cli
 from typer.testing import CliRunner
 
-from conftest import run_cli
 from ssseg.cli import app
 
 
@@ -26,9 +26,10 @@ def test_cli_import_does_not_load_torch():
 
 
 def test_runtime_never_imports_torch():
-    code = ("import sys, ssseg.runtime, ssseg.runtime.model, ssseg.runtime.frames, ssseg.runtime.ort, ssseg.runtime.trt; "
-            "print('torch' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = ("import sys, ssseg.runtime, ssseg.runtime.model, ssseg.runtime.frames, ssseg.runtime.ort, "
+            "ssseg.runtime.trt; print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
 
 
 def test_train_then_eval_through_the_cli(tmp_path):
@@ -57,7 +58,8 @@ def test_eval_refuses_a_dataset_with_other_classes(tmp_path, camvid_root):
 
 
 def test_user_errors_are_one_line_naming_the_file(tmp_path):
-    proc = run_cli("train", "--data", f"camvid:{tmp_path / 'nowhere'}", "--labeled-fraction", "0.5", "--out", str(tmp_path / "r"))
+    proc = run_cli("train", "--data", f"camvid:{tmp_path / 'nowhere'}", "--labeled-fraction", "0.5",
+                   "--out", str(tmp_path / "r"))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert str(tmp_path / "nowhere") in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()  # a run that failed its data checks leaves nothing to block a retry
@@ -71,7 +73,8 @@ def test_user_errors_are_one_line_naming_the_file(tmp_path):
     proc = run_cli("train", "--from-stage", "2", "--data", "synthetic", "--out", str(tmp_path / "r4"))
     assert proc.returncode == 1 and "no run here to redo from stage 2" in proc.stderr
     proc = run_cli("export", str(tmp_path))
-    assert proc.returncode == 1 and "not a run directory (no config.json)" in proc.stderr and proc.stderr.count("\n") == 1
+    assert (proc.returncode == 1 and "not a run directory (no config.json)" in proc.stderr
+            and proc.stderr.count("\n") == 1)
     proc = run_cli("bench", str(tmp_path))
     assert proc.returncode == 1 and "no model.json here" in proc.stderr and proc.stderr.count("\n") == 1
     proc = run_cli("label", str(tmp_path), "--model", str(tmp_path), "--out", str(tmp_path / "labels"))

@@ -126,7 +126,8 @@ def test_bad_specs_and_paths(tmp_path):
 def test_check_reports_histograms_and_missing_splits(camvid_root):
     report = check_dataset(f"camvid:{camvid_root}", ["train", "val", "test"])
     assert report["splits"]["train"]["images"] == 4
-    assert sum(report["splits"]["train"]["pixels"].values()) + report["splits"]["train"]["ignored_pixels"] == 4 * 48 * 64
+    assert (sum(report["splits"]["train"]["pixels"].values()) + report["splits"]["train"]["ignored_pixels"]
+            == 4 * 48 * 64)
     assert "missing" in report["splits"]["test"]
 
 

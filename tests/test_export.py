@@ -14,28 +14,26 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import run_cli
 from onnx import TensorProto, helper
 from PIL import Image
 
+from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.config import MEAN, STD, ExportConfig
-from ssseg.train.config import TrainConfig
 from ssseg.data.synthetic import render_scene
 from ssseg.errors import ConfigError, DataError, ExportError, ModelError
 from ssseg.export import run_export
 from ssseg.export.compat import tensorrt_problems
 from ssseg.export.exporter import merge_engines
 from ssseg.export.graphs import Normalize
-from ssseg.export.tensorrt import (CalibrationSource, calibration_key, profile_shapes, split_frames,
-                                   trtexec_command)
+from ssseg.export.tensorrt import CalibrationSource, calibration_key, profile_shapes, split_frames, trtexec_command
 from ssseg.io import sha256_file
 from ssseg.runtime.frames import load_frame
 from ssseg.runtime.model import read_model, validate_model
 from ssseg.runtime.ort import ort_session
 from ssseg.runtime.trt import TrtApi, check_engine, parse_version, precision_advice
-from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
+from ssseg.train.config import TrainConfig
 from ssseg.train.engine import train
-
-from conftest import run_cli
 
 TINY = "synthetic:size=64x64,train=8,val=4,test=4"
 
@@ -75,8 +73,8 @@ def test_export_dynamic_batch_matches_pytorch_in_onnx_runtime(aux_run, frames_di
     d = spec.data
     assert validate_model(d) == []
     assert sorted(d["graphs"]) == ["aux", "labeler", "segmenter"]
-    assert d["gate"] == {"available": True, "kind": "aux", "model": "aux-confidence", "threshold": 0.7, "ignore_value": 255,
-                         "aux_input": "probs"}
+    assert d["gate"] == {"available": True, "kind": "aux", "model": "aux-confidence", "threshold": 0.7,
+                         "ignore_value": 255, "aux_input": "probs"}
     assert d["input"]["batch"] == {"min": 1, "opt": 2, "max": 4} and spec.input_hw == (64, 64)
     assert d["normalization"]["mean"] == list(MEAN) and d["normalization"]["std"] == list(STD)
     assert d["classes"]["names"] == list(load_checkpoint(aux_run / "stage3" / "best.pt")["classes"]["names"])
@@ -137,7 +135,8 @@ def test_supervised_run_exports_the_segmenter_alone_and_is_marked_ungated(tmp_pa
     spec = read_model(tmp_path / "m")
     assert any(line.startswith("warning: no confidence net") for line in said)
     assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and not spec.gated
-    assert spec.data["gate"]["reason"].startswith("method 'supervised' trains no confidence net") and spec.threshold is None
+    assert (spec.data["gate"]["reason"].startswith("method 'supervised' trains no confidence net")
+            and spec.threshold is None)
     assert list(spec.data["graphs"]["labeler"]["outputs"]) == ["labels"]
     with pytest.raises(ModelError, match="no aux graph"):
         spec.graph("aux")
@@ -230,7 +229,8 @@ def test_operator_check_flags_what_tensorrt_cannot_parse():
                     [x], [_vi("y", TensorProto.FLOAT, [1, 3, 16, 16])], initializers=[roi])
     found = " ".join(tensorrt_problems(resize))
     assert "tf_crop_and_resize" in found and "mode cubic" in found
-    out64 = _graph([helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0)], [x], [_vi("y", TensorProto.INT64, [1, 8, 8])])
+    out64 = _graph([helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0)], [x],
+                   [_vi("y", TensorProto.INT64, [1, 8, 8])])
     assert "INT64" in tensorrt_problems(out64)[0]
 
 
@@ -308,7 +308,8 @@ def test_version_dispatch():
 
 
 def test_engine_compatibility_names_the_rebuild_command(tmp_path):
-    entry = {"file": "labeler.fp16.engine", "tensorrt": "10.3.0", "gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"},
+    entry = {"file": "labeler.fp16.engine", "tensorrt": "10.3.0",
+             "gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"},
              "rebuild": "ssseg export runs/x --out m --trt --precision fp16"}
     check_engine(entry, "10.3.0.26", {"name": "NVIDIA H100", "compute_capability": "9.0"}, tmp_path)
     with pytest.raises(ModelError, match="TensorRT 10.3.0, this machine has 8.6.1 .* ssseg export runs/x"):
@@ -318,13 +319,14 @@ def test_engine_compatibility_names_the_rebuild_command(tmp_path):
 
 
 def test_profiles_and_trtexec_command():
-    assert profile_shapes((360, 480), (1, 4, 8)) == {"min": (1, 360, 480, 3), "opt": (4, 360, 480, 3), "max": (8, 360, 480, 3)}
-    cmd = trtexec_command("labeler.onnx", "labeler.int8.engine", "int8", (360, 480), (1, 4, 8), 2048, "trt.timing.cache",
-                          "labeler.int8.calib")
+    assert profile_shapes((360, 480), (1, 4, 8)) == {"min": (1, 360, 480, 3), "opt": (4, 360, 480, 3),
+                                                     "max": (8, 360, 480, 3)}
+    cmd = trtexec_command("labeler.onnx", "labeler.int8.engine", "int8", (360, 480), (1, 4, 8), 2048,
+                          "trt.timing.cache", "labeler.int8.calib")
     assert cmd.split() == ["trtexec", "--onnx=labeler.onnx", "--saveEngine=labeler.int8.engine", "--int8",
-                           "--calib=labeler.int8.calib", "--minShapes=image:1x360x480x3", "--optShapes=image:4x360x480x3",
-                           "--maxShapes=image:8x360x480x3", "--memPoolSize=workspace:2048",
-                           "--timingCacheFile=trt.timing.cache"]
+                           "--calib=labeler.int8.calib", "--minShapes=image:1x360x480x3",
+                           "--optShapes=image:4x360x480x3", "--maxShapes=image:8x360x480x3",
+                           "--memPoolSize=workspace:2048", "--timingCacheFile=trt.timing.cache"]
     static = trtexec_command("s.onnx", "s.fp16.engine", "fp16", (360, 480), (2, 2, 2), 512)
     assert "--fp16" in static and "Shapes" not in static
 
@@ -355,7 +357,8 @@ def test_calibration_frames_split_and_batch_exactly_as_at_inference(frames_dir, 
     assert src.read_cache() is None
     src.write_cache(b"TRT-8601-EntropyCalibration2\nimage: 3c010a14\n")
     assert src.read_cache().startswith(b"TRT-8601")
-    other = CalibrationSource(calib, (64, 64), 2, tmp_path / "x.calib", calibration_key("abd", calib, (64, 64), 2), upload)
+    other = CalibrationSource(calib, (64, 64), 2, tmp_path / "x.calib", calibration_key("abd", calib, (64, 64), 2),
+                              upload)
     assert other.read_cache() is None  # another ONNX graph: recalibrate
     with pytest.raises(ExportError, match="at least 8 frames"):
         CalibrationSource(calib, (64, 64), 8, tmp_path / "y.calib", key, upload)
@@ -391,9 +394,11 @@ def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, mo
     spec = read_model(out)
     files = sorted(e["file"] for e in spec.engines())
     assert files == ["labeler.fp32.engine", "labeler.int8.engine", "segmenter.fp32.engine", "segmenter.int8.engine"]
-    assert all((out / f).read_bytes().startswith(fake_tensorrt.PLAN_MAGIC) for f in files)  # the plan, nothing prepended
+    # the plan, nothing prepended
+    assert all((out / f).read_bytes().startswith(fake_tensorrt.PLAN_MAGIC) for f in files)
     int8 = next(e for e in spec.engines("labeler") if e["precision"] == "int8")
-    assert int8["calibration"]["frames"] == 4 and int8["calibration"]["batch"] == 2 and not int8["calibration"]["reused_cache"]
+    assert (int8["calibration"]["frames"] == 4 and int8["calibration"]["batch"] == 2
+            and not int8["calibration"]["reused_cache"])
     assert int8["check"]["held_out_from_calibration"] and int8["check"]["argmax_agreement"] == 1.0
     assert int8["gpu"]["compute_capability"] == "6.1" and int8["tensorrt"] == "8.6.1"
     assert int8["trtexec"].startswith("trtexec --onnx=labeler.onnx --saveEngine=labeler.int8.engine --int8")
@@ -403,7 +408,8 @@ def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, mo
     assert builds == [("build", "segmenter.onnx", (), 0), ("build", "segmenter.onnx", ("INT8",), 2),
                       ("build", "labeler.onnx", (), 0), ("build", "labeler.onnx", ("INT8",), 2)]
     assert ("network_flags", 1) in trt.calls  # TensorRT 8.6: explicit batch
-    assert ("calibration_profile", {"name": "image", "min": (1, 64, 64, 3), "opt": (2, 64, 64, 3), "max": (4, 64, 64, 3)}) in trt.calls
+    assert ("calibration_profile",
+            {"name": "image", "min": (1, 64, 64, 3), "opt": (2, 64, 64, 3), "max": (4, 64, 64, 3)}) in trt.calls
     assert (out / "labeler.int8.calib").is_file() and (out / "trt.timing.cache").is_file()
     assert [c[1] for c in trt.calls if c[0] == "timing_cache_in"][:2] == [b"", b"+timed"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ssseg.train.config import TrainConfig
 from ssseg.io import read_jsonl
+from ssseg.train.config import TrainConfig
 from ssseg.train.engine import train
 
 GOLDEN = Path(__file__).with_name("golden_metrics.json")

@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import torch
 
+from ssseg.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from ssseg.classes import SYNTHETIC
 from ssseg.config import parse_hw
-from ssseg.train.config import TrainConfig, build_train_config
 from ssseg.errors import CheckpointError, ConfigError
 from ssseg.metrics import confusion, scores
-from ssseg.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from ssseg.train.config import TrainConfig, build_train_config
 from ssseg.train.data import split_labeled
 from ssseg.train.losses import enet_class_weights, segmentation_loss
 from ssseg.train.schedule import poly_lr
 from ssseg.train.transforms import augment
-from ssseg.classes import SYNTHETIC
 
 
 def test_enet_class_weights_follow_the_formula():

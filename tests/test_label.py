@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_cli
 from label_files import job_files as tree
 from label_files import kill_after_files
+from PIL import Image
+
 from ssseg.data.synthetic import render_scene, write_synthetic_clip
 
 FRAME_HW = (48, 80)  # not the model's 64x64: frames are resized in and masks resized back
@@ -108,7 +108,8 @@ def test_every_threshold_and_min_coverage(exported, clip, tmp_path):
 
 def test_cityscapes_and_camvid_layouts(exported, clip, tmp_path):
     out = tmp_path / "cs"
-    assert label(clip, "--every", "4", "--format", "cityscapes", "--confidence", model=exported, out=out).returncode == 0
+    assert label(clip, "--every", "4", "--format", "cityscapes", "--confidence", model=exported,
+                 out=out).returncode == 0
     gt = sorted(p.name for p in (out / "gtFine" / "train" / "drive").iterdir())
     assert gt == [f"drive_000000_{i:06d}_gtFine_{k}.png" for i in (0, 4, 8) for k in ("confidence", "labelTrainIds")]
     imgs = sorted((out / "leftImg8bit" / "train" / "drive").iterdir())
@@ -122,7 +123,8 @@ def test_cityscapes_and_camvid_layouts(exported, clip, tmp_path):
     lbl = png(out / "trainannot" / "drive_000006.png")
     assert lbl.max() == 9 and 255 not in lbl  # 9 synthetic classes: void is 9, never 255
     lines = (out / "train.txt").read_text().splitlines()
-    assert lines == [f"/SegNet/CamVid/train/drive_{i:06d}.png /SegNet/CamVid/trainannot/drive_{i:06d}.png" for i in (0, 6)]
+    assert lines == [f"/SegNet/CamVid/train/drive_{i:06d}.png /SegNet/CamVid/trainannot/drive_{i:06d}.png"
+                     for i in (0, 6)]
 
 
 def test_overlay_is_a_video_of_the_sampled_frames(exported, clip, tmp_path):
@@ -335,7 +337,8 @@ def test_a_backend_failure_mid_run_stops_cleanly(exported, tmp_path, monkeypatch
 
     def job():
         try:
-            run_label(LabelConfig(inputs=(str(clip),), model=exported, out=out, overlay=True, batch=2), say=lambda m: None)
+            run_label(LabelConfig(inputs=(str(clip),), model=exported, out=out, overlay=True, batch=2),
+                      say=lambda m: None)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
@@ -388,7 +391,7 @@ def test_cityscapes_label_ids_for_cityscapes_models(tmp_path):
 @pytest.mark.parametrize("fmt", ["cityscapes", "camvid"])
 def test_dataset_layouts_read_back_as_training_data(tmp_path, fmt):
     from ssseg.classes import CAMVID, CITYSCAPES
-    from ssseg.data.readers import Cityscapes, CamVid
+    from ssseg.data.readers import CamVid, Cityscapes
     from ssseg.label.layouts import make_layout
 
     classes, reader = (CITYSCAPES, Cityscapes) if fmt == "cityscapes" else (CAMVID, CamVid)

@@ -10,8 +10,13 @@ import pytest
 import torch
 
 from ssseg.train.config import TrainConfig
-from ssseg.train.losses import (conditional_entropy, cooccurrence_update, latent_consistency, latent_given_class,
-                                latent_joint)
+from ssseg.train.losses import (
+    conditional_entropy,
+    cooccurrence_update,
+    latent_consistency,
+    latent_given_class,
+    latent_joint,
+)
 
 TARGET = torch.tensor([[[0, 0, 1, 2], [0, 1, 2, 255]]])  # 3 classes (3/7, 2/7, 2/7 of the valid pixels), one ignore
 
@@ -137,9 +142,11 @@ def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
           explicit={"data", "method", "out", "init", "until_stage", "resume"}, log=logs.append)
     assert any("stage2 is finished; skipped" in line for line in logs)
     with pytest.raises(ConfigError, match="stage 1 of this run is .*--init"):
-        train(TrainConfig(data=data, method="aux", out=gated, from_stage=1), explicit={"from_stage"}, log=lambda *_: None)
+        train(TrainConfig(data=data, method="aux", out=gated, from_stage=1), explicit={"from_stage"},
+              log=lambda *_: None)
 
-    spec = json.loads(run_export(ExportConfig(run=gated, out=tmp_path / "model", verify_images=2), say=lambda *_: None).read_text())
+    spec = json.loads(run_export(ExportConfig(run=gated, out=tmp_path / "model", verify_images=2),
+                                 say=lambda *_: None).read_text())
     assert spec["gate"]["available"] and spec["gate"]["kind"] == "aux"
     assert spec["source"]["segmenter"]["sha256"] == json.loads((gated / "stage1" / "done.json").read_text())["sha256"]
     assert spec["source"]["aux"]["trained_against"] == str((gated / "stage1" / "best.pt").resolve())
@@ -157,8 +164,9 @@ def test_init_refuses_another_split_and_a_non_segmenter(tmp_path):
         train(TrainConfig(data=data, method="aux", labeled_fraction=0.25, out=tmp_path / "a", from_stage=2, init=run,
                           device="cpu"), explicit={"labeled_fraction", "from_stage", "init"}, log=lambda *_: None)
     aux = tmp_path / "aux"
-    train(TrainConfig(data=data, method="aux", out=aux, from_stage=2, init=run, until_stage=2, aux_epochs=1, batch_size=4,
-                      workers=0, device="cpu"), explicit={"from_stage", "init", "until_stage"}, log=lambda *_: None)
+    train(TrainConfig(data=data, method="aux", out=aux, from_stage=2, init=run, until_stage=2, aux_epochs=1,
+                      batch_size=4, workers=0, device="cpu"), explicit={"from_stage", "init", "until_stage"},
+          log=lambda *_: None)
     with pytest.raises(CheckpointError, match="holds a aux-confidence, not the segmenter"):
         train(TrainConfig(data=data, method="aux", out=tmp_path / "b", from_stage=2, init=aux / "stage2" / "best.pt",
                           device="cpu"), explicit={"from_stage", "init"}, log=lambda *_: None)

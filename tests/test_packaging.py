@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
+import tomllib
 from conftest import REPO
 
 
@@ -49,7 +49,8 @@ def test_wheel_contents_and_import_without_torch(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, timeout=300)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ssseg, ssseg.runtime, ssseg.export, ssseg.label, ssseg.errors;"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "import ssseg, ssseg.runtime, ssseg.export, ssseg.label, ssseg.errors;"
             "print(ssseg.__version__, ssseg.runtime.__file__.startswith(sys.argv[1]), 'torch' in sys.modules)")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(target)], capture_output=True, text=True,
                          check=True).stdout.split()

@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 import pytest
+from conftest import run_cli
+from test_export import run_reference
 
 from ssseg.config import BenchConfig, ExportConfig
 from ssseg.errors import BackendError, ConfigError, ModelError, NotAvailableError
@@ -19,9 +21,6 @@ from ssseg.runtime.backends import Backend, OrtBackend, OutOfMemory, WallTimer, 
 from ssseg.runtime.bench import BENCH_FORMAT, bench_backend, measure, run_bench
 from ssseg.runtime.frames import gate, resize_labels, resize_rgb
 from ssseg.runtime.model import read_model
-
-from conftest import run_cli
-from test_export import run_reference
 
 
 def frames(n, hw=(64, 64), seed=0):
@@ -64,8 +63,8 @@ def test_frames_are_resized_or_refused_never_reshaped(exported):
 
 
 def test_fixed_batch_models_pad_and_ungated_models_return_no_confidence(tmp_path):
-    from ssseg.train.config import TrainConfig
     from ssseg.export import run_export
+    from ssseg.train.config import TrainConfig
     from ssseg.train.engine import train
 
     run = train(TrainConfig(data="synthetic:size=64x64,train=4,val=2,test=2", method="supervised", out=tmp_path / "r",
@@ -107,6 +106,7 @@ def test_auto_selection_and_missing_backends(exported):
 
 def test_tensorrt_backend_through_the_stand_in(aux_run, tmp_path, monkeypatch):
     import fake_tensorrt
+
     from ssseg.export import run_export
 
     trt, modules = fake_tensorrt.make("10.3.0.26")
@@ -190,7 +190,8 @@ def test_out_of_memory_halves_the_batch_and_says_so(exported):
     spec = read_model(exported)
     said: list[str] = []
     cfg = BenchConfig(exported, batch="4", iters=2, warmup=0, stages="labeler")
-    rows = bench_backend(SlowBackend(spec, 0.001, oom_above=1), "fake", cfg, spec, np.random.default_rng(0), said.append)
+    rows = bench_backend(SlowBackend(spec, 0.001, oom_above=1), "fake", cfg, spec, np.random.default_rng(0),
+                         said.append)
     assert [(r["requested_batch"], r["batch"]) for r in rows] == [(4, 1)]
     assert "retrying at batch 2" in said[0] and "retrying at batch 1" in said[1]
 
@@ -204,7 +205,8 @@ def test_bench_json_through_the_cli(exported, tmp_path):
     d = json.loads(out.read_text())
     assert d["format"] == BENCH_FORMAT and d["format_version"] == 1
     assert set(d) >= {"model", "settings", "system", "results", "compare"}
-    assert d["settings"]["iters"] == 2 and d["settings"]["frame_size"] == [96, 128] and "512x1024" in d["settings"]["practice"]
+    assert (d["settings"]["iters"] == 2 and d["settings"]["frame_size"] == [96, 128]
+            and "512x1024" in d["settings"]["practice"])
     assert {"cpu", "cores", "versions", "backends"} <= set(d["system"]) and "onnxruntime" in d["system"]["versions"]
     assert len(d["results"]) == 2 * 2 * 3  # backends x batches x stages
     for row in d["results"]:

@@ -78,7 +78,8 @@ def test_theta_lands_pixels_where_the_geometry_says_on_a_non_square_crop():
     quarter_turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # output -> input, centred pixels
     turned = warp(image, torch.from_numpy(to_theta(quarter_turn, (0.0, 0.0), (60, 80)))[None], "nearest")[0, 0]
     # output pixel (row 30, col 50) sits at (u, v) = (10.5, 0.5) from the centre and samples (-0.5, 10.5): (40, 39)
-    assert turned[30, 50] == image[0, 0, 40, 39] and turned[10, 40] == image[0, 0, 30, 59]  # (0.5, -19.5) -> (19.5, 0.5)
+    assert (turned[30, 50] == image[0, 0, 40, 39]
+            and turned[10, 40] == image[0, 0, 30, 59])  # (0.5, -19.5) -> (19.5, 0.5)
 
 
 def test_strong_view_recolours_without_moving_and_is_reproducible():
@@ -126,11 +127,11 @@ def test_task2_head_shares_all_but_its_own_blocks(own_blocks, shared_block4):
 
 def test_three_stages_redo_and_stop(tmp_path):
     from ssseg.config import ExportConfig
-    from ssseg.export import run_export
     from ssseg.errors import CheckpointError
+    from ssseg.export import run_export
     from ssseg.rundir import resolve_checkpoint
-    from ssseg.train.evaluate import run_gate_eval
     from ssseg.train.engine import train
+    from ssseg.train.evaluate import run_gate_eval
 
     out = tmp_path / "st"
     cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="self-train", labeled_fraction=0.5,
@@ -153,7 +154,8 @@ def test_three_stages_redo_and_stop(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"stage1_val_miou", "stage2_val_miou", "stage3_val_miou"}
 
-    spec = json.loads(run_export(ExportConfig(run=out, out=tmp_path / "model", verify_images=2), say=lambda *_: None).read_text())
+    spec = json.loads(run_export(ExportConfig(run=out, out=tmp_path / "model", verify_images=2),
+                                 say=lambda *_: None).read_text())
     assert spec["source"]["segmenter"]["stage"] == 3 and not spec["gate"]["available"]
     with pytest.raises(CheckpointError, match="trains no confidence net.*--method aux --from-stage 2 --init"):
         run_gate_eval(out, None, "val", None, (0.5,), device="cpu")  # stage2/best.pt is a segmenter, not a gater

@@ -9,15 +9,14 @@ import sys
 
 import pytest
 import torch
+from conftest import kill_when
 
-from ssseg.train.config import TrainConfig
+from ssseg.checkpoint import load_checkpoint
 from ssseg.errors import ConfigError
 from ssseg.io import read_jsonl
-from ssseg.checkpoint import load_checkpoint
-from ssseg.train.evaluate import run_eval
+from ssseg.train.config import TrainConfig
 from ssseg.train.engine import train
-
-from conftest import kill_when
+from ssseg.train.evaluate import run_eval
 
 TINY = "synthetic:size=64x64,train=8,val=4,test=4"
 
@@ -25,8 +24,8 @@ TINY = "synthetic:size=64x64,train=8,val=4,test=4"
 def test_tiny_overfit_reaches_high_train_miou(tmp_path):
     """Four images, 200 steps: the segmenter must fit them (measured: mIoU ~0.79, pixel accuracy ~0.97)."""
     data = "synthetic:size=64x64,train=4,val=2,test=2"
-    cfg = TrainConfig(data=data, method="supervised", out=tmp_path / "run", epochs=200, batch_size=4, lr=0.1, workers=0, eval_every=200,
-                      aug_scales=(1.0,), device="cpu")
+    cfg = TrainConfig(data=data, method="supervised", out=tmp_path / "run", epochs=200, batch_size=4, lr=0.1, workers=0,
+                      eval_every=200, aug_scales=(1.0,), device="cpu")
     train(cfg, log=lambda *_: None)
     result, _ = run_eval(tmp_path / "run" / "last.pt", data, "train", tmp_path / "train_eval.json", "cpu")
     assert result["miou"] > 0.7, result
@@ -34,7 +33,8 @@ def test_tiny_overfit_reaches_high_train_miou(tmp_path):
 
 
 def _fast_cfg(out, **kw):
-    return TrainConfig(**{**dict(data=TINY, method="supervised", out=out, epochs=3, batch_size=4, lr=0.05, workers=0, device="cpu"), **kw})
+    return TrainConfig(**{**dict(data=TINY, method="supervised", out=out, epochs=3, batch_size=4, lr=0.05, workers=0,
+                                 device="cpu"), **kw})
 
 
 def test_run_directory_contents(tmp_path):
@@ -50,15 +50,16 @@ def test_run_directory_contents(tmp_path):
 
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
-    args = ["--method", "supervised", "--data", TINY, "--epochs", "4", "--batch-size", "4", "--lr", "0.05", "--workers", "0", "--device", "cpu",
-            "--seed", "5"]
+    args = ["--method", "supervised", "--data", TINY, "--epochs", "4", "--batch-size", "4", "--lr", "0.05",
+            "--workers", "0", "--device", "cpu", "--seed", "5"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     full = subprocess.run([sys.executable, "-m", "ssseg", "train", *args, "--out", str(tmp_path / "full")],
                           capture_output=True, text=True, timeout=300, env=env)
     assert full.returncode == 0, full.stderr
 
     victim = tmp_path / "killed"
-    done = kill_when([sys.executable, "-m", "ssseg", "train", *args, "--out", str(victim)], victim / "metrics.jsonl", 1, env)
+    done = kill_when([sys.executable, "-m", "ssseg", "train", *args, "--out", str(victim)], victim / "metrics.jsonl",
+                     1, env)
     assert 1 <= done < 4, "the kill should land mid-run"
 
     resumed = subprocess.run([sys.executable, "-m", "ssseg", "train", "--out", str(victim), "--resume"],
@@ -82,8 +83,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
 def test_two_process_gloo_run(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ssseg",
-           "train", "--method", "supervised", "--data", TINY, "--epochs", "2", "--batch-size", "2", "--workers", "0", "--device", "cpu",
-           "--out", str(out)]
+           "train", "--method", "supervised", "--data", TINY, "--epochs", "2", "--batch-size", "2", "--workers", "0",
+           "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

@@ -28,7 +28,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "generic": dict(lr=0.05, weight_decay=1e-4, batch_size=8, epochs=50, aug_scales=(0.75, 1.0, 1.25, 1.5),
                     aux_weight_decay=1e-4),
 }
-PAPER_DEFAULT = "the dataset's paper schedule"
+PAPER_DEFAULT = "the dataset's paper schedule"  # how --help shows the fields that take DATASET_DEFAULTS
 
 
 def option(default: Any, help: str, *, stage: int = 1, resumable: bool = False, cli: bool = True) -> Any:
@@ -42,15 +42,18 @@ def check_range(name: str, value: float | int | None, low: float, high: float | 
     if value is None or (value >= low and (high is None or value <= high)):
         return
     where = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
-    raise ConfigError(f"--{name.replace('_', '-')} {value} is outside {where}", fix=f"pass e.g. {example}" if example else None)
+    raise ConfigError(f"--{name.replace('_', '-')} {value} is outside {where}",
+                      fix=f"pass e.g. {example}" if example else None)
 
 
 @dataclass
 class CommonOptions:
     PANEL: ClassVar[str] = "Every method"
-    METHODS: ClassVar[dict[str, str]] = {"supervised": "the segmenter on the labeled images alone (every method's baseline)"}
+    METHODS: ClassVar[dict[str, str]] = {
+        "supervised": "the segmenter on the labeled images alone (every method's baseline)"}
 
-    data: str = option("synthetic", "Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts].", stage=0)
+    data: str = option("synthetic", "Dataset SPEC: camvid:PATH, cityscapes:PATH, folder:PATH or synthetic[:opts].",
+                       stage=0)
     method: str = option("aux", "Training method (see the panels below for each method's options).")
     labeled_fraction: float = option(1.0, "Share of the training images used as labeled.", stage=0)
     out: Path = option(Path("runs/train"), "Run directory.", resumable=True)
@@ -58,7 +61,8 @@ class CommonOptions:
     epochs: int | None = option(None, "Segmenter epochs.")
     batch_size: int | None = option(None, "Images per step and process.")
     crop: tuple[int, int] | None = option(None, "Random-crop size HxW (default: the image size after --scale).")
-    scale: tuple[int, int] | None = option(None, "Resize images to HxW before training, e.g. 512x1024 (default: as stored).")
+    scale: tuple[int, int] | None = option(None, "Resize images to HxW before training, e.g. 512x1024 (none: as "
+                                                 "stored).")
     aug_scales: tuple[float, ...] | None = option(None, "Random rescale factors, comma-separated, e.g. 0.75,1,1.25.")
     lr: float | None = option(None, "Initial learning rate of the segmenter (SGD, poly decay).")
     weight_decay: float | None = option(None, "SGD weight decay.")
@@ -75,7 +79,8 @@ class CommonOptions:
 
     def check_common(self) -> None:
         if not 0.0 < self.labeled_fraction <= 1.0:
-            raise ConfigError(f"--labeled-fraction {self.labeled_fraction} is outside (0, 1]", fix="pass a fraction such as 0.5")
+            raise ConfigError(f"--labeled-fraction {self.labeled_fraction} is outside (0, 1]",
+                              fix="pass a fraction such as 0.5")
         for name in ("epochs", "batch_size", "eval_every"):
             check_range(name, getattr(self, name), 1)
         check_range("workers", self.workers, 0)
@@ -86,7 +91,8 @@ class StagedOptions:
     PANEL: ClassVar[str] = "Staged methods (aux, self-train)"
     METHODS: ClassVar[dict[str, str]] = {}
 
-    from_stage: int | None = option(None, "Redo an existing run from stage N (1-3); earlier stages are kept.", resumable=True)
+    from_stage: int | None = option(None, "Redo an existing run from stage N (1-3); earlier stages are kept.",
+                                    resumable=True)
     init: Path | None = option(None, "With --from-stage 2: stage 1 is this run's final segmenter (RUN_DIR or .pt).")
     until_stage: int | None = option(None, "Stop after stage N (e.g. 2: an auxiliary net for an --init segmenter).",
                                      resumable=True)
@@ -114,13 +120,15 @@ class AuxOptions:
     aux_input: str = option("probs", f"What the auxiliary net sees: {' or '.join(AUX_INPUTS)}.", stage=2)
     aux_class_weight_c: float = option(1.04, "ENet class-weight c of the auxiliary loss.", stage=2)
     t_aux: float = option(0.9, "Confidence threshold of the pseudo-labels (and the exported gate).", stage=3)
-    stage3_init: str = option("fresh", f"The stage-3 segmenter starts {' or '.join(STAGE3_INITS)} (from stage 1).", stage=3)
+    stage3_init: str = option("fresh", f"The stage-3 segmenter starts {' or '.join(STAGE3_INITS)} (from stage 1).",
+                              stage=3)
 
     def check_aux(self) -> None:
         if self.aux_input not in AUX_INPUTS:
             raise ConfigError(f"unknown --aux-input {self.aux_input!r}", fix=f"choose one of {', '.join(AUX_INPUTS)}")
         if self.stage3_init not in STAGE3_INITS:
-            raise ConfigError(f"unknown --stage3-init {self.stage3_init!r}", fix=f"choose one of {', '.join(STAGE3_INITS)}")
+            raise ConfigError(f"unknown --stage3-init {self.stage3_init!r}",
+                              fix=f"choose one of {', '.join(STAGE3_INITS)}")
         check_range("t_aux", self.t_aux, 0.0, 1.0, "0.9")
         check_range("aux_epochs", self.aux_epochs, 1)
 
@@ -172,7 +180,8 @@ class LatentOptions:
 
     def check_latent(self) -> None:
         if not 2 <= self.latent_classes <= 255:
-            raise ConfigError(f"--latent-classes {self.latent_classes} is outside 2..255", fix="pass e.g. 20 (the paper's)")
+            raise ConfigError(f"--latent-classes {self.latent_classes} is outside 2..255",
+                              fix="pass e.g. 20 (the paper's)")
 
 
 @dataclass
@@ -217,7 +226,8 @@ class TrainConfig(SelfTrainOptions, LatentOptions, AdversarialOptions, AuxOption
             try:
                 self.aug_scales = tuple(float(s) for s in self.aug_scales)
             except ValueError:
-                raise ConfigError(f"--aug-scales {self.aug_scales!r} is not a list of numbers", fix="e.g. 0.75,1,1.25") from None
+                raise ConfigError(f"--aug-scales {self.aug_scales!r} is not a list of numbers",
+                                  fix="e.g. 0.75,1,1.25") from None
         if self.method not in METHODS:
             raise ConfigError(f"unknown --method {self.method!r}", fix=f"choose one of {', '.join(METHODS)}")
         for group in GROUPS:  # each group checks its own fields

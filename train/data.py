@@ -56,7 +56,8 @@ def scan(ds: SegDataset, skip_bad: bool, log=print) -> tuple[SegDataset, np.ndar
         log(f"warning: skipped {len(bad)} bad sample(s) of {ds.split} (--skip-bad); first: {next(iter(bad.values()))}")
         ds = ds.subset([s.id for s in ds.samples if s.id not in bad])
     if len(ds) == 0:
-        raise DataError(f"the {ds.split} split has no usable samples", path=ds.root, fix="check the dataset path and layout")
+        raise DataError(f"the {ds.split} split has no usable samples", path=ds.root,
+                        fix="check the dataset path and layout")
     return ds, hist, [f"{k}\t{v}" for k, v in bad.items()]
 
 

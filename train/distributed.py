@@ -75,4 +75,5 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
         return model
     if info.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[info.device.index] if info.device.type == "cuda" else None)

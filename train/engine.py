@@ -35,7 +35,7 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
     """Run ``cfg.method`` into ``cfg.out``; returns the run directory."""
     saved = RunDir(cfg.out)
     if (cfg.resume or cfg.from_stage is not None) and saved.exists() and "method" not in explicit:
-        cfg = TrainConfig(**{**cfg.to_dict(), "method": saved.config.get("method", "supervised")})
+        cfg = TrainConfig(**{**cfg.to_dict(), "method": saved.method})
     method = registry.create(cfg.method)
     cfg = run_config(cfg, set(explicit), method.staged, method.needs_unlabeled)
     info = dist.setup(cfg.device)
@@ -114,7 +114,8 @@ def fit(task: Task, out: Path, run: Run) -> dict:
         task.train()
         with EpochProgress(f"{task.title}epoch {epoch + 1}/{task.epochs}", len(loader), info) as progress:
             for batch in loader:
-                lrs = {name: poly_lr(o.lr, iteration, max_iterations, cfg.poly_power) for name, o in task.optims.items()}
+                lrs = {name: poly_lr(o.lr, iteration, max_iterations, cfg.poly_power)
+                       for name, o in task.optims.items()}
                 for name, o in task.optims.items():
                     for group in o.optimizer.param_groups:
                         group["lr"] = lrs[name]
@@ -134,7 +135,8 @@ def fit(task: Task, out: Path, run: Run) -> dict:
             improved = score is not None and score > best
             if improved:
                 best = score
-            record = {"epoch": epoch + 1, "iteration": iteration, task.best: best, "config": cfg.to_dict(), **task.record()}
+            record = {"epoch": epoch + 1, "iteration": iteration, task.best: best, "config": cfg.to_dict(),
+                      **task.record()}
             save_checkpoint(out / "last.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
                             classes=run.classes, state_dict=task.model.state_dict(),
                             extra={**record, **training_state(task, scalers)})
@@ -187,7 +189,8 @@ def restore(out: Path, task: Task, scalers: dict, run: Run) -> dict:
             for key, obj in task.state.items():
                 obj.load_state_dict(state[key])
         except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})", path=out / "last.pt",
+            raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})",
+                                  path=out / "last.pt",
                                   fix="restore the run's own last.pt, or start a new run with another --out") from None
         run.log(f"resuming {out} after epoch {state['epoch']}")
     if run.info.is_main:

@@ -101,13 +101,15 @@ def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | 
     pseudo-labels; adversarial methods: the run's segmenter, trained jointly)."""
     bad = [t for t in thresholds if not 0.0 <= t <= 1.0]
     if bad or not thresholds:
-        raise ConfigError(f"--gate thresholds must lie in [0, 1], got {list(thresholds)}", fix="e.g. --gate 0,0.7,0.8,0.9")
+        raise ConfigError(f"--gate thresholds must lie in [0, 1], got {list(thresholds)}",
+                          fix="e.g. --gate 0,0.7,0.8,0.9")
     aux_path = resolve_aux(target)
     aux_ckpt = load_checkpoint(aux_path)
     if aux_ckpt["model"]["name"] not in GATER_MODELS:
         raise CheckpointError(f"holds a {aux_ckpt['model']['name']}, not a confidence net", path=aux_path,
                               fix="pass the run directory, its stage2/best.pt or gater/best.pt")
-    seg_path = resolve_checkpoint(Path(segmenter)) if segmenter else (aux_path.parent / aux_ckpt.get("segmenter", "")).resolve()
+    seg_path = (resolve_checkpoint(Path(segmenter)) if segmenter
+                else (aux_path.parent / aux_ckpt.get("segmenter", "")).resolve())
     if not seg_path.is_file():
         raise CheckpointError("the segmenter this auxiliary net was trained against is missing", path=seg_path,
                               fix="restore it, or name one with --segmenter")

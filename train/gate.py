@@ -51,7 +51,8 @@ class GateCounts:
         b = (conf * CONF_BINS).long().clamp_(0, CONF_BINS - 1)
         self.joint += torch.bincount(b * (c * c) + pair, minlength=CONF_BINS * c * c)
         self.conf_sum += torch.bincount(b, weights=conf.double(), minlength=CONF_BINS)
-        zb = ((z.clamp(-LOGIT_RANGE, LOGIT_RANGE) + LOGIT_RANGE) * ((LOGIT_BINS - 1) / (2 * LOGIT_RANGE))).round().long()
+        zb = ((z.clamp(-LOGIT_RANGE, LOGIT_RANGE) + LOGIT_RANGE)
+              * ((LOGIT_BINS - 1) / (2 * LOGIT_RANGE))).round().long()
         self.logit_hist += torch.bincount(zb * 2 + (t == p).long(), minlength=LOGIT_BINS * 2)
 
     def reduce(self, info: DistInfo) -> None:
@@ -82,7 +83,8 @@ class GateCounts:
             "segmenter_pixel_acc": overall["pixel_acc"],
             "auroc": auroc(hist[:, 1], hist[:, 0]),
             "ece": expected_calibration_error(table),
-            "gates": [{"threshold": t, **gate_scores(kept[k], everything, names)} for k, t in enumerate(self.thresholds)],
+            "gates": [{"threshold": t, **gate_scores(kept[k], everything, names)}
+                      for k, t in enumerate(self.thresholds)],
             "reliability": table,
             "curve": curve,
         }

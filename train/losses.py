@@ -25,7 +25,8 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, class_weights:
     target = target.long()
     total = F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=IGNORE_INDEX, reduction="sum")
     valid = target[target != IGNORE_INDEX]
-    denom = class_weights[valid].sum() if class_weights is not None else torch.tensor(float(valid.numel()), device=logits.device)
+    denom = (class_weights[valid].sum() if class_weights is not None
+             else torch.tensor(float(valid.numel()), device=logits.device))
     return total / denom.clamp(min=1e-12)
 
 
@@ -147,7 +148,8 @@ def latent_given_class(m: torch.Tensor) -> torch.Tensor:
     return torch.where(rows > 0, m / rows.clamp(min=1e-12), uniform)
 
 
-def latent_consistency(latent_logits: torch.Tensor, semantic_probs: torch.Tensor, p_l_given_c: torch.Tensor) -> torch.Tensor:
+def latent_consistency(latent_logits: torch.Tensor, semantic_probs: torch.Tensor,
+                       p_l_given_c: torch.Tensor) -> torch.Tensor:
     """L_cons: mean over pixels of -sum_l S_l log S_lc, S_lc(l) = sum_c P(l|c) S_c(c). The latent branch is the
     target (it learns on labeled images only); the gradient reaches the semantic branch."""
     s_lc = torch.einsum("nchw,cl->nlhw", semantic_probs.float(), p_l_given_c.to(semantic_probs.device).float())

@@ -46,8 +46,9 @@ class Run:
         """The split's unlabeled images; a split without any is refused (nothing to learn from)."""
         unlabeled = self.train_all.subset(self.unlabeled_ids)
         if len(unlabeled) == 0:
-            raise ConfigError(f"the split leaves no unlabeled images ({len(self.labeled)} labeled of {len(self.train_all)})",
-                              path=self.dir.split_file("unlabeled"), fix="start a new run with a lower --labeled-fraction")
+            raise ConfigError(f"the split leaves no unlabeled images ({len(self.labeled)} labeled of "
+                              f"{len(self.train_all)})", path=self.dir.split_file("unlabeled"),
+                              fix="start a new run with a lower --labeled-fraction")
         return unlabeled
 
     def describe_labeled(self) -> str:
@@ -59,7 +60,8 @@ def resume_config(cfg: TrainConfig, explicit: set[str], mutable: frozenset[str] 
     """The stored config of cfg.out; explicit flags may only change the options in ``mutable``."""
     path = cfg.out / "config.json"
     if not path.is_file():
-        raise ConfigError("no run to continue here (config.json missing)", path=cfg.out, fix=f"drop {why} to start a new run")
+        raise ConfigError("no run to continue here (config.json missing)", path=cfg.out,
+                          fix=f"drop {why} to start a new run")
     saved = TrainConfig(**json.loads(path.read_text()))
     changed = [k for k in explicit - mutable if getattr(cfg, k) != getattr(saved, k)]
     if changed:
@@ -75,8 +77,8 @@ def run_config(cfg: TrainConfig, explicit: set[str], staged: bool, needs_unlabel
     may change) and a new run whose stage 1 is another run's segmenter (--from-stage 2 --init RUN)."""
     exists = (cfg.out / "config.json").is_file()
     if not staged:
-        for given, option in ((cfg.from_stage is not None, "--from-stage"), (cfg.until_stage is not None, "--until-stage"),
-                              (cfg.init is not None, "--init")):
+        for given, option in ((cfg.from_stage is not None, "--from-stage"),
+                              (cfg.until_stage is not None, "--until-stage"), (cfg.init is not None, "--init")):
             if given:
                 raise ConfigError(f"{option} applies to the staged methods, not --method {cfg.method}",
                                   fix=f"drop {option} (this method runs as one stage: use --resume)")
@@ -149,7 +151,8 @@ def check_finished(run: RunDir, picked: Path) -> None:
     reason = run.unfinished() if run.staged or (run.root / "last.pt").is_file() else None
     if reason:
         raise ConfigError(f"the run is not finished ({reason})", path=run.root,
-                          fix=f"finish it (ssseg train --resume --out {run.root}), or pass a checkpoint such as {picked}")
+                          fix=f"finish it (ssseg train --resume --out {run.root}), or pass a checkpoint such as "
+                              f"{picked}")
 
 
 def take_init(run: Run, stage_dir: Path) -> None:
@@ -164,7 +167,8 @@ def take_init(run: Run, stage_dir: Path) -> None:
         shutil.copyfile(cfg.init, stage_dir / ".best.pt.tmp")
         (stage_dir / ".best.pt.tmp").replace(stage_dir / "best.pt")
         RunDir.mark_done(stage_dir, {"init": str(cfg.init), "sha256": sha256_file(cfg.init),
-                                     "best_miou": ckpt.get("best_miou", -1.0), "epochs": ckpt.get("epoch"), "seconds": 0.0})
+                                     "best_miou": ckpt.get("best_miou", -1.0), "epochs": ckpt.get("epoch"),
+                                     "seconds": 0.0})
     dist.barrier(info)
     run.log(f"stage 1 is {cfg.init} (--init; val mIoU {100 * ckpt.get('best_miou', -1.0):.1f})")
 

@@ -65,7 +65,8 @@ def to_theta(a: np.ndarray, translate: tuple[float, float], hw: tuple[int, int])
     return m[:2].astype(np.float32)
 
 
-def cutout(image: np.ndarray, rng: np.random.Generator, fill: tuple[int, int, int], max_share: float = 0.5) -> np.ndarray:
+def cutout(image: np.ndarray, rng: np.random.Generator, fill: tuple[int, int, int],
+           max_share: float = 0.5) -> np.ndarray:
     """Fill a random square (side up to ``max_share`` of the shorter side) with ``fill``, the normalisation
     mean, so it reads as zeros to the network. Its target is left as it was: the student must infer it."""
     h, w = image.shape[:2]
@@ -78,7 +79,8 @@ def cutout(image: np.ndarray, rng: np.random.Generator, fill: tuple[int, int, in
     return out
 
 
-def strong_view(image: np.ndarray, rng: np.random.Generator, fill: tuple[int, int, int], ops: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def strong_view(image: np.ndarray, rng: np.random.Generator, fill: tuple[int, int, int],
+                ops: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """RandAugment (``ops`` ops drawn from OPS, random magnitudes) and Cutout of one uint8 HxWx3 crop.
     Returns the recoloured image (not yet warped) and the theta [2, 3] that ``warp`` applies to it and to its
     targets."""

@@ -9,7 +9,8 @@ from PIL import Image
 from ssseg.classes import IGNORE_INDEX
 
 
-def resize_pair(image: np.ndarray, label: np.ndarray | None, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+def resize_pair(image: np.ndarray, label: np.ndarray | None,
+                hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
     """Bilinear for the image, nearest for the label (class ids must not be blended)."""
     h, w = hw
     if image.shape[:2] == (h, w):

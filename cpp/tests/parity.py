@@ -44,10 +44,10 @@ def main() -> int:
 
 def check(cpp: Path, backend: str, work: Path) -> list[str]:
     from ssseg.config import ExportConfig
-    from ssseg.train.config import TrainConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.export import run_export
     from ssseg.runtime.backends import OrtBackend
+    from ssseg.train.config import TrainConfig
     from ssseg.train.engine import train
 
     work.mkdir(parents=True, exist_ok=True)
@@ -106,8 +106,9 @@ def check(cpp: Path, backend: str, work: Path) -> list[str]:
         sure = (cp >= t255 + MARGIN * 255) & (ccf >= t255 + MARGIN * 255)
         wide_diff += int((sure & (lp != lc)).sum())
     agreement, conf_share = same / total, conf_close / total
-    print(f"{backend}: {len(py['frames'])} frames of 48x80 through a 64x64 model, threshold {threshold}: labels identical on "
-          f"{100 * agreement:.4f}% of pixels, confidence within 1/255 on {100 * conf_share:.4f}% (max diff "
+    print(f"{backend}: {len(py['frames'])} frames of 48x80 through a 64x64 model, threshold {threshold}: "
+          f"labels identical on {100 * agreement:.4f}% of pixels, confidence within 1/255 on "
+          f"{100 * conf_share:.4f}% (max diff "
           f"{worst_conf}/255), {wide_diff} differing labels where both are confident by >= {MARGIN}")
     if agreement < 0.999:
         problems.append(f"labels identical on only {100 * agreement:.3f}% of pixels (need 99.9%)")
@@ -135,9 +136,10 @@ def check_resume(cpp: Path, backend: str, work: Path) -> list[str]:
     subprocess.run([*cmd, "--out", str(killed), "--resume"], check=True, stdout=subprocess.DEVNULL)
     a, b = job_files(full), job_files(killed)
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    print(f"{backend}: killed after {done} of 600 frames, resumed: {len(a) - len(differing)} of {len(a)} files identical "
-          f"to an uninterrupted run")
-    return [f"resumed run differs from an uninterrupted one in {len(differing)} files, e.g. {differing[:3]}"] if differing else []
+    print(f"{backend}: killed after {done} of 600 frames, resumed: {len(a) - len(differing)} of {len(a)} "
+          f"files identical to an uninterrupted run")
+    return ([f"resumed run differs from an uninterrupted one in {len(differing)} files, e.g. {differing[:3]}"]
+            if differing else [])
 
 
 def check_bad_inputs(cpp: Path, work: Path) -> list[str]:

@@ -51,7 +51,8 @@ def read_label_raw(path: Path) -> np.ndarray:
     except DataError:
         raise
     except FileNotFoundError:
-        raise DataError("label file is missing", path=path, fix="restore it or remove the image from the split") from None
+        raise DataError("label file is missing", path=path,
+                        fix="restore it or remove the image from the split") from None
     except Exception as e:  # noqa: BLE001
         raise DataError(f"cannot decode label ({type(e).__name__})", path=path,
                         fix="re-export the file, or pass --skip-bad to leave it out") from None

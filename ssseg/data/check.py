@@ -60,7 +60,8 @@ def print_report(report: dict) -> None:
         table.add_row(name, *row)
     table.add_section()
     table.add_row("images", *[str(report["splits"][s]["images"]) for s in splits])
-    table.add_row("sizes (HxW)", *[", ".join(f"{k} ({v})" for k, v in report["splits"][s]["sizes"].items()) for s in splits])
+    table.add_row("sizes (HxW)",
+                  *[", ".join(f"{k} ({v})" for k, v in report["splits"][s]["sizes"].items()) for s in splits])
     table.add_row("bad files", *[str(len(report["splits"][s]["bad"])) for s in splits])
     console.print(table)
     for s in splits:

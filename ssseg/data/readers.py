@@ -27,8 +27,10 @@ class CamVid(SegDataset):
         if list_file.exists():
             samples = self._from_list(root, list_file)
         else:
-            img_dir = _need_dir(root / split, f"CamVid {split}", f"add {split}/ and {split}annot/ or a {split}.txt list")
-            ann_dir = _need_dir(root / f"{split}annot", f"CamVid {split}annot", f"add {split}annot/ with the label PNGs")
+            img_dir = _need_dir(root / split, f"CamVid {split}",
+                                f"add {split}/ and {split}annot/ or a {split}.txt list")
+            ann_dir = _need_dir(root / f"{split}annot", f"CamVid {split}annot",
+                                f"add {split}annot/ with the label PNGs")
             samples = []
             for img in list_images(img_dir):
                 lbl = find_by_stem(ann_dir, img.stem, (".png",))
@@ -59,9 +61,12 @@ class Cityscapes(SegDataset):
     kind = "cityscapes"
 
     def __init__(self, root: Path, split: str):
-        root = _need_dir(Path(root), "Cityscapes", "pass cityscapes:PATH pointing at the folder holding leftImg8bit/ and gtFine/")
-        img_root = _need_dir(root / "leftImg8bit" / split, f"Cityscapes leftImg8bit/{split}", "unpack leftImg8bit_trainvaltest.zip there")
-        gt_root = _need_dir(root / "gtFine" / split, f"Cityscapes gtFine/{split}", "unpack gtFine_trainvaltest.zip there")
+        root = _need_dir(Path(root), "Cityscapes",
+                         "pass cityscapes:PATH pointing at the folder holding leftImg8bit/ and gtFine/")
+        img_root = _need_dir(root / "leftImg8bit" / split, f"Cityscapes leftImg8bit/{split}",
+                             "unpack leftImg8bit_trainvaltest.zip there")
+        gt_root = _need_dir(root / "gtFine" / split, f"Cityscapes gtFine/{split}",
+                            "unpack gtFine_trainvaltest.zip there")
         samples = []
         for img in sorted(img_root.glob("*/*_leftImg8bit.png")):
             stem = img.name[: -len("_leftImg8bit.png")]
@@ -108,7 +113,8 @@ class Folder(SegDataset):
                 base = root
             else:
                 raise DataError(f"no {split} split", path=base / "images",
-                                fix=f"add {split}/images and {split}/labels (a flat images/ + labels/ is the train split only)")
+                                fix=f"add {split}/images and {split}/labels "
+                                    f"(a flat images/ + labels/ is the train split only)")
         lbl_dir = _need_dir(base / "labels", "labels", "add labels/ with one PNG per image, same stem")
         samples = []
         for img in list_images(base / "images"):

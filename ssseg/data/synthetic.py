@@ -63,7 +63,8 @@ class _Canvas:
         self.lbl[ya:yb, xa:xb][m] = label
 
 
-def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(seed: int, split: str, index: int,
+                 size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One (HxWx3 uint8 image, HxW uint8 label) pair, a pure function of its arguments."""
     h, w = size
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
@@ -73,7 +74,8 @@ def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = DEFA
     vx = w * rng.uniform(0.35, 0.65)
 
     # Sky: vertical gradient with soft clouds.
-    top, bottom = np.array([rng.uniform(40, 90), rng.uniform(90, 140), rng.uniform(170, 230)]), np.array([190.0, 205, 225])
+    top, bottom = (np.array([rng.uniform(40, 90), rng.uniform(90, 140), rng.uniform(170, 230)]),
+                   np.array([190.0, 205, 225]))
     t = np.clip(yy / max(horizon, 1), 0, 1)[..., None]
     c.img[:] = top * (1 - t) + bottom * t + 35 * np.clip(_smooth_noise(rng, h, w, max(8, w // 6)), 0, 1)[..., None]
 
@@ -96,7 +98,8 @@ def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = DEFA
                 ya, yb, xa, xb = max(0, int(top_y)), int(horizon), max(0, int(x0)), min(w, int(x1))
                 if yb > ya and xb > xa:
                     period = max(4, int(w * 0.03))
-                    win = ((yy[ya:yb, xa:xb] - ya) % period < period * 0.5) & ((xx[ya:yb, xa:xb] - xa) % period < period * 0.5)
+                    win = (((yy[ya:yb, xa:xb] - ya) % period < period * 0.5)
+                           & ((xx[ya:yb, xa:xb] - xa) % period < period * 0.5))
                     c.img[ya:yb, xa:xb][win] *= rng.uniform(0.35, 0.6)
             x = x1 if side > 0 else x0
 
@@ -110,13 +113,16 @@ def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = DEFA
     c.img[ground] = grass_col + 20 * _smooth_noise(rng, h, w, 4)[ground][:, None]
     c.lbl[ground] = VEGETATION
     walk = ground & (dist < walk_half)
-    c.img[walk] = np.array([rng.uniform(150, 200)] * 3, np.float32) * [1.0, 0.95, 0.95] + rng.normal(0, 6, (int(walk.sum()), 1))
+    c.img[walk] = (np.array([rng.uniform(150, 200)] * 3, np.float32) * [1.0, 0.95, 0.95]
+                   + rng.normal(0, 6, (int(walk.sum()), 1)))
     c.lbl[walk] = SIDEWALK
     road = ground & (dist < road_half)
     road_grey = rng.uniform(60, 110)
-    c.img[road] = np.array([road_grey, road_grey * 0.95, road_grey * 1.02], np.float32) + rng.normal(0, 5, (int(road.sum()), 1))
+    c.img[road] = (np.array([road_grey, road_grey * 0.95, road_grey * 1.02], np.float32)
+                   + rng.normal(0, 5, (int(road.sum()), 1)))
     c.lbl[road] = ROAD
-    marking = road & (dist < np.maximum(0.6, w * 0.012 * tg)) & ((np.maximum(yy - horizon, 0) ** 0.5 * 3).astype(int) % 2 == 0)
+    marking = (road & (dist < np.maximum(0.6, w * 0.012 * tg))
+               & ((np.maximum(yy - horizon, 0) ** 0.5 * 3).astype(int) % 2 == 0))
     c.img[marking] = (230, 230, 220)
 
     def depth_y() -> float:
@@ -212,7 +218,8 @@ class Synthetic(SegDataset):
         return self.load(i)[1]
 
 
-def write_synthetic(out: Path, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0, counts: dict | None = None) -> dict[str, int]:
+def write_synthetic(out: Path, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
+                    counts: dict | None = None) -> dict[str, int]:
     """Write the generator's splits in the folder layout (out/{split}/images|labels + classes.json)."""
     from PIL import Image
 

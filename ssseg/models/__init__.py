@@ -7,8 +7,7 @@ from typing import Callable
 from torch import nn
 
 from ssseg.models.confidence import ConfidenceNet
-from ssseg.models.discriminators import (DualDiscGater, FCDiscriminator, ImageDiscriminator,
-                                         PixelDiscriminator)
+from ssseg.models.discriminators import DualDiscGater, FCDiscriminator, ImageDiscriminator, PixelDiscriminator
 from ssseg.models.heads import BranchHead, LatentBranch, WithHead
 from ssseg.models.segmenter import Segmenter
 

@@ -54,7 +54,8 @@ class ConfidenceNet(nn.Module):
         return torch.sigmoid(self.forward(probs, image))
 
 
-def segment_with_confidence(segmenter: nn.Module, aux: ConfidenceNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def segment_with_confidence(segmenter: nn.Module, aux: ConfidenceNet,
+                            x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised images -> (segmenter logits, confidence logits): the pipeline every gate uses (stage 3,
     ``ssseg eval --gate`` and the exported labeler). The softmax is taken in float32."""
     logits = segmenter(x)

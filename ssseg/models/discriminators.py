@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def strided_stack(cin: int, widths: tuple[int, ...], slope: float, kernel: int = 4, norm: bool = False) -> nn.Sequential:
+def strided_stack(cin: int, widths: tuple[int, ...], slope: float, kernel: int = 4,
+                  norm: bool = False) -> nn.Sequential:
     """Stride-2 convolutions (each halving the map), each followed by [BatchNorm and] Leaky ReLU."""
     layers: list[nn.Module] = []
     for w in widths:
@@ -31,7 +32,8 @@ class FCDiscriminator(nn.Module):
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256, 512), slope: float = 0.2):
         super().__init__()
         self.num_classes = num_classes
-        self.net = nn.Sequential(*strided_stack(num_classes, widths, slope), nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
+        self.net = nn.Sequential(*strided_stack(num_classes, widths, slope),
+                                 nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
 
     def forward(self, probs: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         return F.interpolate(self.net(probs), size=probs.shape[-2:], mode="bilinear", align_corners=False)
@@ -49,7 +51,8 @@ class PixelDiscriminator(nn.Module):
         self.num_classes = num_classes
         self.encoder = strided_stack(num_classes, widths, slope, kernel=3, norm=True)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(widths[-1], 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.LeakyReLU(slope, inplace=True),
+            nn.ConvTranspose2d(widths[-1], 128, 4, stride=2, padding=1), nn.BatchNorm2d(128),
+            nn.LeakyReLU(slope, inplace=True),
             nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(slope, inplace=True),
             nn.Conv2d(64, 1, 3, padding=1))
 

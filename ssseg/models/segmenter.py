@@ -99,7 +99,8 @@ class Segmenter(nn.Module):
             raise ValueError(f"initial block gives {c} channels but block 1 has {block1[0]}")
         self.block1 = nn.Sequential(*[NonBottleneckUnit(c) for _ in range(block1[1])])
         c1 = c
-        self.block2 = nn.Sequential(Transition(c1, block2[0]), *[NonBottleneckUnit(block2[0]) for _ in range(block2[1])])
+        self.block2 = nn.Sequential(Transition(c1, block2[0]),
+                                    *[NonBottleneckUnit(block2[0]) for _ in range(block2[1])])
         c2 = block2[0]
         self.block3, c3 = self._dense_block(c2, block3, growth)
         self.block4, c4 = self._dense_block(c3, block4, growth)

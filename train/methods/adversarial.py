@@ -28,8 +28,17 @@ from ssseg.rundir import layout
 from ssseg.train.config import parse_warmup
 from ssseg.train.data import TrainSet, default_crop, endless, normalize, train_loader
 from ssseg.train.distributed import wrap_ddp
-from ssseg.train.losses import (aux_targets, bce_map, bce_to, dual_gate, enet_class_weights, one_hot_probs,
-                                pseudo_label_loss, segmentation_loss, semi_loss)
+from ssseg.train.losses import (
+    aux_targets,
+    bce_map,
+    bce_to,
+    dual_gate,
+    enet_class_weights,
+    one_hot_probs,
+    pseudo_label_loss,
+    segmentation_loss,
+    semi_loss,
+)
 from ssseg.train.methods.supervised import validate_segmenter
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
@@ -45,7 +54,8 @@ class DiscriminatorLoss(nn.Module):
         super().__init__()
         self.gater, self.two = gater, two_discriminators
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor, correct: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, correct: torch.Tensor,
+                valid: torch.Tensor) -> torch.Tensor:
         if not self.two:
             return bce_to(self.gater(fake), 0.0) + bce_to(self.gater(real), 1.0)
         d1, d2 = self.gater.d1, self.gater.d2
@@ -66,7 +76,8 @@ class AdversarialTask(Task):
         self.unlabeled, self.gate_threshold = unlabeled, gate_threshold
 
     def prepare(self) -> None:
-        self.class_weights = torch.from_numpy(enet_class_weights(self.run.pixel_counts, self.cfg.class_weight_c)).to(self.device)
+        weights = enet_class_weights(self.run.pixel_counts, self.cfg.class_weight_c)
+        self.class_weights = torch.from_numpy(weights).to(self.device)
 
     def segmenter_modules(self) -> nn.Module:
         """What the segmenter's optimiser trains (the segmenter; latent: with its branch)."""
@@ -79,7 +90,8 @@ class AdversarialTask(Task):
         self.gater = create_model(self.discriminator, **self.gater_kwargs).to(self.device)
         self.build_more()
         self.trained = self.segmenter_modules()
-        sgd = torch.optim.SGD(self.trained.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        sgd = torch.optim.SGD(self.trained.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                              weight_decay=cfg.weight_decay)
         adam = torch.optim.Adam(self.gater.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.99))
         self.optims = {"loss": Optim(sgd, cfg.lr), "loss_d": Optim(adam, cfg.disc_lr, prefix="gater_")}
         self.state = {"gater": self.gater, **self.more_state()}
@@ -101,8 +113,9 @@ class AdversarialTask(Task):
         self.u_iter = (images for images, _ in endless(u_loader, u_sampler, iteration))  # their labels are never read
         self.warmup = parse_warmup(cfg.adv_warmup, per_epoch) if self.warms_up else 0
         if self.warmup >= self.epochs * per_epoch:
-            self.run.log(f"warning: the warm-up ({self.warmup} iterations) outlasts the run ({self.epochs * per_epoch}); "
-                         f"the unlabeled images will not be used (lower --adv-warmup, e.g. --adv-warmup "
+            self.run.log(f"warning: the warm-up ({self.warmup} iterations) outlasts the run "
+                         f"({self.epochs * per_epoch}); the unlabeled images will not be used (lower --adv-warmup, "
+                         f"e.g. --adv-warmup "
                          f"{max(1, cfg.epochs // 3)}ep)")
 
     def train(self) -> None:
@@ -127,7 +140,8 @@ class AdversarialTask(Task):
         logits, extra = out if isinstance(out, tuple) else (out, None)
         logits_l, logits_u = logits[: len(xl)], logits[len(xl):]
         p_l = torch.softmax(logits_l.float(), 1)
-        loss, p_u = self.segmenter_loss(segmentation_loss(logits_l, yl, self.class_weights), p_l, logits_u, extra, yl, semi)
+        ce = segmentation_loss(logits_l, yl, self.class_weights)
+        loss, p_u = self.segmenter_loss(ce, p_l, logits_u, extra, yl, semi)
         losses = {"loss": loss}
 
         # the discriminator's: the labeled batch's predictions are fake (latent: the unlabeled batch's too),
@@ -157,7 +171,8 @@ class AdversarialTask(Task):
         return validate_segmenter(self, self.model)
 
     def saved(self, out, record, best_saved) -> None:
-        if best_saved and self.gate_threshold is not None:  # the gater as it was with this segmenter: the pair export deploys
+        # the gater as it was with this segmenter: the pair export deploys
+        if best_saved and self.gate_threshold is not None:
             save_checkpoint(out / GATER_DIR / "best.pt", model_name=self.discriminator, model_kwargs=self.gater_kwargs,
                             classes=self.run.classes, state_dict=self.gater.state_dict(),
                             extra={**record, "segmenter": "../best.pt", "threshold": self.gate_threshold})
@@ -172,8 +187,9 @@ class AdversarialTask(Task):
         return {"warmup_iterations": self.warmup}
 
     def describe(self) -> str:
-        return (f"--method {self.cfg.method} on {len(self.run.labeled)} labeled + {len(self.unlabeled)} unlabeled images "
-                f"(semi-supervised terms after the warm-up, --adv-warmup {self.cfg.adv_warmup}), discriminator Adam lr "
+        return (f"--method {self.cfg.method} on {len(self.run.labeled)} labeled + {len(self.unlabeled)} unlabeled "
+                f"images (semi-supervised terms after the warm-up, --adv-warmup {self.cfg.adv_warmup}), "
+                f"discriminator Adam lr "
                 f"{self.cfg.disc_lr:g}")
 
 
@@ -193,7 +209,8 @@ class DualDiscTask(AdversarialTask):
         p_u = torch.softmax(logits_u.float(), 1)
         with torch.no_grad():
             trusted = dual_gate(gater.d2(p_u), gater.d1(p_u))
-        return loss + cfg.lambda_adv * bce_to(gater.d1(p_u), 1.0) + cfg.lambda_semi * pseudo_label_loss(logits_u, trusted), p_u
+        return (loss + cfg.lambda_adv * bce_to(gater.d1(p_u), 1.0)
+                + cfg.lambda_semi * pseudo_label_loss(logits_u, trusted)), p_u
 
 
 class OneStageSemi(Method):
@@ -223,7 +240,8 @@ class OneStageSemi(Method):
         result = {k: v for k, v in json.loads((run.dir.root / "done.json").read_text()).items() if k != "finished"}
         threshold = self.gate_threshold(run.cfg)
         write_json(run.dir.root / "summary.json", {"method": self.name, "labeled_fraction": run.cfg.labeled_fraction,
-                                                   "val_miou": result["best_miou"], "gate_threshold": threshold, **result})
+                                                   "val_miou": result["best_miou"], "gate_threshold": threshold,
+                                                   **result})
         return [f"done: val mIoU {100 * result['best_miou']:.1f} (best epoch); segmenter {run.dir.root / 'best.pt'}, "
                 + self.closing(run)]
 

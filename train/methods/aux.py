@@ -56,8 +56,9 @@ class AuxTask(Task):
                 write_json(terms_path, terms)
         self.w = torch.tensor(terms["weights"], dtype=torch.float32, device=self.device)
         self.gamma = torch.tensor(terms["gamma"], dtype=torch.float32, device=self.device)
-        run.log("auxiliary targets on the labeled set (stage-1 predictions): " + ", ".join(
-            f"{n} {100 * p / max(p + q, 1):.0f}% right" for n, p, q in zip(classes.names, terms["positive"], terms["negative"])))
+        right = (f"{n} {100 * p / max(p + q, 1):.0f}% right"
+                 for n, p, q in zip(classes.names, terms["positive"], terms["negative"]))
+        run.log("auxiliary targets on the labeled set (stage-1 predictions): " + ", ".join(right))
         self.provenance = {"segmenter": str(Path("..") / self.segmenter_path.parent.name / self.segmenter_path.name),
                            "segmenter_sha256": sha256_file(self.segmenter_path) if run.info.is_main else None}
 
@@ -69,7 +70,8 @@ class AuxTask(Task):
         positive = np.diag(conf)
         negative = conf.sum(1) - positive
         return {"classes": list(run.classes.names), "pixels": run.pixel_counts.tolist(),
-                "weights": enet_class_weights(run.pixel_counts, cfg.aux_class_weight_c).tolist(), "c": cfg.aux_class_weight_c,
+                "weights": enet_class_weights(run.pixel_counts, cfg.aux_class_weight_c).tolist(),
+                "c": cfg.aux_class_weight_c,
                 "positive": positive.tolist(), "negative": negative.tolist(),
                 "gamma": aux_gamma(positive, negative).tolist()}
 
@@ -78,7 +80,8 @@ class AuxTask(Task):
         self.model_name = AUX_MODEL
         self.model_kwargs = {"num_classes": self.run.classes.num_classes, "with_rgb": cfg.aux_input == "probs+rgb"}
         self.model = create_model(AUX_MODEL, **self.model_kwargs).to(self.device)
-        adam = torch.optim.Adam(self.model.parameters(), lr=cfg.aux_lr, betas=(0.9, 0.999), weight_decay=cfg.aux_weight_decay)
+        adam = torch.optim.Adam(self.model.parameters(), lr=cfg.aux_lr, betas=(0.9, 0.999),
+                                weight_decay=cfg.aux_weight_decay)
         self.optims = {"loss": Optim(adam, cfg.aux_lr)}
 
     def start(self, state: dict) -> None:
@@ -105,9 +108,11 @@ class AuxTask(Task):
         gate = s["gates"][0]
         pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
         auroc = "-" if s["auroc"] is None else f"{s['auroc']:.3f}"
-        text = f"  val AUROC {auroc}, at T {t:g}: kept mIoU {pct(gate['kept_miou'])} on {pct(gate['selected_share'])}% of pixels"
-        return s["auroc"], {"auroc": s["auroc"], "ece": s["ece"], "t_aux": t, "kept_miou": gate["kept_miou"],
-                            "selected_share": gate["selected_share"], "class_semi_ratio": gate["class_semi_ratio"]}, text
+        text = (f"  val AUROC {auroc}, at T {t:g}: kept mIoU {pct(gate['kept_miou'])} on "
+                f"{pct(gate['selected_share'])}% of pixels")
+        record = {"auroc": s["auroc"], "ece": s["ece"], "t_aux": t, "kept_miou": gate["kept_miou"],
+                  "selected_share": gate["selected_share"], "class_semi_ratio": gate["class_semi_ratio"]}
+        return s["auroc"], record, text
 
     def record(self) -> dict:
         return {"stage": 2, **self.provenance}
@@ -134,8 +139,9 @@ class Aux(Method):
                 return
             provenance = {"segmenter": "stage1/best.pt", "aux": "stage2/best.pt",
                           "scale": list(cfg.scale) if cfg.scale else None}
-            write_pseudo_labels(frozen(s1 / "best.pt", run.info.device), frozen(s2 / "best.pt", run.info.device), unlabeled,
-                                pseudo_dir, cfg.t_aux, cfg.scale, run.info, run.log, workers=cfg.workers, amp=run.amp,
+            device = run.info.device
+            write_pseudo_labels(frozen(s1 / "best.pt", device), frozen(s2 / "best.pt", device), unlabeled, pseudo_dir,
+                                cfg.t_aux, cfg.scale, run.info, run.log, workers=cfg.workers, amp=run.amp,
                                 provenance=provenance)
 
         def retrain(out: Path) -> Task:
@@ -152,12 +158,14 @@ class Aux(Method):
         return [labeled_stage(run),
                 Stage(2, f"auxiliary net ({cfg.aux_input}) on the labeled images, stage-1 segmenter frozen",
                       lambda out: AuxTask(run, out, s1 / "best.pt")),
-                Stage(3, f"pseudo-labels for {len(unlabeled)} unlabeled images (T_aux {cfg.t_aux:g}), then the segmenter "
-                         f"on labeled + pseudo-labeled images ({cfg.stage3_init} start)", retrain, before=write_pseudo)]
+                Stage(3, f"pseudo-labels for {len(unlabeled)} unlabeled images (T_aux {cfg.t_aux:g}), then the "
+                         f"segmenter on labeled + pseudo-labeled images ({cfg.stage3_init} start)", retrain,
+                      before=write_pseudo)]
 
     def finish(self, run: Run, seconds: float) -> list[str]:
         rundir, cfg = run.dir, run.cfg
-        done = {k: json.loads((rundir.stage(k) / "done.json").read_text()) for k in (1, 2, 3) if rundir.is_done(rundir.stage(k))}
+        done = {k: json.loads((rundir.stage(k) / "done.json").read_text())
+                for k in (1, 2, 3) if rundir.is_done(rundir.stage(k))}
         s = {"method": "aux", "labeled_fraction": cfg.labeled_fraction, "stage1_val_miou": done[1]["best_miou"],
              "stage1_init": done[1].get("init"), "stage2_val_auroc": done[2]["best_auroc"] if 2 in done else None,
              "t_aux": cfg.t_aux, "seconds_this_invocation": seconds}
@@ -169,11 +177,12 @@ class Aux(Method):
         write_json(rundir.root / "summary.json", s)
         if "stage3_val_miou" not in s:
             auroc = "-" if s["stage2_val_auroc"] is None else f"{s['stage2_val_auroc']:.3f}"
-            return [f"stopped after stage {2 if s['stage2_val_auroc'] is not None else 1} (--until-stage): stage-1 segmenter "
-                    f"{s['stage1_init'] or 'stage1/best.pt'}, val mIoU {100 * s['stage1_val_miou']:.1f}; auxiliary net val "
-                    f"AUROC {auroc}"]
+            return [f"stopped after stage {2 if s['stage2_val_auroc'] is not None else 1} (--until-stage): stage-1 "
+                    f"segmenter {s['stage1_init'] or 'stage1/best.pt'}, val mIoU {100 * s['stage1_val_miou']:.1f}; "
+                    f"auxiliary net val AUROC {auroc}"]
         if s["stage1_val_miou"] < 0:
-            return [f"done (no val split: no mIoU to compare); pseudo-labels kept {100 * s['pseudo_kept_share']:.1f}% of pixels"]
+            return [f"done (no val split: no mIoU to compare); pseudo-labels kept "
+                    f"{100 * s['pseudo_kept_share']:.1f}% of pixels"]
         return [f"baseline (stage 1, labeled only): val mIoU {100 * s['stage1_val_miou']:.1f}",
                 f"semi-supervised (stage 3, + {s['pseudo_images']} pseudo-labeled images, T_aux {s['t_aux']:g}, "
                 f"{100 * s['pseudo_kept_share']:.1f}% of their pixels kept): val mIoU {100 * s['stage3_val_miou']:.1f} "

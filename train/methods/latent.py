@@ -17,8 +17,14 @@ import torch
 from ssseg.io import atomic_write_text, write_json
 from ssseg.models import LatentBranch, WithHead
 from ssseg.train import distributed as dist
-from ssseg.train.losses import (bce_to, conditional_entropy, cooccurrence_update, latent_consistency,
-                                latent_given_class, latent_joint)
+from ssseg.train.losses import (
+    bce_to,
+    conditional_entropy,
+    cooccurrence_update,
+    latent_consistency,
+    latent_given_class,
+    latent_joint,
+)
 from ssseg.train.methods.adversarial import AdversarialTask, OneStageSemi
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
@@ -53,7 +59,8 @@ class LatentTask(AdversarialTask):
         p_u = torch.softmax(logits_u.float(), 1)
         unlabeled_loss = (latent_consistency(latent_logits[n:], p_u, latent_given_class(m))
                           + cfg.lambda_adv * bce_to(self.gater(p_u), 1.0))
-        return ce + conditional_entropy(joint) + cfg.lambda_adv * bce_to(self.gater(p_l), 1.0) + cfg.lambda_semi * unlabeled_loss, p_u
+        return (ce + conditional_entropy(joint) + cfg.lambda_adv * bce_to(self.gater(p_l), 1.0)
+                + cfg.lambda_semi * unlabeled_loss), p_u
 
     def fakes(self, p_l, p_u):
         return torch.cat([p_l, p_u]).detach()

@@ -61,7 +61,8 @@ class MultiTaskTask(Task):
         self.stage, self.pseudo_dir, self.own_blocks = stage, pseudo_dir, OWN_BLOCKS[stage]
 
     def prepare(self) -> None:
-        self.class_weights = torch.from_numpy(enet_class_weights(self.run.pixel_counts, self.cfg.class_weight_c)).to(self.device)
+        weights = enet_class_weights(self.run.pixel_counts, self.cfg.class_weight_c)
+        self.class_weights = torch.from_numpy(weights).to(self.device)
 
     def build(self) -> None:
         cfg, device = self.cfg, self.device
@@ -82,7 +83,8 @@ class MultiTaskTask(Task):
     def begin(self, iteration: int, per_epoch: int) -> None:
         run, cfg = self.run, self.cfg
         crop = default_crop(run.labeled, cfg)
-        all_set = StrongSet(TrainSet(PseudoLabeled(run.train_all, self.pseudo_dir / "labels"), cfg, crop), cfg.seed, FILL)
+        masked = PseudoLabeled(run.train_all, self.pseudo_dir / "labels")
+        all_set = StrongSet(TrainSet(masked, cfg, crop), cfg.seed, FILL)
         self.all_batch = cfg.st_all_batch or max(1, cfg.batch_size // 2)
         a_sampler, a_loader = train_loader(all_set, cfg, run.info, self.all_batch)
         self.a_iter = endless(a_loader, a_sampler, iteration)
@@ -109,7 +111,8 @@ class MultiTaskTask(Task):
         l_seg = segmentation_loss(logits[:n], yl, self.class_weights)
         l_con = soft_cross_entropy(logits[n:], target, valid)
         l_pl = segmentation_loss(head_logits[n:], masks, None)
-        return {"loss": l_seg + cfg.lambda_con * l_con + cfg.lambda_pl * l_pl, "l_seg": l_seg, "l_con": l_con, "l_pl": l_pl}
+        loss = l_seg + cfg.lambda_con * l_con + cfg.lambda_pl * l_pl
+        return {"loss": loss, "l_seg": l_seg, "l_con": l_con, "l_pl": l_pl}
 
     def after_step(self) -> None:
         ema_update(self.teacher, self.model, self.cfg.ema_decay)
@@ -121,9 +124,10 @@ class MultiTaskTask(Task):
         return {"stage": self.stage, "pseudo_masks": str(self.pseudo_dir.relative_to(self.cfg.out))}
 
     def describe(self) -> str:
-        return (f"the segmenter + a head owning its last {self.own_blocks} block(s) on {len(self.run.labeled)} labeled + "
-                f"{len(self.run.train_all)} pseudo-masked images (sub-batches of {self.cfg.batch_size} + {self.all_batch}), "
-                f"lambda_con {self.cfg.lambda_con:g}, lambda_pl {self.cfg.lambda_pl:g}, EMA {self.cfg.ema_decay:g}")
+        return (f"the segmenter + a head owning its last {self.own_blocks} block(s) on {len(self.run.labeled)} labeled "
+                f"+ {len(self.run.train_all)} pseudo-masked images (sub-batches of {self.cfg.batch_size} + "
+                f"{self.all_batch}), lambda_con {self.cfg.lambda_con:g}, lambda_pl {self.cfg.lambda_pl:g}, "
+                f"EMA {self.cfg.ema_decay:g}")
 
 
 @register("self-train")
@@ -142,8 +146,9 @@ class SelfTrain(Method):
 
             def write() -> None:
                 if not (stage / "pseudo" / "manifest.json").is_file():
-                    write_pseudo_labels(frozen(stage / "best.pt", run.info.device), None, run.train_all, stage / "pseudo",
-                                        0.0, run.cfg.scale, run.info, run.log, workers=run.cfg.workers, amp=run.amp,
+                    segmenter = frozen(stage / "best.pt", run.info.device)
+                    write_pseudo_labels(segmenter, None, run.train_all, stage / "pseudo", 0.0, run.cfg.scale, run.info,
+                                        run.log, workers=run.cfg.workers, amp=run.amp,
                                         provenance={"segmenter": f"{stage.name}/best.pt"})
             return write
 

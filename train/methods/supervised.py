@@ -35,7 +35,8 @@ def validate_segmenter(task: Task, model: torch.nn.Module) -> tuple[float | None
     run = task.run
     if run.val is None:
         return None, None, ""
-    s = scores(confusion_matrix(model, run.val, task.cfg.scale, task.device, run.info, amp=run.amp), run.val.classes.names)
+    conf = confusion_matrix(model, run.val, task.cfg.scale, task.device, run.info, amp=run.amp)
+    s = scores(conf, run.val.classes.names)
     return s["miou"], {k: s[k] for k in ("miou", "pixel_acc", "per_class_iou")}, f"  val mIoU {100 * s['miou']:.1f}"
 
 
@@ -51,16 +52,18 @@ class SegmenterTask(Task):
         self.weights = enet_class_weights(self.pixel_counts, self.cfg.class_weight_c)
         if self.run.info.is_main:
             classes = self.run.classes
-            write_json(self.out / "class_weights.json", {"classes": list(classes.names), "pixels": self.pixel_counts.tolist(),
-                                                         "weights": self.weights.tolist(), "c": self.cfg.class_weight_c})
+            write_json(self.out / "class_weights.json", {
+                "classes": list(classes.names), "pixels": self.pixel_counts.tolist(), "weights": self.weights.tolist(),
+                "c": self.cfg.class_weight_c})
 
     def build(self) -> None:
         cfg, classes = self.cfg, self.run.classes
         self.model_name, self.model_kwargs = cfg.model, {"num_classes": classes.num_classes}
         self.model = create_model(cfg.model, **self.model_kwargs).to(self.device)
         summary = model_summary(cfg.model, classes.num_classes)
-        self.run.log(f"model {cfg.model}: {summary['params'] / 1e6:.2f}M parameters, {summary['gmacs_512x1024']:.1f} GMACs "
-                     f"({2 * summary['gmacs_512x1024']:.1f} GFLOPs) at 512x1024, {classes.num_classes} classes")
+        self.run.log(f"model {cfg.model}: {summary['params'] / 1e6:.2f}M parameters, "
+                     f"{summary['gmacs_512x1024']:.1f} GMACs ({2 * summary['gmacs_512x1024']:.1f} GFLOPs) at 512x1024, "
+                     f"{classes.num_classes} classes")
         sgd = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.optims = {"loss": Optim(sgd, cfg.lr)}
 
@@ -91,7 +94,8 @@ class SegmenterTask(Task):
 def labeled_stage(run: Run) -> Stage:
     """Stage 1 of the staged methods: the segmenter on the labeled images (or --init's)."""
     return Stage(1, f"segmenter on {len(run.labeled)} labeled images",
-                 lambda out: SegmenterTask(run, out, run.labeled, run.pixel_counts, what=run.describe_labeled(), stage=1))
+                 lambda out: SegmenterTask(run, out, run.labeled, run.pixel_counts, what=run.describe_labeled(),
+                                           stage=1))
 
 
 @register("supervised")

@@ -1,0 +1,101 @@
+"""The layering the README's architecture section draws, checked from the source: every ``import`` statement
+(top-level or inside a function) of every ssseg module, read with ast."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# package -> folder, as pyproject.toml maps them
+FOLDERS = {"ssseg": "ssseg", "ssseg.train": "train", "ssseg.export": "export", "ssseg.runtime": "runtime",
+           "ssseg.label": "label"}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package, folder in FOLDERS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT / folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([package, *parts])
+            if package == "ssseg" and parts and f"ssseg.{parts[0]}" in FOLDERS:
+                continue
+            found[name] = path
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {m: {i for i in imports(p) if i in mods and i != m} for m, p in mods.items()}
+
+
+def test_no_import_circles_between_modules():
+    g = graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(g[m]):
+            if state.get(n) == 1:
+                cycle = stack[stack.index(n):] + [n]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m)
+
+
+def package_of(module: str) -> str:
+    longest_first = sorted(FOLDERS, key=len, reverse=True)
+    return next((p for p in longest_first if module == p or module.startswith(p + ".")), module)
+
+
+def test_layers():
+    mods = modules()
+    for m, path in mods.items():
+        found = imports(path)
+        if package_of(m) == "ssseg.runtime":
+            assert not any(i == "torch" or i.startswith("torch.") for i in found), f"{m} imports torch"
+        if package_of(m) == "ssseg.export":
+            assert not any(package_of(i) == "ssseg.train" for i in found), f"{m} imports ssseg.train"
+        if package_of(m) in ("ssseg.runtime", "ssseg.label"):
+            assert not any(package_of(i) in ("ssseg.train", "ssseg.export") for i in found), f"{m} reaches up"
+
+
+def test_the_method_dispatcher_names_no_method():
+    """The engine and the registry find methods by name; only train/methods/, train/config.py and the RunDir's
+    table of runs from before run.json name them (export's "aux" is a graph's name, so exporter.py is not read)."""
+    from ssseg.train.config import METHODS
+
+    for path in (ROOT / "train" / "engine.py", ROOT / "train" / "registry.py", ROOT / "train" / "task.py",
+                 ROOT / "train" / "setup.py", ROOT / "ssseg" / "cli.py", ROOT / "export" / "sources.py"):
+        text = path.read_text()
+        named = [name for name in METHODS if f'"{name}"' in text or f"'{name}'" in text]
+        assert not named, f"{path.name} names {named}"
+
+
+def test_every_configured_method_is_registered_and_the_other_way():
+    from ssseg.train import registry
+    from ssseg.train.config import METHODS
+
+    assert sorted(METHODS) == registry.names()
