@@ -45,13 +45,14 @@ def legacy_layout(config: dict) -> dict:
     methods always write run.json)."""
     method = config.get("method", "supervised")
     model = config.get("model", DEFAULT_SEGMENTER)
+    # config.json holds every resolved option, so the thresholds are there
     if method == "aux":
-        return layout(method, stages=3, segmenter_stages=(3, 1), gater="stage2",
-                      gate_threshold=float(config.get("t_aux", 0.9)), segmenter_model=model)
+        return layout(method, stages=3, segmenter_stages=(3, 1), gater="stage2", gate_threshold=config.get("t_aux"),
+                      segmenter_model=model)
     if method == "self-train":
         return layout(method, stages=3, segmenter_stages=(3, 2, 1), segmenter_model=model)
     if method == "adversarial":
-        return layout(method, gater="gater", gate_threshold=float(config.get("t_semi", 0.2)), segmenter_model=model)
+        return layout(method, gater="gater", gate_threshold=config.get("t_semi"), segmenter_model=model)
     if method == "dual-disc":
         return layout(method, gater="gater", gate_threshold=0.5, segmenter_model=model)
     return layout(method, segmenter_model=model)
