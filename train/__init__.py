@@ -1,1 +1,1 @@
-"""Training and evaluation (needs torch): ``ssseg.train``."""
+"""Training (needs torch), except config.py: the options, which the CLI reads without torch."""
