@@ -42,13 +42,15 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
             if kind is bool:
                 decls, shown = (f"{flag}/--no-{flag[2:]}",), (flag if f.default else f"--no-{flag[2:]}")
             else:
-                decls, shown = (flag,), f.default
+                decls, shown = (flag,), f.default if f.default != () else None
             if f.default is None:
                 paper = [f"{k} {_text(v[f.name]) if f.name in v else 'none'}" for k, v in DATASET_DEFAULTS.items()]
                 shown = f"{PAPER_DEFAULT} ({', '.join(paper)})" if any(f.name in v for v in DATASET_DEFAULTS.values()) \
                     else None
             # sizes and lists are parsed by the config
             cli_type = kind if kind in (bool, int, float, str, Path) else str
+            if f.metadata.get("many"):
+                cli_type = list[str]
             # the backslash keeps rich from reading the brackets as markup
             text = f.metadata["help"] + ("" if shown is None else f" \\[default: {_text(shown)}]")
             option = typer.Option(None, *decls, help=text, rich_help_panel=group.PANEL, show_default=False)

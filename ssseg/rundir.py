@@ -4,6 +4,7 @@ the torch backend's ``--run`` read it through ``RunDir``.
     RUN/config.json          the resolved training options (flat names, as ``--config FILE`` takes them)
     RUN/run.json             the layout: method, staged or not, which stages hold a segmenter, where the gater is
     RUN/splits/              labeled.txt, unlabeled.txt
+    RUN/footage/<source>/    frames of --unlabeled footage, decoded once at the training scale
     RUN/best.pt last.pt metrics.jsonl done.json     a one-stage run (supervised, adversarial, ...)
     RUN/stage1/ stage2/ ...  a staged run: each stage laid out like a one-stage run
     RUN/<gater>/best.pt      the confidence net that gates the final segmenter, when the method trains one
@@ -116,6 +117,11 @@ class RunDir:
     @property
     def splits(self) -> Path:
         return self.root / "splits"
+
+    @property
+    def footage(self) -> Path:
+        """Frames of --unlabeled sources, decoded once: footage/<source>/<frame>.jpg and done.json."""
+        return self.root / "footage"
 
     def split_file(self, name: str) -> Path:
         """splits/labeled.txt or splits/unlabeled.txt."""

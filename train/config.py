@@ -31,11 +31,14 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 PAPER_DEFAULT = "the dataset's paper schedule"  # how --help shows the fields that take DATASET_DEFAULTS
 
 
-def option(default: Any, help: str, *, stage: int = 1, resumable: bool = False, cli: bool = True) -> Any:
+def option(default: Any, help: str, *, stage: int = 1, resumable: bool = False, cli: bool = True,
+           many: bool = False) -> Any:
     """A config field. ``stage``: the first stage of a staged method the option affects (0: it defines the
     labeled/unlabeled split and never changes within a run); ``--from-stage N`` may change options of stages
-    >= N only. ``resumable``: ``--resume`` may change it (where the run happens, not what it computes)."""
-    return field(default=default, metadata={"help": help, "stage": stage, "resumable": resumable, "cli": cli})
+    >= N only. ``resumable``: ``--resume`` may change it (where the run happens, not what it computes).
+    ``many``: a list, given as a repeated option."""
+    return field(default=default, metadata={"help": help, "stage": stage, "resumable": resumable, "cli": cli,
+                                            "many": many})
 
 
 def check_range(name: str, value: float | int | None, low: float, high: float | None = None, example: str = "") -> None:
@@ -74,7 +77,10 @@ class CommonOptions:
     workers: int = option(2, "Data-loading worker processes.", resumable=True)
     eval_every: int = option(1, "Validate every N epochs (and after the last).")
     seed: int = option(0, "Seed of the split, initialisation and augmentation.", stage=0)
-    skip_bad: bool = option(False, "Warn about and count unreadable samples instead of stopping.")
+    skip_bad: bool = option(False, "Warn about and count unreadable samples (and unlabeled sources) instead of "
+                                   "stopping.")
+    strong_aug: bool = option(False, "Strong augmentation of the labeled batches (colour jitter, grayscale, blur, "
+                                     "CutMix), as weak-strong gives its unlabeled ones: the fair supervised control.")
     resume: bool = option(False, "Continue the run in --out (finished stages are skipped).", resumable=True)
 
     def check_common(self) -> None:
@@ -102,6 +108,22 @@ class StagedOptions:
             value = getattr(self, name)
             if value is not None and value not in (1, 2, 3):
                 raise ConfigError(f"--{name.replace('_', '-')} {value} is not a stage", fix="pass 1, 2 or 3")
+
+
+@dataclass
+class FootageOptions:
+    PANEL: ClassVar[str] = "Unlabeled footage (the semi-supervised methods)"
+    METHODS: ClassVar[dict[str, str]] = {}
+
+    unlabeled: tuple[str, ...] = option((), "Unlabeled images for training: videos, image folders, globs, list files "
+                                            "(repeat the option). Frames are decoded once into RUN/footage/.",
+                                        stage=0, many=True)
+    unlabeled_every: int = option(1, "Take every N-th frame of the --unlabeled videos and folders.", stage=0)
+    unlabeled_split: bool = option(True, "Also use the dataset's own unlabeled split (the training images left "
+                                         "unlabeled by --labeled-fraction).", stage=0)
+
+    def check_footage(self) -> None:
+        check_range("unlabeled_every", self.unlabeled_every, 1)
 
 
 AUX_INPUTS = ("probs", "probs+rgb")
@@ -194,7 +216,7 @@ class SelfTrainOptions:
                                 "ResNet-101).", stage=2)
     lambda_con: float = option(0.5, "Weight of the mean-teacher consistency loss.", stage=2)
     lambda_pl: float = option(0.5, "Weight of the pseudo-mask head's loss.", stage=2)
-    ema_decay: float = option(0.99, "The mean teacher's EMA decay.", stage=2)
+    ema_decay: float = option(0.99, "The mean teacher's EMA decay (self-train, weak-strong).", stage=2)
     st_all_batch: int | None = option(None, "Images per step drawn from all training images (default: half "
                                             "--batch-size).", stage=2)
 
@@ -208,16 +230,53 @@ class SelfTrainOptions:
         check_range("st_all_batch", self.st_all_batch, 1)
 
 
-GROUPS = (CommonOptions, StagedOptions, AuxOptions, AdversarialOptions, LatentOptions, SelfTrainOptions)
+SELECTIONS = ("softmax", "class-balanced", "aux")
 
 
 @dataclass
-class TrainConfig(SelfTrainOptions, LatentOptions, AdversarialOptions, AuxOptions, StagedOptions, CommonOptions):
+class WeakStrongOptions:
+    PANEL: ClassVar[str] = "--method weak-strong"
+    METHODS: ClassVar[dict[str, str]] = {
+        "weak-strong": "a mean teacher labels weakly augmented unlabeled images; the student learns those labels on "
+                       "strongly augmented (CutMix) and feature-perturbed views (FixMatch/UniMatch-style)"}
+
+    select: str = option("class-balanced", f"Which pseudo-label pixels count: {', '.join(SELECTIONS)} (max softmax "
+                                           "with a per-class threshold lowered until --min-class-share of each "
+                                           "predicted class passes), or aux (a trained confidence net, --select-gater, "
+                                           "at --t-aux).")
+    select_threshold: float = option(0.95, "softmax, class-balanced: the teacher's max softmax a pixel needs.")
+    min_class_share: float = option(0.3, "class-balanced: the share of each predicted class's pixels that passes "
+                                         "at least.")
+    select_gater: Path | None = option(None, "aux: the confidence net (a run directory with one, or its best.pt).")
+    lambda_u: float = option(1.0, "Weight of the unlabeled losses (half strong view, half feature-perturbed view).")
+    unlabeled_batch: int | None = option(None, "Unlabeled images per step (default: --batch-size).")
+
+    def check_weak_strong(self) -> None:
+        if self.select not in SELECTIONS:
+            raise ConfigError(f"unknown --select {self.select!r}", fix=f"choose one of {', '.join(SELECTIONS)}")
+        check_range("select_threshold", self.select_threshold, 0.0, 1.0, "0.95")
+        check_range("min_class_share", self.min_class_share, 0.0, 1.0, "0.3")
+        check_range("lambda_u", self.lambda_u, 0.0)
+        check_range("unlabeled_batch", self.unlabeled_batch, 1)
+        if self.select == "aux" and self.select_gater is None and self.method == "weak-strong":
+            raise ConfigError("--select aux needs the confidence net", fix="pass --select-gater RUN (a --method aux "
+                                                                            "run on this split) or its stage2/best.pt")
+
+
+GROUPS = (CommonOptions, FootageOptions, StagedOptions, AuxOptions, AdversarialOptions, LatentOptions,
+          SelfTrainOptions, WeakStrongOptions)
+
+
+@dataclass
+class TrainConfig(WeakStrongOptions, SelfTrainOptions, LatentOptions, AdversarialOptions, AuxOptions, StagedOptions,
+                  FootageOptions, CommonOptions):
     """Every training option: the groups above in one flat record (config.json, --config FILE)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.init = Path(self.init) if self.init is not None else None
+        self.select_gater = Path(self.select_gater) if self.select_gater is not None else None
+        self.unlabeled = (self.unlabeled,) if isinstance(self.unlabeled, str) else tuple(str(u) for u in self.unlabeled)
         self.crop = parse_hw(self.crop, "--crop")
         self.scale = parse_hw(self.scale, "--scale")
         if isinstance(self.aug_scales, str):
@@ -245,6 +304,8 @@ class TrainConfig(SelfTrainOptions, LatentOptions, AdversarialOptions, AuxOption
         d = dataclasses.asdict(self)
         d["out"] = str(self.out)
         d["init"] = None if self.init is None else str(self.init)
+        d["select_gater"] = None if self.select_gater is None else str(self.select_gater)
+        d["unlabeled"] = list(self.unlabeled)
         for k in ("crop", "scale", "aug_scales"):
             if d[k] is not None:
                 d[k] = list(d[k])

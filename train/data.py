@@ -99,10 +99,32 @@ class EvalSet(torch.utils.data.Dataset):
 
 def normalize(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 NHWC on the host -> normalised float NCHW on ``device`` (done on the device: cheaper)."""
-    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    return standardize(to_unit(images, device))
+
+
+def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC on the host -> float NCHW in 0..1 on ``device``."""
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """0..1 RGB -> the segmenter's input (MEAN/STD)."""
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+class ImagesOnly(SegDataset):
+    """Unlabeled images for augmentation: the label is 0 everywhere, so after a crop 255 marks exactly the
+    padding, and no annotation of the underlying dataset is ever read."""
+
+    def __init__(self, ds: SegDataset):
+        self.ds = ds
+        super().__init__(ds.root, ds.split, ds.classes, ds.samples, None)
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        image = self.ds.load_image(i)
+        return image, np.zeros(image.shape[:2], np.uint8)
 
 
 def default_crop(ds: SegDataset, cfg: TrainConfig) -> tuple[int, int]:

@@ -127,6 +127,7 @@ def fit(task: Task, out: Path, run: Run) -> dict:
                 iteration += 1
                 progress.step(losses, set(task.optims), lrs[main_optim], batch[0].shape[0])
         mean_loss, parts = progress.mean_loss(), progress.mean_parts()
+        task.end_epoch()
 
         last = epoch + 1 == task.epochs
         due = (epoch + 1) % cfg.eval_every == 0 or last

@@ -15,12 +15,14 @@ import numpy as np
 from ssseg.checkpoint import load_checkpoint
 from ssseg.classes import ClassSet
 from ssseg.data import SegDataset, open_dataset, parse_spec
+from ssseg.data.pseudo import Concat
 from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import atomic_write_text, sha256_file, write_json
 from ssseg.rundir import RunDir, resolve_checkpoint, run_of
 from ssseg.train import distributed as dist
 from ssseg.train.config import FIELDS, RESUMABLE, SPLIT_OPTIONS, TrainConfig, first_stage_of
 from ssseg.train.data import read_list, scan, split_labeled, write_list
+from ssseg.train.footage import extract_footage
 
 
 @dataclass
@@ -37,19 +39,27 @@ class Run:
     val: SegDataset | None
     info: dist.DistInfo
     log: Callable[[str], None]
+    footage: SegDataset | None = None  # --unlabeled frames
 
     @property
     def amp(self) -> bool:
         return self.cfg.amp and self.info.device.type == "cuda"
 
     def unlabeled(self) -> SegDataset:
-        """The split's unlabeled images; a split without any is refused (nothing to learn from)."""
-        unlabeled = self.train_all.subset(self.unlabeled_ids)
-        if len(unlabeled) == 0:
-            raise ConfigError(f"the split leaves no unlabeled images ({len(self.labeled)} labeled of "
-                              f"{len(self.train_all)})", path=self.dir.split_file("unlabeled"),
-                              fix="start a new run with a lower --labeled-fraction")
-        return unlabeled
+        """The unlabeled images: the split's (unless --no-unlabeled-split) and the --unlabeled footage; none at
+        all is refused (nothing to learn from)."""
+        parts = [self.train_all.subset(self.unlabeled_ids)] if self.cfg.unlabeled_split else []
+        parts = [p for p in parts + [self.footage] if p is not None and len(p)]
+        if not parts:
+            raise ConfigError(f"no unlabeled images: the split leaves none ({len(self.labeled)} labeled of "
+                              f"{len(self.train_all)}) and no --unlabeled footage was given",
+                              path=self.dir.split_file("unlabeled"),
+                              fix="pass --unlabeled FOOTAGE, or start a new run with a lower --labeled-fraction")
+        return parts[0] if len(parts) == 1 else Concat(parts)
+
+    def all_images(self) -> SegDataset:
+        """Every training image, labeled or not, and the footage."""
+        return self.train_all if self.footage is None else Concat([self.train_all, self.footage])
 
     def describe_labeled(self) -> str:
         return f"{len(self.labeled)} labeled images ({self.cfg.labeled_fraction:g} of {len(self.train_all)})"
@@ -110,9 +120,10 @@ def run_config(cfg: TrainConfig, explicit: set[str], staged: bool, needs_unlabel
         raise ConfigError(f"no run here to redo from stage {cfg.from_stage}", path=cfg.out,
                           fix="drop --from-stage to run all three stages, or add --init RUN to start at stage 2 "
                               "from another run's segmenter")
-    if needs_unlabeled and cfg.labeled_fraction >= 1.0:
+    if needs_unlabeled and cfg.labeled_fraction >= 1.0 and not cfg.unlabeled:
         raise ConfigError(f"--method {cfg.method} needs unlabeled images, and --labeled-fraction 1 leaves none",
-                          fix="pass --labeled-fraction below 1 (the papers: 0.5 or less), or --method supervised")
+                          fix="pass --unlabeled FOOTAGE or --labeled-fraction below 1 (the papers: 0.5 or less), or "
+                              "--method supervised")
     return cfg
 
 
@@ -193,6 +204,15 @@ def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[
             raise
         val, val_skipped = None, []
         log(f"warning: {e}; training without validation (best.pt follows the last epoch)")
+    footage, footage_problems = None, []
+    if cfg.unlabeled:  # rank 0 decodes, the others read what it wrote
+        for rank_writes in (True, False):
+            if info.is_main == rank_writes:
+                footage, footage_problems = extract_footage(cfg.unlabeled, cfg.unlabeled_every, cfg.scale,
+                                                            rundir.footage, train_all.classes, cfg.skip_bad, log,
+                                                            write=rank_writes)
+            dist.barrier(info)
+        log(f"unlabeled footage: {len(footage)} frames")
     if info.is_main:
         rundir.root.mkdir(parents=True, exist_ok=True)
         write_json(rundir.config_path, cfg.to_dict())
@@ -200,7 +220,9 @@ def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[
         if new_split:
             write_list(rundir.split_file("labeled"), labeled_ids)
             write_list(rundir.split_file("unlabeled"), unlabeled_ids)
-        if skipped or val_skipped:
-            atomic_write_text(rundir.root / "skipped.txt", "".join(f"{s}\n" for s in skipped + val_skipped))
+        if skipped or val_skipped or footage_problems:
+            lines = skipped + val_skipped + footage_problems
+            atomic_write_text(rundir.root / "skipped.txt", "".join(f"{s}\n" for s in lines))
     dist.barrier(info)
-    return Run(cfg, rundir, train_all.classes, train_all, labeled, unlabeled_ids, pixel_counts, val, info, log)
+    return Run(cfg, rundir, train_all.classes, train_all, labeled, unlabeled_ids, pixel_counts, val, info, log,
+               footage)

@@ -81,6 +81,9 @@ class Task:
     def after_step(self) -> None:
         """After the optimisers stepped (e.g. a mean teacher's update)."""
 
+    def end_epoch(self) -> None:
+        """Every process, after an epoch's steps: collective reductions of the task's own statistics."""
+
     def evaluate(self) -> tuple[float | None, dict | None, str]:
         """(score for best.pt, metrics.jsonl's "val", text for the epoch line); (None, None, "") without val data."""
         return None, None, ""
@@ -93,6 +96,7 @@ class Task:
         """After last.pt (and best.pt when ``best_saved``) were written: files of the method's own."""
 
     def epoch_fields(self, iteration: int) -> dict:
+        """More fields of the epoch's metrics.jsonl line (rank 0)."""
         return {}
 
     def epoch_note(self, iteration: int) -> str:

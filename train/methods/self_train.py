@@ -83,7 +83,7 @@ class MultiTaskTask(Task):
     def begin(self, iteration: int, per_epoch: int) -> None:
         run, cfg = self.run, self.cfg
         crop = default_crop(run.labeled, cfg)
-        masked = PseudoLabeled(run.train_all, self.pseudo_dir / "labels")
+        masked = PseudoLabeled(run.all_images(), self.pseudo_dir / "labels")
         all_set = StrongSet(TrainSet(masked, cfg, crop), cfg.seed, FILL)
         self.all_batch = cfg.st_all_batch or max(1, cfg.batch_size // 2)
         a_sampler, a_loader = train_loader(all_set, cfg, run.info, self.all_batch)
@@ -125,7 +125,7 @@ class MultiTaskTask(Task):
 
     def describe(self) -> str:
         return (f"the segmenter + a head owning its last {self.own_blocks} block(s) on {len(self.run.labeled)} labeled "
-                f"+ {len(self.run.train_all)} pseudo-masked images (sub-batches of {self.cfg.batch_size} + "
+                f"+ {len(self.run.all_images())} pseudo-masked images (sub-batches of {self.cfg.batch_size} + "
                 f"{self.all_batch}), lambda_con {self.cfg.lambda_con:g}, lambda_pl {self.cfg.lambda_pl:g}, "
                 f"EMA {self.cfg.ema_decay:g}")
 
@@ -147,8 +147,8 @@ class SelfTrain(Method):
             def write() -> None:
                 if not (stage / "pseudo" / "manifest.json").is_file():
                     segmenter = frozen(stage / "best.pt", run.info.device)
-                    write_pseudo_labels(segmenter, None, run.train_all, stage / "pseudo", 0.0, run.cfg.scale, run.info,
-                                        run.log, workers=run.cfg.workers, amp=run.amp,
+                    write_pseudo_labels(segmenter, None, run.all_images(), stage / "pseudo", 0.0, run.cfg.scale,
+                                        run.info, run.log, workers=run.cfg.workers, amp=run.amp,
                                         provenance={"segmenter": f"{stage.name}/best.pt"})
             return write
 
