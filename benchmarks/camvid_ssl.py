@@ -1,0 +1,181 @@
+"""Semi-supervised vs supervised on CamVid's new-drive protocol: does unlabeled footage of a drive make the
+segmenter better on that drive?
+
+Protocol (issue 16): drive 0006R0 (101 of CamVid's train frames) never gives a label. The labeled set is a
+seeded fraction (1/8, 1/2) of the other drives' 266 train frames; the rest of them, and 0006R0's images given as
+``--unlabeled`` footage, are the unlabeled data. Scores: mIoU on 0006R0's labels (the new drive) and on CamVid val
+(drive 0016E5, which the labeled drives include) beside it. Every arm runs the same number of optimisation steps
+(--steps, batches of --batch-size labeled images), so a gain is not bought with more steps.
+
+Arms: the core grid, with --seeds: supervised with strong augmentation (--strong-aug, the fair control) and
+--method weak-strong with its default class-balanced selection. Around it, the first seed only: supervised with
+weak augmentation, weak-strong with max-softmax selection, the paper's --method aux (stage 1 and 3 at the same
+steps), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
+
+Runs go to --runs/<arm>_f<fraction>_s<seed>; a finished run is skipped, an interrupted one continues (--resume),
+and the JSON + markdown are rewritten after every run, so the benchmark can run in pieces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine, write_results  # noqa: E402
+
+NEW_DRIVE = "0006R0"
+CORE = ("supervised-strong", "weak-strong")
+AROUND = ("supervised-weak", "weak-strong-softmax", "aux", "weak-strong-aux", "supervised-all")
+ARMS = {  # arm -> (method, extra options)
+    "supervised-strong": ("supervised", {"strong_aug": True}),
+    "weak-strong": ("weak-strong", {"select": "class-balanced"}),
+    "supervised-weak": ("supervised", {}),
+    "weak-strong-softmax": ("weak-strong", {"select": "softmax"}),
+    "aux": ("aux", {}),
+    "weak-strong-aux": ("weak-strong", {"select": "aux"}),
+    "supervised-all": ("supervised", {}),
+}
+
+
+def build_protocol(camvid: Path, root: Path) -> Path:
+    """A CamVid-layout folder of links: train = the labeled drives, val = CamVid val, test = drive 0006R0."""
+    for split, source, keep in (("train", "train", lambda n: not n.startswith(NEW_DRIVE)), ("val", "val", None),
+                                ("test", "train", lambda n: n.startswith(NEW_DRIVE))):
+        for sub, src in ((split, source), (f"{split}annot", f"{source}annot")):
+            folder = root / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in sorted((camvid / src).iterdir()):
+                if (keep is None or keep(f.name)) and not (folder / f.name).exists():
+                    (folder / f.name).symlink_to(f.resolve())
+    return root
+
+
+def run_arm(arm: str, fraction: float, seed: int, args, data: str, footage: Path, runs: Path) -> dict:
+    from ssseg.train.config import TrainConfig
+    from ssseg.train.engine import train
+
+    method, extra = ARMS[arm]
+    if arm == "weak-strong-aux":
+        extra = {**extra, "select_gater": runs / f"aux_f{fraction:g}_s{seed}"}
+    frac = 1.0 if arm == "supervised-all" else fraction
+    labeled = round(frac * 266)
+    per_epoch = max(1, labeled // args.batch_size)
+    epochs = math.ceil(args.steps / per_epoch)
+    out = runs / f"{arm}_f{fraction:g}_s{seed}"
+    cfg = TrainConfig(data=data, method=method, labeled_fraction=frac, out=out, epochs=epochs,
+                      batch_size=args.batch_size, scale=args.scale, seed=seed, workers=args.workers, device="auto",
+                      eval_every=max(1, epochs // 5), resume=(out / "config.json").is_file(),
+                      unlabeled=() if method == "supervised" else (str(footage),),
+                      aux_epochs=max(1, epochs // 2), **extra)
+    t0 = time.perf_counter()
+    train(cfg, log=lambda m: print(f"[{out.name}] {m}", flush=True))
+    return {"out": out, "epochs": epochs, "steps": epochs * per_epoch, "wall_s": time.perf_counter() - t0}
+
+
+def score(out: Path, data: str, split: str) -> dict:
+    from ssseg.train.evaluate import run_eval
+
+    path = out / f"eval_{split}.json"
+    if path.is_file() and path.stat().st_mtime >= (out / "run.json").stat().st_mtime:
+        return json.loads(path.read_text())
+    result, _ = run_eval(out, data, split, path, "auto")
+    return result
+
+
+def row(arm: str, fraction: float, seed: int, out: Path, data: str, steps: int) -> dict:
+    done = [json.loads(p.read_text()) for p in sorted(out.rglob("done.json")) if "replaced" not in p.parts]
+    new, val = score(out, data, "test"), score(out, data, "val")
+    r = {"arm": arm, "fraction": fraction, "seed": seed, "steps": steps, "new_drive_miou": new["miou"],
+         "val_miou": val["miou"], "new_drive_per_class": new["per_class_iou"],
+         "minutes": sum(d.get("seconds", 0.0) for d in done) / 60, "run": str(out)}
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
+        if (out / "metrics.jsonl").is_file() else []
+    shares = metrics[-1].get("pass_share") if metrics else None
+    if shares:
+        r["lowest_pass_share"] = min(v for v in shares.values() if v is not None)
+        r["pass_share"] = shares
+    return r
+
+
+def table(rows: list[dict]) -> str:
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    lines = ["| arm | labeled | seeds | new-drive mIoU | val mIoU | lowest class pass share | minutes per run |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["arm"], r["fraction"]), []).append(r)
+    for (arm, fraction), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], list(ARMS).index(kv[0][0]))):
+        def stat(key: str) -> str:
+            vals = [r[key] for r in rs]
+            if len(vals) == 1:
+                return pct(vals[0])
+            return f"{pct(statistics.mean(vals))} ± {100 * (max(vals) - min(vals)) / 2:.1f}"
+        share = [r["lowest_pass_share"] for r in rs if "lowest_pass_share" in r]
+        label = "all 266" if arm == "supervised-all" else f"{fraction:g}"
+        lines.append(f"| {arm} | {label} | {','.join(str(r['seed']) for r in rs)} | {stat('new_drive_miou')} | "
+                     f"{stat('val_miou')} | {pct(min(share)) + ' %' if share else '-'} | "
+                     f"{statistics.mean(r['minutes'] for r in rs):.1f} |")
+    return "\n".join(lines)
+
+
+def gains(rows: list[dict]) -> list[str]:
+    out = []
+    for fraction in sorted({r["fraction"] for r in rows}):
+        by = {arm: [r for r in rows if r["arm"] == arm and r["fraction"] == fraction] for arm in CORE}
+        seeds = sorted({r["seed"] for r in by[CORE[0]]} & {r["seed"] for r in by[CORE[1]]})
+        if not seeds:
+            continue
+        diffs = [next(r for r in by[CORE[1]] if r["seed"] == s)["new_drive_miou"]
+                 - next(r for r in by[CORE[0]] if r["seed"] == s)["new_drive_miou"] for s in seeds]
+        out.append(f"- {fraction:g} labeled: weak-strong minus supervised-strong on the new drive, per seed "
+                   f"{', '.join(f'{100 * d:+.1f}' for d in diffs)} (mean {100 * statistics.mean(diffs):+.1f})")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--camvid", type=Path, required=True, help="CamVid folder (train/, trainannot/, val/, valannot/)")
+    p.add_argument("--runs", type=Path, default=Path("runs/bench/ssl"))
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_ssl")
+    p.add_argument("--fractions", default="0.125,0.5")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps of every arm")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--scale", default="180x240")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--arms", default=",".join(CORE + AROUND), help="which arms, in this order of priority")
+    args = p.parse_args()
+
+    data_root = build_protocol(args.camvid, args.runs / "protocol")
+    data, footage = f"camvid:{data_root}", data_root / "test"
+    fractions = [float(f) for f in args.fractions.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    arms = [a for a in args.arms.split(",") if a]
+    plan = []  # the core grid first (seed by seed), then one seed of each arm around it
+    for seed in seeds:
+        plan += [(a, f, seed) for f in fractions for a in arms if a in CORE]
+    plan += [(a, f, seeds[0]) for a in arms if a not in CORE for f in fractions
+             if not (a == "supervised-all" and f != fractions[-1])]
+    rows = []
+    for arm, fraction, seed in plan:
+        done = run_arm(arm, fraction, seed, args, data, footage, args.runs)
+        rows.append(row(arm, fraction, seed, done["out"], data, done["steps"]))
+        result = {"machine": machine(), "command": " ".join(sys.argv), "protocol": {
+            "labeled_drives": ["0001TP", "0016E5"], "new_drive": NEW_DRIVE, "labeled_pool": 266,
+            "new_drive_frames": 101, "val": "CamVid val (0016E5, 101 frames)"},
+            "settings": {"steps": args.steps, "batch_size": args.batch_size, "scale": args.scale, "seeds": seeds,
+                         "fractions": fractions}, "rows": rows}
+        md = (f"# CamVid new-drive protocol: semi-supervised vs supervised\n\n`{result['command']}`\n\n"
+              f"{machine()['cpu']}, {args.steps} steps of {args.batch_size} labeled images per arm at {args.scale}. "
+              f"mIoU in %, mean ± half the range over seeds.\n\n{table(rows)}\n\n" + "\n".join(gains(rows)) + "\n")
+        write_results(args.out, result, md)
+        print(md, flush=True)
+
+
+if __name__ == "__main__":
+    main()
