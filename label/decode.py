@@ -84,6 +84,10 @@ def open_container(source: Source):
 
 
 def frame_rate(container) -> Fraction | None:
+    """The video stream's frame rate, or None (also for a file with no video stream, which random bytes can
+    look like to FFmpeg: video_frames then says so)."""
+    if not container.streams.video:
+        return None
     stream = container.streams.video[0]
     rate = stream.average_rate or stream.guessed_rate
     return Fraction(rate) if rate else None

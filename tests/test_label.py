@@ -178,7 +178,8 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(exported, clip, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "empty.mp4").write_bytes(b"")
-    (bad / "garbage.mp4").write_bytes(os.urandom(5000))
+    # fixed bytes: a random draw once looked like an audio-only file to FFmpeg (now handled, see below)
+    (bad / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
     mkv = write_clip(tmp_path / "long.mkv", 40, codec="mpeg4", fmt="matroska")
     (bad / "truncated.mkv").write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2 + 77])
     (bad / "nothing_here").mkdir()
@@ -436,3 +437,22 @@ main()
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "drive: 12/12 frames written" in r.stdout
+
+
+def test_a_file_ffmpeg_reads_without_a_video_stream_is_a_recorded_failure(tmp_path):
+    """Random bytes sometimes look like an audio-only file to FFmpeg: no frame rate, then one DecodeError."""
+    import av
+
+    from ssseg.label.decode import DecodeError, frame_rate, video_frames
+
+    audio = tmp_path / "sound.wav"
+    with av.open(str(audio), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    with av.open(str(audio)) as container:
+        assert frame_rate(container) is None
+        with pytest.raises(DecodeError, match="no video stream"):
+            next(video_frames(container))

@@ -39,7 +39,8 @@ def test_wheel_contents_and_import_without_torch(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     packages = {str(Path(n).parent).replace("/", ".") for n in names if n.endswith("__init__.py")}
     assert packages == set(_package_dirs())
-    for module in ("ssseg/train/engine.py", "ssseg/train/methods/aux.py", "ssseg/models/segmenter.py", "ssseg/data/synthetic.py", "ssseg/cli.py"):
+    for module in ("ssseg/train/engine.py", "ssseg/train/methods/aux.py", "ssseg/models/segmenter.py",
+                   "ssseg/data/synthetic.py", "ssseg/cli.py"):
         assert module in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
