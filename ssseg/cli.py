@@ -30,7 +30,7 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
     """One CLI option per dataclass field, declared there once: help from the field, its default shown, a help
     panel per group. Every option defaults to None here ("not given"), so --config FILE and --resume can tell
     what was given."""
-    from ssseg.train.config import DATASET_DEFAULTS, PAPER_DEFAULT
+    from ssseg.train.config import DATASET_DEFAULTS, PAPER_DEFAULT, panel
 
     params = []
     for group in groups:
@@ -53,7 +53,7 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
                 cli_type = list[str]
             # the backslash keeps rich from reading the brackets as markup
             text = f.metadata["help"] + ("" if shown is None else f" \\[default: {_text(shown)}]")
-            option = typer.Option(None, *decls, help=text, rich_help_panel=group.PANEL, show_default=False)
+            option = typer.Option(None, *decls, help=text, rich_help_panel=panel(group), show_default=False)
             params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                             annotation=Optional[cli_type]))
     return params
@@ -78,14 +78,14 @@ def _train(config: Optional[Path] = None, **flags: Any) -> None:
 
 def _train_command() -> None:
     """Register `ssseg train` with its options built from the training config (train/config.py)."""
-    from ssseg.train.config import GROUPS, METHODS, TrainConfig, default_of
+    from ssseg.train.config import GROUPS, METHODS, TrainConfig, default_of, panel
 
     types = {name: _base_type(t) for name, t in typing.get_type_hints(TrainConfig).items()}
     params = _option_parameters(GROUPS, types)
     params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
                                     default=typer.Option(
         None, help="YAML or JSON file of these options (their names, dashes or underscores); flags override it.",
-        rich_help_panel=GROUPS[0].PANEL)))
+        rich_help_panel=panel(GROUPS[0]))))
 
     def train(**kwargs: Any) -> None:
         _train(**kwargs)

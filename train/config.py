@@ -1,10 +1,11 @@
-"""Training options, each declared once: a typed field with its default and its help. ``ssseg train``'s options,
-``--config FILE`` and a run's config.json are built from these fields (train/cli.py), one help panel per group.
+"""Training options, each declared once: a typed field with its default and its help. ``ssseg train``'s options
+(ssseg/cli.py), ``--config FILE`` and a run's config.json are built from these fields, one help panel per group.
 
 Shared options live in ``CommonOptions``; each method's own in its group, which names the methods that read it
-(``METHODS``: name -> one-line description, which is also how ``--method`` knows the methods without importing
-torch). ``TrainConfig`` is all groups together, so a run's config stays one flat record with the option names
-users know. A new method adds its group here and to ``TrainConfig``'s bases, and its file under train/methods/.
+(``METHODS``: name -> one-line description). That is also how ``--method`` knows the methods without importing
+torch, and it titles the group's --help panel unless the group has a ``PANEL``. ``TrainConfig`` is all groups
+together, so a run's config stays one flat record with the option names users know. A new method adds its group
+here and to ``TrainConfig``'s bases, and its file under train/methods/.
 
 Precedence: field defaults < the dataset's paper defaults (fields left ``None``) < ``--config FILE`` < flags."""
 
@@ -132,7 +133,6 @@ STAGE3_INITS = ("fresh", "finetune")
 
 @dataclass
 class AuxOptions:
-    PANEL: ClassVar[str] = "--method aux"
     METHODS: ClassVar[dict[str, str]] = {
         "aux": "the paper's three stages: segmenter, auxiliary confidence net, gated pseudo-labels and retraining"}
 
@@ -193,7 +193,6 @@ class AdversarialOptions:
 
 @dataclass
 class LatentOptions:
-    PANEL: ClassVar[str] = "--method latent"
     METHODS: ClassVar[dict[str, str]] = {
         "latent": "Zatsarynna et al.: latent classes supervise the unlabeled images (uses lambda-adv, lambda-semi, "
                   "disc-lr)"}
@@ -208,7 +207,6 @@ class LatentOptions:
 
 @dataclass
 class SelfTrainOptions:
-    PANEL: ClassVar[str] = "--method self-train"
     METHODS: ClassVar[dict[str, str]] = {
         "self-train": "Ke et al.: three stages of multi-task self-training with a mean teacher"}
 
@@ -235,7 +233,6 @@ SELECTIONS = ("softmax", "class-balanced", "aux")
 
 @dataclass
 class WeakStrongOptions:
-    PANEL: ClassVar[str] = "--method weak-strong"
     METHODS: ClassVar[dict[str, str]] = {
         "weak-strong": "a mean teacher labels weakly augmented unlabeled images; the student learns those labels on "
                        "strongly augmented (CutMix) and feature-perturbed views (FixMatch/UniMatch-style)"}
@@ -313,6 +310,11 @@ class TrainConfig(WeakStrongOptions, SelfTrainOptions, LatentOptions, Adversaria
 
 
 METHODS: dict[str, str] = {name: text for group in GROUPS for name, text in group.METHODS.items()}
+
+
+def panel(group: type) -> str:
+    """The --help panel of an option group: its own title, else the methods it belongs to."""
+    return group.__dict__.get("PANEL") or "--method " + ", ".join(group.METHODS)
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 RESUMABLE = frozenset(name for name, f in FIELDS.items() if f.metadata["resumable"])
 SPLIT_OPTIONS = frozenset(name for name, f in FIELDS.items() if f.metadata["stage"] == 0)
