@@ -108,8 +108,3 @@ def _write_frames(frames, every: int, scale: tuple[int, int] | None, folder: Pat
         image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
         os.replace(tmp, path)
     return count
-
-
-def footage_summary(footage: Footage) -> str:
-    sources = {s.id.rsplit("-", 1)[0] for s in footage.samples}
-    return f"{len(footage)} footage frames from {len(sources)} source(s)"
