@@ -13,7 +13,8 @@ weak augmentation, weak-strong with max-softmax selection, the paper's --method 
 steps), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
 
 Runs go to --runs/<arm>_f<fraction>_s<seed>; a finished run is skipped, an interrupted one continues (--resume),
-and the JSON + markdown are rewritten after every run, so the benchmark can run in pieces."""
+and the JSON + markdown are rewritten after every run from every finished run of the grid, so the benchmark can
+run in pieces, and several processes (--arms/--fractions/--seeds, --threads 1 each) can share the two cores."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ ARMS = {  # arm -> (method, extra options)
     "weak-strong-aux": ("weak-strong", {"select": "aux"}),
     "supervised-all": ("supervised", {}),
 }
+# the options of a method that a row records, so a table never mixes runs of different method settings
+ARM_OPTIONS = {"supervised": ("strong_aug",),
+               "weak-strong": ("select", "select_threshold", "min_class_share", "lambda_u", "ema_decay",
+                               "unlabeled_warmup"),
+               "aux": ("t_aux", "strong_aug")}
 
 
 def build_protocol(camvid: Path, root: Path) -> Path:
@@ -74,7 +80,7 @@ def run_arm(arm: str, fraction: float, seed: int, args, data: str, footage: Path
                       aux_epochs=max(1, epochs // 2), **extra)
     t0 = time.perf_counter()
     train(cfg, log=lambda m: print(f"[{out.name}] {m}", flush=True))
-    return {"out": out, "epochs": epochs, "steps": epochs * per_epoch, "wall_s": time.perf_counter() - t0}
+    return {"out": out, "epochs": epochs, "wall_s": time.perf_counter() - t0}
 
 
 def score(out: Path, data: str, split: str) -> dict:
@@ -87,12 +93,21 @@ def score(out: Path, data: str, split: str) -> dict:
     return result
 
 
-def row(arm: str, fraction: float, seed: int, out: Path, data: str, steps: int) -> dict:
+def finished(out: Path) -> bool:
+    from ssseg.rundir import RunDir
+
+    run = RunDir(out)
+    return (out / "run.json").is_file() and run.unfinished() is None
+
+
+def row(arm: str, fraction: float, seed: int, out: Path, data: str) -> dict:
     done = [json.loads(p.read_text()) for p in sorted(out.rglob("done.json")) if "replaced" not in p.parts]
+    config = json.loads((out / "config.json").read_text())
     new, val = score(out, data, "test"), score(out, data, "val")
-    r = {"arm": arm, "fraction": fraction, "seed": seed, "steps": steps, "new_drive_miou": new["miou"],
-         "val_miou": val["miou"], "new_drive_per_class": new["per_class_iou"],
-         "minutes": sum(d.get("seconds", 0.0) for d in done) / 60, "run": str(out)}
+    r = {"arm": arm, "fraction": fraction, "seed": seed, "steps": done[-1].get("iterations"),
+         "new_drive_miou": new["miou"], "val_miou": val["miou"], "new_drive_per_class": new["per_class_iou"],
+         "val_per_class": val["per_class_iou"], "minutes": sum(d.get("seconds", 0.0) for d in done) / 60,
+         "run": str(out), "options": {k: config.get(k) for k in ARM_OPTIONS.get(ARMS[arm][0], ())}}
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
         if (out / "metrics.jsonl").is_file() else []
     shares = metrics[-1].get("pass_share") if metrics else None
@@ -149,7 +164,12 @@ def main() -> None:
     p.add_argument("--scale", default="180x240")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--arms", default=",".join(CORE + AROUND), help="which arms, in this order of priority")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     data_root = build_protocol(args.camvid, args.runs / "protocol")
     data, footage = f"camvid:{data_root}", data_root / "test"
@@ -161,10 +181,11 @@ def main() -> None:
         plan += [(a, f, seed) for f in fractions for a in arms if a in CORE]
     plan += [(a, f, seeds[0]) for a in arms if a not in CORE for f in fractions
              if not (a == "supervised-all" and f != fractions[-1])]
-    rows = []
+    grid = [(a, f, s) for a in ARMS for f in fractions for s in seeds]  # what other processes may have finished
     for arm, fraction, seed in plan:
-        done = run_arm(arm, fraction, seed, args, data, footage, args.runs)
-        rows.append(row(arm, fraction, seed, done["out"], data, done["steps"]))
+        run_arm(arm, fraction, seed, args, data, footage, args.runs)
+        rows = [row(a, f, s, args.runs / f"{a}_f{f:g}_s{s}", data) for a, f, s in grid
+                if finished(args.runs / f"{a}_f{f:g}_s{s}")]
         result = {"machine": machine(), "command": " ".join(sys.argv), "protocol": {
             "labeled_drives": ["0001TP", "0016E5"], "new_drive": NEW_DRIVE, "labeled_pool": 266,
             "new_drive_frames": 101, "val": "CamVid val (0016E5, 101 frames)"},

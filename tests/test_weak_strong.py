@@ -115,11 +115,15 @@ def test_weak_strong_with_footage_resumes_bit_exactly(tmp_path):
 
     def cfg(out, **kw):
         return TrainConfig(data=TINY, method="weak-strong", labeled_fraction=0.5, out=out, epochs=3, batch_size=2,
-                           lr=0.05, workers=0, device="cpu", unlabeled=(str(clip),), unlabeled_every=2, **kw)
+                           lr=0.05, workers=0, device="cpu", unlabeled=(str(clip),), unlabeled_every=2,
+                           unlabeled_warmup=1 / 3, **kw)
 
     full = train(cfg(tmp_path / "full"), log=lambda *_: None)
     metrics = read_jsonl(full / "metrics.jsonl")
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    # epoch 1 is the labeled-only warm-up; the resume below starts exactly where the teacher is born
+    assert metrics[0]["selected"] == 0 and all(v is None for v in metrics[0]["pass_share"].values())
+    assert metrics[1]["selected"] > 0
     shares = [v for v in metrics[-1]["pass_share"].values() if v is not None]
     assert shares and min(shares) >= 0.3 - 1e-9  # class-balanced: no predicted class starved
     assert len(list((full / "footage").rglob("*.jpg"))) == 6

@@ -247,6 +247,9 @@ class WeakStrongOptions:
     select_gater: Path | None = option(None, "aux: the confidence net (a run directory with one, or its best.pt).")
     lambda_u: float = option(1.0, "Weight of the unlabeled losses (half strong view, half feature-perturbed view).")
     unlabeled_batch: int | None = option(None, "Unlabeled images per step (default: --batch-size).")
+    unlabeled_warmup: float = option(0.25, "Share of the steps trained on labeled images alone before the unlabeled "
+                                           "losses start; the teacher starts there as a copy of the student (a "
+                                           "segmenter trained from scratch labels nothing useful at first).")
 
     def check_weak_strong(self) -> None:
         if self.select not in SELECTIONS:
@@ -255,6 +258,9 @@ class WeakStrongOptions:
         check_range("min_class_share", self.min_class_share, 0.0, 1.0, "0.3")
         check_range("lambda_u", self.lambda_u, 0.0)
         check_range("unlabeled_batch", self.unlabeled_batch, 1)
+        if not 0.0 <= self.unlabeled_warmup < 1.0:
+            raise ConfigError(f"--unlabeled-warmup {self.unlabeled_warmup} is outside [0, 1)",
+                              fix="pass the share of the steps before the unlabeled losses start, e.g. 0.25")
         if self.select == "aux" and self.select_gater is None and self.method == "weak-strong":
             raise ConfigError("--select aux needs the confidence net", fix="pass --select-gater RUN (a --method aux "
                                                                             "run on this split) or its stage2/best.pt")

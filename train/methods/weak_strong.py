@@ -11,6 +11,8 @@ perturbation; the ST++ strong view). Every step takes a labeled batch and an unl
               L_fp: the same labels on the weak view through the decoder with half the channels of every
                    encoder feature dropped (feature perturbation)
               L = L_x + lambda_u (L_s + L_fp) / 2
+    warm-up   the first --unlabeled-warmup share of the steps train on L_x alone; the teacher then starts as a
+              copy of the student (from scratch, an early teacher's labels only teach its own mistakes)
 
 metrics.jsonl records per epoch which share of each (predicted) class's unlabeled pixels passed the selection."""
 
@@ -113,9 +115,11 @@ class WeakStrongTask(Task):
     def begin(self, iteration: int, per_epoch: int) -> None:
         cfg = self.cfg
         self.batch_u = cfg.unlabeled_batch or cfg.batch_size
+        self.warmup = round(cfg.unlabeled_warmup * self.epochs * per_epoch)
         images = TrainSet(ImagesOnly(self.unlabeled), cfg, default_crop(self.run.labeled, cfg))
         sampler, loader = train_loader(images, cfg, self.run.info, self.batch_u)
-        self.u_iter = endless(loader, sampler, iteration)  # (images, 255 where padded)
+        # (images, 255 where padded); the unlabeled batches count from the end of the warm-up
+        self.u_iter = endless(loader, sampler, max(0, iteration - self.warmup))
 
     def train(self) -> None:
         self.net.train()
@@ -138,6 +142,15 @@ class WeakStrongTask(Task):
         cfg, device, amp = self.cfg, self.device, self.run.amp
         images, labels = batch
         xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
+        self.warming = iteration < self.warmup
+        if self.warming:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                logits, _ = self.net(xl, slice(0, 0), [torch.ones(0, c, 1, 1, device=device) for c in self.channels])
+            l_x = segmentation_loss(logits, yl, self.class_weights)
+            zero = torch.zeros((), device=device)
+            return {"loss": l_x, "l_x": l_x, "l_s": zero, "l_fp": zero, "selected": zero}
+        if iteration == self.warmup:
+            self.teacher.load_state_dict(self.model.state_dict())
         u_images, u_pad = next(self.u_iter)
         valid = u_pad.to(device) != IGNORE_INDEX  # padding of small scales is not an image pixel
         g = step_generator(cfg.seed, iteration)
@@ -174,7 +187,8 @@ class WeakStrongTask(Task):
         self.kept += torch.bincount(pred[keep], minlength=n)[:n].double()
 
     def after_step(self) -> None:
-        ema_update(self.teacher, self.model, self.cfg.ema_decay)
+        if not self.warming:
+            ema_update(self.teacher, self.model, self.cfg.ema_decay)
 
     def evaluate(self):
         return validate_segmenter(self, self.model)
@@ -197,7 +211,7 @@ class WeakStrongTask(Task):
                                   f"each class"}[cfg.select]
         return (f"--method weak-strong on {len(self.run.labeled)} labeled + {len(self.unlabeled)} unlabeled images "
                 f"(sub-batches of {cfg.batch_size} + {self.batch_u}), selection: {rule}, lambda_u {cfg.lambda_u:g}, "
-                f"EMA {cfg.ema_decay:g}")
+                f"EMA {cfg.ema_decay:g}, labeled only for the first {cfg.unlabeled_warmup:g} of the steps")
 
 
 @register("weak-strong")
