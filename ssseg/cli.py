@@ -117,9 +117,13 @@ def evaluate(
                                             help="Write the result here (default: next to the checkpoint)."),
     scale: Optional[str] = typer.Option(None, help="Evaluate at HxW (default: the run's --scale, else native)."),
     gate: Optional[str] = typer.Option(None, help="Measure the confidence gate at these thresholds, e.g. 0,0.7,0.8,0.9 "
-                                                  "(a --method aux run: segmenter + auxiliary net)."),
+                                                  "(the run's confidence net, else max softmax), with "
+                                                  "every confidence source compared on the same pixels."),
     segmenter: Optional[Path] = typer.Option(None, help="With --gate: the segmenter to gate (default: the one the "
                                                         "auxiliary net was trained against, stage 1)."),
+    target_precision: Optional[float] = typer.Option(None, help="With --gate: per-class thresholds at which each "
+                                                                "predicted class's kept pixels reach this precision, "
+                                                                "for every confidence source."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Evaluate a run: mIoU, per-class IoU and pixel accuracy; with --gate, what the confidence gate keeps."""
@@ -141,7 +145,7 @@ def evaluate(
         except ValueError:
             raise ConfigError(f"--gate {gate!r} is not a list of numbers", fix="e.g. --gate 0,0.7,0.8,0.9") from None
         result, path = run_gate_eval(target, data, split, json_out, thresholds, segmenter, device,
-                                     parse_hw(scale, "--scale"))
+                                     parse_hw(scale, "--scale"), target_precision=target_precision)
         from ssseg.tables import print_gate
 
         print_gate(result)

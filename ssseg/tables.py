@@ -13,8 +13,8 @@ def print_gate(result: dict) -> None:
     console.print(f"{result['data']} / {result['split']} ({result['images']} images): segmenter mIoU "
                   f"{100 * result['segmenter_miou']:.1f}; confidence vs correctness AUROC {auroc}, ECE {ece}",
                   highlight=False)
-    table = Table(title="confidence gate (the paper's Table 3)")
-    for col in ("T_aux", "kept-pixel mIoU %", "class semi ratio %", "selected pixels %"):
+    table = Table(title=f"{result.get('primary', 'confidence')} gate (the paper's Table 3)")
+    for col in ("T", "kept-pixel mIoU %", "class semi ratio %", "selected pixels %"):
         table.add_column(col, justify="right")
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     for g in result["gates"]:
@@ -36,6 +36,33 @@ def print_gate(result: dict) -> None:
         rel.add_row(f"{r['bin'][0]:.1f}-{r['bin'][1]:.1f}", f"{100 * r['pixels'] / total:.1f}",
                     fmt(r["mean_confidence"]), fmt(r["accuracy"]))
     console.print(rel)
+    print_sources(result, console)
+
+
+def print_sources(result: dict, console) -> None:
+    """Every confidence source on the same pixels, and per-class thresholds for a precision target."""
+    from rich.table import Table
+
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    sources = result.get("sources", {})
+    if not sources:
+        return
+    table = Table(title="confidence sources on the same pixels: coverage % at a kept-pixel accuracy, and the class "
+                        "kept least at 97 %")
+    for col in ("source", "AUROC", "AURC %", "95 %", "97 %", "99 %", "lowest class at 97 %"):
+        table.add_column(col, justify="right")
+    for name, src in sources.items():
+        at = {round(100 * a["accuracy"]): a for a in src["at_accuracy"]}
+        low = at.get(97, {})
+        table.add_row(name, "-" if src["auroc"] is None else f"{src['auroc']:.3f}", fmt(src["aurc"]),
+                      *(fmt(at[k]["coverage"]) if k in at else "-" for k in (95, 97, 99)),
+                      f"{low['lowest_class']} {fmt(low['lowest_share'])}" if low.get("lowest_class") else "-")
+    console.print(table)
+    for name, t in result.get("target_precision", {}).items():
+        lost = t["unreachable"] + t["unmeasured"]
+        console.print(f"{name}: per-class thresholds for precision {t['precision']:g} keep "
+                      f"{fmt(t['total_coverage'])} % of pixels ({fmt(t['kept_pixel_acc'])} % right)"
+                      + (f"; never kept: {', '.join(lost)}" if lost else ""), highlight=False)
 
 
 def print_scores(result: dict) -> None:

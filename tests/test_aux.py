@@ -19,6 +19,7 @@ from PIL import Image
 from ssseg.checkpoint import load_checkpoint
 from ssseg.classes import IGNORE_INDEX
 from ssseg.errors import ConfigError
+from ssseg.gating import FREE_SOURCES
 from ssseg.io import read_jsonl
 from ssseg.metrics import auroc, gate_scores, reliability
 from ssseg.rundir import resolve_checkpoint
@@ -270,6 +271,14 @@ def test_eval_gate_through_the_cli(tmp_path):
     assert plain.returncode == 0, plain.stderr
     assert g0["kept_miou"] == pytest.approx(json.loads((tmp_path / "plain.json").read_text())["miou"])
     assert "Table 3" in proc.stdout and "AUROC" in proc.stdout
+    # every source on the same pixels: the auxiliary net and the free ones beside it
+    assert list(result["sources"]) == ["aux-confidence", *FREE_SOURCES] and result["primary"] == "aux-confidence"
+    for src in result["sources"].values():
+        assert [a["accuracy"] for a in src["at_accuracy"]] == [0.95, 0.97, 0.99]
+        assert src["curve"][-1]["coverage"] == pytest.approx(1.0)
+        assert src["curve"][-1]["risk"] == pytest.approx(1 - g0["kept_pixel_acc"])
+    assert result["sources"]["aux-confidence"]["auroc"] == pytest.approx(result["auroc"], abs=1e-2)
+    assert "confidence sources on the same pixels" in proc.stdout
 
     final = run_cli("eval", str(run), "--gate", "0.9", "--segmenter", str(run / "stage3" / "best.pt"),
                     "--split", "test", "--device", "cpu", "--json", str(tmp_path / "final.json"))
@@ -280,8 +289,13 @@ def test_eval_gate_through_the_cli(tmp_path):
     sup = tmp_path / "sup"
     assert run_cli("train", "--method", "supervised", "--data", TINY, "--out", str(sup), "--epochs", "1",
                    "--workers", "0", "--device", "cpu").returncode == 0
-    proc = run_cli("eval", str(sup), "--gate", "0.9", "--device", "cpu")
-    assert proc.returncode == 1 and "trains no confidence net" in proc.stderr and proc.stderr.count("\n") == 1
+    # a run without a confidence net: its segmenter's free sources, max softmax the primary one
+    proc = run_cli("eval", str(sup), "--gate", "0.9", "--device", "cpu", "--target-precision", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    free = json.loads((sup / "gate_val.json").read_text())
+    assert free["aux"] is None and free["primary"] == "softmax" and list(free["sources"]) == list(FREE_SOURCES)
+    assert free["auroc"] == pytest.approx(free["sources"]["softmax"]["auroc"], abs=1e-2)  # bins 0.005 apart
+    assert set(free["target_precision"]) == set(FREE_SOURCES) and "per-class thresholds" in proc.stdout
     proc = run_cli("train", "--out", str(sup), "--from-stage", "2")
     assert proc.returncode == 1 and "--from-stage applies to the staged methods" in proc.stderr
 

@@ -81,7 +81,8 @@ class CommonOptions:
     skip_bad: bool = option(False, "Warn about and count unreadable samples (and unlabeled sources) instead of "
                                    "stopping.")
     strong_aug: bool = option(False, "Strong augmentation of the labeled batches (colour jitter, grayscale, blur, "
-                                     "CutMix), as weak-strong gives its unlabeled ones: the fair supervised control.")
+                                     "CutMix), as weak-strong gives its unlabeled ones: the fair supervised control "
+                                     "(supervised, the staged methods' segmenter stages, weak-strong's labeled batch).")
     resume: bool = option(False, "Continue the run in --out (finished stages are skipped).", resumable=True)
 
     def check_common(self) -> None:

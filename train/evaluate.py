@@ -11,6 +11,7 @@ from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.classes import IGNORE_INDEX, ClassSet
 from ssseg.data import SegDataset, open_dataset
 from ssseg.errors import CheckpointError, ConfigError, DataError
+from ssseg.gating import per_class_thresholds
 from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.models import GATER_MODELS
@@ -78,10 +79,26 @@ def run_eval(target: Path, data: str | None, split: str, json_path: Path | None,
     return result, out
 
 
-def resolve_aux(target: Path) -> Path:
-    """A run directory means its gater (``RunDir.latest_gater``); a file is taken as it is."""
+def gate_networks(target: Path, segmenter: Path | None) -> tuple[Path | None, Path]:
+    """(gater, segmenter) of ``ssseg eval --gate TARGET``: a run with a confidence net, or that net's checkpoint,
+    gives it and the segmenter it was trained against (--method aux: stage 1, the one that wrote the
+    pseudo-labels; adversarial methods: the run's segmenter); a run without one, or a segmenter checkpoint,
+    gives no gater and that segmenter, whose free sources (softmax, margin, entropy) are then measured alone."""
     target = Path(target)
-    return target if target.is_file() else RunDir(target).latest_gater()
+    if target.is_file():
+        gater = target if load_checkpoint(target)["model"]["name"] in GATER_MODELS else None
+    else:
+        run = RunDir(target)
+        gater = run.latest_gater() if run.layout.get("gater") else None
+    if gater is None:
+        return None, resolve_checkpoint(Path(segmenter) if segmenter else target)
+    ckpt = load_checkpoint(gater)
+    seg_path = (resolve_checkpoint(Path(segmenter)) if segmenter
+                else (gater.parent / ckpt.get("segmenter", "")).resolve())
+    if not seg_path.is_file():
+        raise CheckpointError("the segmenter this confidence net was trained against is missing", path=seg_path,
+                              fix="restore it, or name one with --segmenter")
+    return gater, seg_path
 
 
 def frozen(path: Path, device: torch.device) -> torch.nn.Module:
@@ -94,57 +111,59 @@ def frozen(path: Path, device: torch.device) -> torch.nn.Module:
 
 def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | None, thresholds: tuple[float, ...],
                   segmenter: Path | None = None, device: str = "auto", scale: tuple[int, int] | None = None,
-                  workers: int = 0) -> tuple[dict, Path]:
-    """Measure the confidence gate (the paper's Tables 3-4) on a labeled split: segmenter + confidence net
-    (the auxiliary net, or an adversarial method's gater), pixels below each threshold masked. The segmenter
-    defaults to the one the confidence net was trained against (--method aux: stage 1, the one that wrote the
-    pseudo-labels; adversarial methods: the run's segmenter, trained jointly)."""
+                  workers: int = 0, target_precision: float | None = None) -> tuple[dict, Path]:
+    """Measure the confidence gates of one segmenter on a labeled split, on the same pixels: the run's confidence
+    net when it has one (the paper's Tables 3-4 at ``thresholds``), and max softmax, top-2 margin and entropy
+    beside it (AUROC, AURC, coverage at 95/97/99 % kept-pixel accuracy and the class each would starve). With
+    ``target_precision``, each source's per-class thresholds for that precision (ssseg.gating)."""
     bad = [t for t in thresholds if not 0.0 <= t <= 1.0]
     if bad or not thresholds:
         raise ConfigError(f"--gate thresholds must lie in [0, 1], got {list(thresholds)}",
                           fix="e.g. --gate 0,0.7,0.8,0.9")
-    aux_path = resolve_aux(target)
-    aux_ckpt = load_checkpoint(aux_path)
-    if aux_ckpt["model"]["name"] not in GATER_MODELS:
-        raise CheckpointError(f"holds a {aux_ckpt['model']['name']}, not a confidence net", path=aux_path,
-                              fix="pass the run directory, its stage2/best.pt or gater/best.pt")
-    seg_path = (resolve_checkpoint(Path(segmenter)) if segmenter
-                else (aux_path.parent / aux_ckpt.get("segmenter", "")).resolve())
-    if not seg_path.is_file():
-        raise CheckpointError("the segmenter this auxiliary net was trained against is missing", path=seg_path,
-                              fix="restore it, or name one with --segmenter")
+    if target_precision is not None and not 0.0 < target_precision < 1.0:
+        raise ConfigError(f"--target-precision must lie in (0, 1), got {target_precision}", fix="e.g. 0.97")
+    aux_path, seg_path = gate_networks(target, segmenter)
     seg_ckpt = load_checkpoint(seg_path)
-    cfg = aux_ckpt.get("config", {})
+    aux_ckpt = load_checkpoint(aux_path) if aux_path else None
+    cfg = (aux_ckpt or seg_ckpt).get("config", {})
     data = data or cfg.get("data")
     if not data:
-        raise DataError("the checkpoint records no dataset", path=aux_path, fix="pass --data SPEC")
+        raise DataError("the checkpoint records no dataset", path=aux_path or seg_path, fix="pass --data SPEC")
     ds = open_dataset(data, split)
-    classes = ClassSet.from_dict(aux_ckpt["classes"])
-    check_classes(classes, ds, aux_path)
     check_classes(ClassSet.from_dict(seg_ckpt["classes"]), ds, seg_path)
+    if aux_ckpt is not None:
+        check_classes(ClassSet.from_dict(aux_ckpt["classes"]), ds, aux_path)
     if scale is None and cfg.get("scale"):
         scale = tuple(cfg["scale"])
     dev = pick_device(device)
     seg = build_from_checkpoint(seg_ckpt, seg_path).to(dev)
-    aux = build_from_checkpoint(aux_ckpt, aux_path).to(dev)
-    counts = gate_counts(seg, aux, ds, scale, dev, tuple(thresholds), workers=workers)
-    result = {"aux": str(aux_path), "segmenter": str(seg_path), "data": data, "split": split, "images": len(ds),
-              "scale": list(scale) if scale else None, **counts.summary(ds.classes.names)}
-    out = json_path or aux_path.parent.parent / f"gate_{split}.json"
+    aux = build_from_checkpoint(aux_ckpt, aux_path).to(dev) if aux_ckpt is not None else None
+    gater = aux_ckpt["model"]["name"] if aux_ckpt is not None else None
+    counts, sources = gate_counts(seg, aux, ds, scale, dev, tuple(thresholds), workers=workers,
+                                  gater_name=gater or "gater", primary=gater or "softmax")
+    names = ds.classes.names
+    result = {"aux": str(aux_path) if aux_path else None, "segmenter": str(seg_path), "data": data, "split": split,
+              "images": len(ds), "scale": list(scale) if scale else None, "primary": gater or "softmax",
+              **counts.summary(names), "sources": sources.summary(names)}
+    if target_precision is not None:
+        result["target_precision"] = {s: per_class_thresholds(sources.joint_of(s), target_precision, names)
+                                      for s in sources.sources}
+    out = json_path or (aux_path.parent.parent if aux_path else seg_path.parent) / f"gate_{split}.json"
     write_json(out, result)
     plot_gate(result, out.with_suffix(".png"))
     return result, out
 
 
 def plot_gate(result: dict, path: Path) -> Path:
-    """Coverage vs kept-pixel mIoU across thresholds, the requested gates marked."""
+    """Left: coverage vs kept-pixel mIoU of the primary gate, its thresholds marked (the paper's view). Right:
+    every source's kept-pixel accuracy against coverage on the same pixels, with the AUROC of each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, (ax, rc) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
     curve = [p for p in result["curve"] if p["kept_miou"] is not None]
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     ax.plot([100 * p["coverage"] for p in curve], [100 * p["kept_miou"] for p in curve], "-", color="#1f77b4",
             label="thresholds 0, 0.01, ..., 0.99")
     for g in (g for g in result["gates"] if g["kept_miou"] is not None):
@@ -154,10 +173,22 @@ def plot_gate(result: dict, path: Path) -> Path:
     ax.set_xlabel("selected pixels (%)")
     ax.set_ylabel("mIoU of the kept pixels (%)")
     auroc = result["auroc"]
-    ax.set_title(f"{result['data'].split(':')[0]} {result['split']}: confidence gate"
+    ax.set_title(f"{result['data'].split(':')[0]} {result['split']}: {result.get('primary', 'confidence')} gate"
                  + (f" (AUROC {auroc:.3f})" if auroc is not None else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
+    for name, src in result.get("sources", {}).items():
+        pts = src["curve"]
+        a = "-" if src["auroc"] is None else f"{src['auroc']:.3f}"
+        rc.plot([100 * p["coverage"] for p in pts], [100 * (1 - p["risk"]) for p in pts], "-",
+                label=f"{name} (AUROC {a})")
+    for acc in (95, 97, 99):
+        rc.axhline(acc, color="grey", lw=0.6, ls=":")
+    rc.set_xlabel("kept pixels (%)")
+    rc.set_ylabel("kept-pixel accuracy (%)")
+    rc.set_title("confidence sources, same pixels", fontsize=10)
+    rc.grid(alpha=0.3)
+    rc.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ssseg import gating
 from ssseg.classes import IGNORE_INDEX
 from ssseg.data import SegDataset
 from ssseg.metrics import auroc, expected_calibration_error, gate_scores, reliability, scores
-from ssseg.models.confidence import segment_with_confidence
+from ssseg.models.confidence import free_confidence
 from ssseg.train.data import EvalSet, normalize
 from ssseg.train.distributed import DistInfo, all_reduce_sum
 
@@ -90,20 +91,80 @@ class GateCounts:
         }
 
 
+class SourceCounts:
+    """Every confidence source of one segmenter on the same pixels: per source the joint histogram of
+    ssseg.gating (logit bin, ground truth, prediction)."""
+
+    def __init__(self, num_classes: int, sources: tuple[str, ...], device: torch.device):
+        self.num_classes, self.sources = num_classes, sources
+        self.joint = {s: torch.zeros(gating.BINS * num_classes ** 2, dtype=torch.int64, device=device)
+                      for s in sources}
+
+    def add(self, logits: dict[str, torch.Tensor], pred: torch.Tensor, target: torch.Tensor) -> None:
+        """``logits``: per source the logit of its confidence, shaped like ``target``."""
+        c = self.num_classes
+        valid = target != IGNORE_INDEX
+        pair = target[valid].long() * c + pred[valid].long()
+        for name, z in logits.items():
+            z = z.float().reshape(target.shape)[valid]
+            b = ((z.clamp(-gating.RANGE, gating.RANGE) + gating.RANGE) / gating.WIDTH).floor().long()
+            self.joint[name] += torch.bincount(b.clamp_(0, gating.BINS - 1) * (c * c) + pair,
+                                               minlength=gating.BINS * c * c)
+
+    def reduce(self, info: DistInfo) -> None:
+        for t in self.joint.values():
+            all_reduce_sum(t, info)
+
+    def summary(self, names) -> dict:
+        c = self.num_classes
+        return {s: gating.summarize_source(j.cpu().numpy().reshape(gating.BINS, c, c), names)
+                for s, j in self.joint.items()}
+
+    def joint_of(self, source: str) -> np.ndarray:
+        return self.joint[source].cpu().numpy().reshape(gating.BINS, self.num_classes, self.num_classes)
+
+
+def score_logit(score: torch.Tensor) -> torch.Tensor:
+    """The logit of a confidence in [0, 1], finite at 0 and 1 (clamped into the histogram's range)."""
+    s = score.double()
+    return (torch.log(s) - torch.log1p(-s)).clamp(-gating.RANGE, gating.RANGE)
+
+
 @torch.no_grad()
-def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module, ds: SegDataset, scale: tuple[int, int] | None,
-                device: torch.device, thresholds: tuple[float, ...], info: DistInfo = DistInfo(), workers: int = 0,
-                amp: bool = False) -> GateCounts:
-    modes = segmenter.training, aux.training
+def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module | None, ds: SegDataset,
+                scale: tuple[int, int] | None, device: torch.device, thresholds: tuple[float, ...],
+                info: DistInfo = DistInfo(), workers: int = 0, amp: bool = False, gater_name: str = "gater",
+                compare: bool = True, primary: str | None = None) -> tuple[GateCounts, SourceCounts | None]:
+    """The Table 3 counts of the ``primary`` source (default: the gater) and, with ``compare``, every source's
+    histogram (the gater's and the free ones), in one pass."""
+    modes = segmenter.training, aux.training if aux is not None else None
     segmenter.eval()
-    aux.eval()
-    counts = GateCounts(ds.classes.num_classes, tuple(thresholds), device)
+    if aux is not None:
+        aux.eval()
+    c = ds.classes.num_classes
+    primary = primary or gater_name
+    counts = GateCounts(c, tuple(thresholds), device)
+    sources = SourceCounts(c, ((gater_name,) if aux is not None else ()) + gating.FREE_SOURCES, device) \
+        if compare else None
     shard = torch.utils.data.Subset(EvalSet(ds, scale), range(info.rank, len(ds), info.world_size))
     for images, labels in torch.utils.data.DataLoader(shard, batch_size=1, num_workers=workers):
+        x = normalize(images, device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            logits, aux_logits = segment_with_confidence(segmenter, aux, normalize(images, device))
-        counts.add(aux_logits, logits.argmax(1), labels.to(device))
+            logits = segmenter(x)
+        probs = torch.softmax(logits.float(), 1)
+        pred, target = logits.argmax(1), labels.to(device)
+        free = gating.FREE_SOURCES if compare else tuple(s for s in gating.FREE_SOURCES if s == primary)
+        z = {k: score_logit(free_confidence(probs, k)) for k in free}
+        if aux is not None:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                z[gater_name] = aux(probs, x if aux.with_rgb else None)
+        counts.add(z[primary], pred, target)
+        if sources is not None:
+            sources.add(z, pred, target)
     counts.reduce(info)
+    if aux is not None:
+        aux.train(modes[1])
+    if sources is not None:
+        sources.reduce(info)
     segmenter.train(modes[0])
-    aux.train(modes[1])
-    return counts
+    return counts, sources

@@ -93,3 +93,10 @@ def dropout_masks(channels: list[int], n: int, g: torch.Generator, device: torch
                   p: float = 0.5) -> list[torch.Tensor]:
     """Channel dropout masks [n, C, 1, 1] (kept channels scaled by 1 / (1 - p)), one per feature map."""
     return [((torch.rand(n, c, 1, 1, generator=g) >= p).float() / (1 - p)).to(device) for c in channels]
+
+
+def strong_labeled(unit: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """--strong-aug on a labeled batch (0..1 RGB): the strong view's colours, then CutMix, the labels mixed
+    with the same boxes."""
+    boxes = cutmix_boxes(len(unit), *unit.shape[-2:], g)
+    return cutmix(photometric(unit, g), boxes), cutmix(labels, boxes)

@@ -5,6 +5,8 @@ per-pixel logits of "the segmenter is right here"; ``confidence`` applies the si
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -60,3 +62,17 @@ def segment_with_confidence(segmenter: nn.Module, aux: ConfidenceNet,
     ``ssseg eval --gate`` and the exported labeler). The softmax is taken in float32."""
     logits = segmenter(x)
     return logits, aux(torch.softmax(logits.float(), 1), x if aux.with_rgb else None)
+
+
+def free_confidence(probs: torch.Tensor, kind: str) -> torch.Tensor:
+    """Softmax [N, C, H, W] -> confidence [N, H, W] in [0, 1] with no network: ``softmax`` the top class's
+    probability, ``margin`` its lead over the second, ``entropy`` one minus the entropy over log C."""
+    if kind == "softmax":
+        return probs.amax(1)
+    if kind == "margin":
+        top2 = torch.topk(probs, 2, dim=1).values
+        return top2[:, 0] - top2[:, 1]
+    if kind == "entropy":
+        h = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
+        return (1.0 - h / math.log(probs.shape[1])).clamp(0.0, 1.0)
+    raise ValueError(f"unknown confidence kind {kind!r}")

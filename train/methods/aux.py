@@ -103,8 +103,9 @@ class AuxTask(Task):
         run, t = self.run, self.cfg.t_aux
         if run.val is None:
             return None, None, ""
-        s = gate_counts(self.segmenter, self.model, run.val, self.cfg.scale, self.device, (t,), run.info,
-                        amp=run.amp).summary(run.classes.names)
+        counts, _ = gate_counts(self.segmenter, self.model, run.val, self.cfg.scale, self.device, (t,), run.info,
+                                amp=run.amp, compare=False)
+        s = counts.summary(run.classes.names)
         gate = s["gates"][0]
         pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
         auroc = "-" if s["auroc"] is None else f"{s['auroc']:.3f}"

@@ -17,7 +17,7 @@ from ssseg.train.data import normalize, standardize, to_unit
 from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import confusion_matrix
 from ssseg.train.losses import enet_class_weights, segmentation_loss
-from ssseg.train.mix import cutmix, cutmix_boxes, photometric, step_generator
+from ssseg.train.mix import step_generator, strong_labeled
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
 from ssseg.train.task import Method, Optim, Stage, Task
@@ -79,10 +79,8 @@ class SegmenterTask(Task):
         images, labels = batch
         x, y = normalize(images, self.device), labels.to(self.device, non_blocking=True)
         if self.cfg.strong_aug:  # weak-strong's strong view on the labeled batch, its labels mixed alike
-            g = step_generator(self.cfg.seed, iteration)
-            unit = to_unit(images, self.device)
-            boxes = cutmix_boxes(len(unit), *unit.shape[-2:], g)
-            x, y = standardize(cutmix(photometric(unit, g), boxes)), cutmix(y, boxes)
+            unit, y = strong_labeled(to_unit(images, self.device), y, step_generator(self.cfg.seed, iteration))
+            x = standardize(unit)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.run.amp):
             logits = self.net(x)
         return {"loss": segmentation_loss(logits, y, self.class_weights)}

@@ -36,7 +36,7 @@ from ssseg.train.evaluate import frozen
 from ssseg.train.losses import enet_class_weights, segmentation_loss
 from ssseg.train.methods.self_train import ema_update
 from ssseg.train.methods.supervised import validate_segmenter
-from ssseg.train.mix import cutmix, cutmix_boxes, dropout_masks, photometric, step_generator
+from ssseg.train.mix import cutmix, cutmix_boxes, dropout_masks, photometric, step_generator, strong_labeled
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
 from ssseg.train.task import Method, Optim, Stage, Task
@@ -142,6 +142,10 @@ class WeakStrongTask(Task):
         cfg, device, amp = self.cfg, self.device, self.run.amp
         images, labels = batch
         xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
+        g = step_generator(cfg.seed, iteration)
+        if cfg.strong_aug:  # the labeled batch as the supervised twin sees it
+            unit, yl = strong_labeled(to_unit(images, device), yl, g)
+            xl = standardize(unit)
         self.warming = iteration < self.warmup
         if self.warming:
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
@@ -153,7 +157,6 @@ class WeakStrongTask(Task):
             self.teacher.load_state_dict(self.model.state_dict())
         u_images, u_pad = next(self.u_iter)
         valid = u_pad.to(device) != IGNORE_INDEX  # padding of small scales is not an image pixel
-        g = step_generator(cfg.seed, iteration)
 
         # the teacher's labels on the weak view, and which pixels count
         weak = to_unit(u_images, device)

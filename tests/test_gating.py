@@ -1,0 +1,60 @@
+"""The torch-free gate analysis: per-class thresholds for a precision target, coverage at a kept-pixel
+accuracy, risk-coverage, on hand-made histograms whose answers are known exactly."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ssseg.gating import BINS, coverage_at, per_class_thresholds, risk_coverage, summarize_source, threshold_of
+
+NAMES = ("road", "car", "bike")
+
+
+def joint_of(cells: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """(bin, truth, prediction, pixels) -> [BINS, C, C]."""
+    j = np.zeros((BINS, 3, 3), np.int64)
+    for b, t, p, n in cells:
+        j[b, t, p] += n
+    return j
+
+
+def test_threshold_of_a_bin_is_the_sigmoid_of_its_lower_logit_edge():
+    assert threshold_of(0) == 0.0
+    assert threshold_of(1600) == pytest.approx(0.5)
+    assert threshold_of(2001) == pytest.approx(1 / (1 + math.exp(-4.01)))
+
+
+def test_per_class_thresholds_exact_and_unreachable_and_unmeasured_classes_named():
+    j = joint_of([(3000, 0, 0, 9), (3000, 1, 0, 1),  # road: 9 of 10 right high up
+                  (2000, 0, 0, 10), (2000, 1, 0, 10),  # then 10 of 20: below 0.9 from here down
+                  (3100, 0, 1, 5)])  # car: predicted 5 times, never right
+    r = per_class_thresholds(j, 0.9, NAMES)
+    # every bin from 2001 to 3000 keeps the same 10 road pixels: the lowest of them is the threshold
+    assert r["thresholds"][0] == pytest.approx(threshold_of(2001))
+    assert r["thresholds"][1] is None and r["unreachable"] == ["car"]
+    assert r["thresholds"][2] is None and r["unmeasured"] == ["bike"]
+    assert r["coverage"] == {"road": pytest.approx(10 / 30), "car": 0.0, "bike": None}
+    assert r["total_coverage"] == pytest.approx(10 / 35) and r["kept_pixel_acc"] == pytest.approx(0.9)
+    # a looser target keeps everything road predicts
+    assert per_class_thresholds(j, 0.6, NAMES)["thresholds"][0] == 0.0
+    # too few pixels to trust: a minimum count makes the class unreachable rather than guessed
+    assert per_class_thresholds(j, 0.9, NAMES, min_pixels=11)["unreachable"] == ["road", "car"]
+
+
+def test_coverage_at_accuracy_and_the_class_it_starves():
+    j = joint_of([(3000, 0, 0, 95), (3000, 1, 1, 3), (3000, 1, 0, 2),  # top: 98 of 100 right
+                  (1000, 1, 1, 5), (1000, 0, 1, 5)])  # low: 5 of 10
+    r = coverage_at(j, 0.97, NAMES)
+    assert r["threshold"] == pytest.approx(threshold_of(1001)) and r["coverage"] == pytest.approx(100 / 110)
+    assert r["per_class_share"] == {"road": pytest.approx(95 / 100), "car": pytest.approx(5 / 10)}
+    assert r["lowest_class"] == "car" and r["lowest_share"] == pytest.approx(0.5)
+    assert coverage_at(j, 0.999, NAMES)["threshold"] is None  # unreachable: said, not guessed
+
+
+def test_risk_coverage_area_orders_a_good_gate_before_a_bad_one():
+    good = joint_of([(3000, 0, 0, 90), (100, 0, 1, 10)])  # the errors are the least confident pixels
+    bad = joint_of([(100, 0, 0, 90), (3000, 0, 1, 10)])  # the errors are the most confident
+    (_, a_good), (_, a_bad) = risk_coverage(good), risk_coverage(bad)
+    assert a_good == pytest.approx(0.9 * 0 + 0.1 * 0.1) and a_bad == pytest.approx(0.1 * 1 + 0.9 * 0.1)
+    assert summarize_source(good, NAMES)["auroc"] == 1.0 and summarize_source(bad, NAMES)["auroc"] == 0.0
