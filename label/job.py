@@ -25,12 +25,19 @@ def settings_of(cfg: LabelConfig, spec: ModelSpec, threshold: float | None) -> d
             "overlay": cfg.overlay, "min_coverage": cfg.min_coverage}
 
 
-def resolve_threshold(cfg: LabelConfig, spec: ModelSpec) -> float | None:
-    """The gate's threshold, or None for a model without a confidence net (refusing options that need one)."""
+def resolve_threshold(cfg: LabelConfig, spec: ModelSpec) -> float | list[float | None] | None:
+    """The gate: one threshold (--threshold, else model.json's when it has no per-class table), per-class
+    thresholds (--target-precision, else model.json's table), or None for a model without a confidence source
+    (refusing options that need one)."""
     if spec.gated:
-        return spec.threshold if cfg.threshold is None else cfg.threshold
+        if cfg.threshold is not None:
+            return cfg.threshold
+        if cfg.target_precision is not None:
+            return spec.thresholds_for(cfg.target_precision)
+        return spec.class_thresholds if spec.class_thresholds is not None else spec.threshold
     needs = [opt for opt, v in (("--threshold", cfg.threshold), ("--confidence", cfg.confidence or None),
-                                ("--min-coverage", cfg.min_coverage)) if v is not None]
+                                ("--min-coverage", cfg.min_coverage), ("--target-precision", cfg.target_precision))
+             if v is not None]
     if needs:
         reason = spec.data["gate"].get("reason", "it was exported without a confidence net")
         raise ConfigError(f"{', '.join(needs)} need a confidence net, and this model has none ({reason})",
@@ -81,7 +88,8 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     backend = open_backend(spec, name, variant or None, say=say, threads=cfg.threads).load()
     info = backend.describe()
     write_job(out, settings)  # only now: a job that could not start leaves --out as it was
-    gate_text = "ungated (no confidence net)" if threshold is None else f"confidence >= {threshold:g}"
+    gate_text = ("ungated (no confidence net)" if threshold is None else f"confidence >= {threshold:g}"
+                 if not isinstance(threshold, list) else "per-class confidence thresholds")
     say(f"labeling {len(mine)} source(s) with {info['backend']} ({info.get('provider') or info['precision']}), "
         f"batch {batch}, {gate_text}, format {cfg.format} -> {out}")
 

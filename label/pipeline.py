@@ -30,7 +30,7 @@ from ssseg.label.inputs import frame_names
 from ssseg.label.layouts import Layout, confidence_u8
 from ssseg.label.overlay import OverlayWriter
 from ssseg.label.records import SourceState
-from ssseg.runtime.frames import gate, resize_labels, resize_rgb
+from ssseg.runtime.frames import gate, resize_labels, resize_rgb, threshold_table
 
 DONE = object()
 
@@ -54,11 +54,13 @@ class End:
 
 
 class Pipeline:
-    def __init__(self, backend, layout: Layout, *, batch: int, threshold: float | None, min_coverage: float | None,
-                 every: int | None, fps: float | None, overlay: bool, writers: int, decoders: int,
-                 progress: "Progress", say: Callable[[str], None]):
+    def __init__(self, backend, layout: Layout, *, batch: int, threshold: float | list | None,
+                 min_coverage: float | None, every: int | None, fps: float | None, overlay: bool, writers: int,
+                 decoders: int, progress: "Progress", say: Callable[[str], None]):
         self.backend, self.layout, self.batch = backend, layout, batch
         self.threshold, self.min_coverage, self.every, self.fps = threshold, min_coverage, every, fps
+        if isinstance(threshold, list):  # per class
+            self.threshold = threshold_table(threshold)
         self.overlay, self.decoders, self.progress, self.say = overlay, decoders, progress, say
         self.model_hw = backend.spec.input_hw
         self.keep_rgb = overlay or "image" in layout.files("k", 0, "f")

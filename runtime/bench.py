@@ -20,7 +20,7 @@ from ssseg.config import BenchConfig, hw_str
 from ssseg.errors import ConfigError
 from ssseg.io import write_json
 from ssseg.runtime.backends import Backend, OutOfMemory, open_backend
-from ssseg.runtime.frames import gate, resize_labels
+from ssseg.runtime.frames import gate, resize_labels, threshold_table
 from ssseg.runtime.model import ModelSpec, read_model
 
 BENCH_FORMAT, BENCH_FORMAT_VERSION = "ssseg.bench", 1
@@ -53,7 +53,8 @@ def stage_call(backend: Backend, stage: str, spec: ModelSpec, batch: int, frame_
     hw = spec.input_hw
     if stage == "labeler+host":
         frames = rng.integers(0, 256, (batch, *frame_hw, 3), dtype=np.uint8)
-        threshold = spec.threshold
+        table = spec.class_thresholds
+        threshold = threshold_table(table) if table is not None else spec.threshold
 
         def call():
             labels, conf = backend.infer(list(frames))  # list: each frame resized to the model's size

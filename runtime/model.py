@@ -1,7 +1,8 @@
 """``model.json``: the single description of an exported model. Export writes it; the Python runtime,
 ``ssseg label``, ``ssseg bench`` and the C++ runtime read it. Nothing it states is hard-coded elsewhere.
 
-Schema (format ``ssseg.model``, version 1), every key required unless marked optional:
+Schema (format ``ssseg.model``, version 2; version 1 files, which lack the optional per-class gate keys, are
+read as they are), every key required unless marked optional:
 
     format, format_version, ssseg_version, created
     classes        {name, names[C], colors[C][3]}
@@ -11,8 +12,12 @@ Schema (format ``ssseg.model``, version 1), every key required unless marked opt
                    inside every graph that takes the image, recorded so other tools can reproduce it
     graphs         {segmenter, labeler, aux (optional)}: {file, sha256, inputs, outputs}, each tensor
                    {dtype, shape} with "batch" for a dynamic batch dimension
-    gate           {available, kind (aux, adversarial, dual-disc), model (the gater), threshold, ignore_value,
-                    reason (when not available)}
+    gate           {available, kind (aux, adversarial, dual-disc: a confidence net; softmax, margin, entropy:
+                    computed from the segmenter's softmax in the labeler graph), model (the gater or null),
+                    threshold, ignore_value, reason (when not available),
+                    thresholds (optional: one per class, null = never kept; used instead of threshold),
+                    calibration (optional: {split, images, target_precision, coverage, unreachable, unmeasured,
+                    total_coverage, kept_pixel_acc, tables {precision: thresholds}} of --target-precision)}
     method, opset, source {run, segmenter {...}, aux {...} or null}, tools {name: version}
     verification   (optional) the export-time parity table against PyTorch
     engines        [{file, graph, precision, sha256, onnx_sha256, tensorrt, gpu {name, compute_capability},
@@ -31,7 +36,8 @@ from ssseg.errors import ModelError
 from ssseg.io import check_format, sha256_file
 
 MODEL_FORMAT = "ssseg.model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MODEL_FILE = "model.json"
 IGNORE_VALUE = 255  # label value of "not confident" pixels in gated masks
 
@@ -99,9 +105,20 @@ def validate_model(d: Any) -> list[str]:
                 _check(t, _TENSOR, f"graphs.{name}.{side}.{tname}", problems)
     if d["gate"]["available"] and "confidence" not in d["graphs"]["labeler"]["outputs"]:
         problems.append("gate.available is true but the labeler has no confidence output")
+    table = d["gate"].get("thresholds")
+    if table is not None and not valid_table(table, n):
+        problems.append(f"gate.thresholds must hold {n} numbers in [0, 1] or null, one per class")
+    for p, t in ((d["gate"].get("calibration") or {}).get("tables") or {}).items():
+        if not valid_table(t, n):
+            problems.append(f"gate.calibration.tables[{p}] must hold {n} numbers in [0, 1] or null")
     for i, e in enumerate(d["engines"]):
         _check(e, _ENGINE, f"engines[{i}]", problems)
     return problems
+
+
+def valid_table(table: Any, n: int) -> bool:
+    return isinstance(table, list) and len(table) == n and all(
+        t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= 1.0) for t in table)
 
 
 @dataclass
@@ -132,6 +149,21 @@ class ModelSpec:
     def threshold(self) -> float | None:
         return self.data["gate"]["threshold"]
 
+    @property
+    def class_thresholds(self) -> list[float | None] | None:
+        """The per-class thresholds export chose for a precision target (None: one threshold for all)."""
+        return self.data["gate"].get("thresholds")
+
+    def thresholds_for(self, precision: float) -> list[float | None]:
+        """The per-class table export calibrated for ``precision``."""
+        tables = (self.data["gate"].get("calibration") or {}).get("tables") or {}
+        for p, table in tables.items():
+            if abs(float(p) - precision) < 1e-9:
+                return table
+        have = ", ".join(sorted(tables)) or "none"
+        raise ModelError(f"this model has no per-class thresholds for precision {precision:g} (calibrated: {have})",
+                         path=self.root / MODEL_FILE, fix=f"re-export with --target-precision {precision:g}")
+
     def graph(self, name: str, check_hash: bool = True) -> Path:
         """Path of graph ``name`` after checking it exists and, by default, matches its recorded hash."""
         entry = self.data["graphs"].get(name)
@@ -161,7 +193,7 @@ def read_model(path: Path) -> ModelSpec:
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read model.json ({str(e).splitlines()[0][:100]})", path=file,
                          fix="re-run ssseg export; the file is damaged") from None
-    check_format(data, MODEL_FORMAT, MODEL_FORMAT_VERSION, what="an ssseg model.json", path=file, error=ModelError,
+    check_format(data, MODEL_FORMAT, READABLE_VERSIONS, what="an ssseg model.json", path=file, error=ModelError,
                  foreign_fix="pass a directory written by ssseg export",
                  version_fix="re-export the run with this ssseg, or use ssseg {written}")
     problems = validate_model(data)

@@ -283,7 +283,9 @@ def label(
     model: Path = typer.Option(..., help="Model directory written by ssseg export (holds model.json)."),
     out: Path = typer.Option(..., help="Output directory (created; refused if it holds other files)."),
     threshold: Optional[float] = typer.Option(None, help="Confidence gate: pixels below it become 255 (default: "
-                                                         "model.json's)."),
+                                                         "model.json's per-class thresholds, else its threshold)."),
+    target_precision: Optional[float] = typer.Option(None, help="Or the per-class thresholds export calibrated for "
+                                                                "this precision (ssseg export --target-precision)."),
     every: Optional[int] = typer.Option(None, help="Label every K-th frame."),
     fps: Optional[float] = typer.Option(None, help="Or label F frames per second of video time (variable frame "
                                                    "rates too)."),
@@ -309,7 +311,8 @@ def label(
     from ssseg.config import LabelConfig
     from ssseg.label import run_label
 
-    cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold, every=every, fps=fps,
+    cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold,
+                      target_precision=target_precision, every=every, fps=fps,
                       batch=batch, backend=backend, format=format, confidence=confidence, overlay=overlay,
                       min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers)
     raise typer.Exit(run_label(cfg, _say))

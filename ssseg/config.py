@@ -185,7 +185,8 @@ class LabelConfig:
     inputs: tuple[str, ...]  # video files, image folders, globs, list files (.txt), stream URLs, camera devices
     model: Path
     out: Path
-    threshold: float | None = None  # default: model.json's gate.threshold
+    threshold: float | None = None  # default: model.json's per-class gate.thresholds, else its gate.threshold
+    target_precision: float | None = None  # or: the per-class thresholds export calibrated for this precision
     every: int | None = None  # label every K-th frame
     fps: float | None = None  # or sample F frames per second of video time
     batch: int | None = None  # default: the model's optimal batch
@@ -219,10 +220,13 @@ class LabelConfig:
             raise ConfigError(f"--batch {self.batch} must be >= 1")
         if self.writers < 1:
             raise ConfigError(f"--writers {self.writers} must be >= 1")
-        for name in ("threshold", "min_coverage"):
+        for name in ("threshold", "min_coverage", "target_precision"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"--{name.replace('_', '-')} {value} must lie in [0, 1]")
+        if self.threshold is not None and self.target_precision is not None:
+            raise ConfigError("--threshold and --target-precision both given",
+                              fix="one threshold for all classes (--threshold), or per-class ones (--target-precision)")
         self.shard = parse_shard(self.shard)
 
 

@@ -88,13 +88,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_format(obj: Any, expected: str, version: int, *, what: str, path: Path, error: type, foreign_fix: str,
-                 version_fix: str) -> None:
-    """Refuse a file without ``expected``'s format marker or of another format version. ``version_fix`` may
-    name ``{written}``, the ssseg version that wrote the file."""
+def check_format(obj: Any, expected: str, version: int | tuple[int, ...], *, what: str, path: Path, error: type,
+                 foreign_fix: str, version_fix: str) -> None:
+    """Refuse a file without ``expected``'s format marker or of a format version not in ``version``.
+    ``version_fix`` may name ``{written}``, the ssseg version that wrote the file."""
+    versions = version if isinstance(version, tuple) else (version,)
     if not isinstance(obj, dict) or obj.get("format") != expected:
         raise error(f"not {what} (no {expected} format marker)", path=path, fix=foreign_fix)
-    if obj.get("format_version") != version:
+    if obj.get("format_version") not in versions:
         written = obj.get("ssseg_version")
         raise error(f"{what} format {obj.get('format_version')} (written by ssseg {written}), this ssseg reads "
-                    f"format {version}", path=path, fix=version_fix.format(written=written))
+                    f"format {' or '.join(map(str, versions))}", path=path, fix=version_fix.format(written=written))

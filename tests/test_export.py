@@ -271,6 +271,10 @@ def test_model_json_schema_and_its_errors(aux_run, tmp_path):
         (lambda d: d["gate"].update(threshold=True), "gate.threshold"),
         (lambda d: d["graphs"]["labeler"]["outputs"].pop("confidence"), "no confidence output"),
         (lambda d: d["engines"].append({"file": "x.engine"}), "engines[0].graph"),
+        (lambda d: d["gate"].update(thresholds=[0.5]), "gate.thresholds must hold"),
+        (lambda d: d["gate"].update(thresholds=[1.5] * len(d["classes"]["names"])), "gate.thresholds must hold"),
+        (lambda d: d["gate"].update(calibration={"tables": {"0.97": [True] * len(d["classes"]["names"])}}),
+         "gate.calibration.tables[0.97]"),
     ):
         d = json.loads(json.dumps(good))
         mutate(d)
@@ -280,9 +284,21 @@ def test_model_json_schema_and_its_errors(aux_run, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({**good, "format": "something"}))
     with pytest.raises(ModelError, match="not an ssseg model.json"):
         read_model(tmp_path / "other.json")
-    (tmp_path / "newer.json").write_text(json.dumps({**good, "format_version": 2}))
-    with pytest.raises(ModelError, match="format 2 .* this ssseg reads format 1"):
+    (tmp_path / "newer.json").write_text(json.dumps({**good, "format_version": 3}))
+    with pytest.raises(ModelError, match="format 3 .* this ssseg reads format 1 or 2"):
         read_model(tmp_path / "newer.json")
+    # version 1 (no per-class keys) is still read; a per-class table round-trips, and a precision export never
+    # calibrated is refused with the fix
+    n = len(good["classes"]["names"])
+    (tmp_path / "v1.json").write_text(json.dumps({**good, "format_version": 1}))
+    assert read_model(tmp_path / "v1.json").class_thresholds is None
+    table = [0.5, None] + [0.9] * (n - 2)
+    gate = {**good["gate"], "thresholds": table, "calibration": {"tables": {"0.97": table}}}
+    (tmp_path / "table.json").write_text(json.dumps({**good, "gate": gate}))
+    spec = read_model(tmp_path / "table.json")
+    assert spec.class_thresholds == table and spec.thresholds_for(0.97) == table
+    with pytest.raises(ModelError, match="no per-class thresholds for precision 0.99 .calibrated: 0.97"):
+        spec.thresholds_for(0.99)
     with open(out / "aux.onnx", "ab") as f:
         f.write(b"\0")
     with pytest.raises(ModelError, match="does not match the sha256"):

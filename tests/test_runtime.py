@@ -19,7 +19,7 @@ from ssseg.config import BenchConfig, ExportConfig
 from ssseg.errors import BackendError, ConfigError, ModelError, NotAvailableError
 from ssseg.runtime.backends import Backend, OrtBackend, OutOfMemory, WallTimer, choose_provider, open_backend
 from ssseg.runtime.bench import BENCH_FORMAT, bench_backend, measure, run_bench
-from ssseg.runtime.frames import gate, resize_labels, resize_rgb
+from ssseg.runtime.frames import gate, resize_labels, resize_rgb, threshold_table
 from ssseg.runtime.model import read_model
 
 
@@ -79,6 +79,16 @@ def test_gate_and_label_resize():
     conf = np.array([[0.95, 0.5], [0.9, 0.89]], np.float32)
     assert gate(labels, conf, 0.9).tolist() == [[1, 255], [3, 255]]
     assert resize_labels(labels, (4, 4)).tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+
+
+def test_per_class_gate_table():
+    """The same case as cpp/tests/test_core.cpp (Gate.PerClassThresholdsAndNeverKeptClasses): class 0 at 0.5,
+    class 1 never kept, class 2 at 0.9, label 7 beyond the table, NaN never kept."""
+    labels = np.array([[0, 0, 1, 2, 2, 7, 0]], np.uint8)
+    conf = np.array([[0.5, 0.49999, 1.0, 0.9, 0.89999, 1.0, np.nan]], np.float32)
+    table = threshold_table([0.5, None, 0.9])
+    assert table.dtype == np.float32 and table.shape == (256,)
+    assert gate(labels, conf, table).tolist() == [[0, 255, 255, 2, 255, 255, 255]]
 
 
 # --- selection and fallbacks ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ssseg import gating
+from ssseg.calibration import SourceCounts, score_logit
 from ssseg.classes import IGNORE_INDEX
 from ssseg.data import SegDataset
 from ssseg.metrics import auroc, expected_calibration_error, gate_scores, reliability, scores
@@ -91,45 +92,6 @@ class GateCounts:
         }
 
 
-class SourceCounts:
-    """Every confidence source of one segmenter on the same pixels: per source the joint histogram of
-    ssseg.gating (logit bin, ground truth, prediction)."""
-
-    def __init__(self, num_classes: int, sources: tuple[str, ...], device: torch.device):
-        self.num_classes, self.sources = num_classes, sources
-        self.joint = {s: torch.zeros(gating.BINS * num_classes ** 2, dtype=torch.int64, device=device)
-                      for s in sources}
-
-    def add(self, logits: dict[str, torch.Tensor], pred: torch.Tensor, target: torch.Tensor) -> None:
-        """``logits``: per source the logit of its confidence, shaped like ``target``."""
-        c = self.num_classes
-        valid = target != IGNORE_INDEX
-        pair = target[valid].long() * c + pred[valid].long()
-        for name, z in logits.items():
-            z = z.float().reshape(target.shape)[valid]
-            b = ((z.clamp(-gating.RANGE, gating.RANGE) + gating.RANGE) / gating.WIDTH).floor().long()
-            self.joint[name] += torch.bincount(b.clamp_(0, gating.BINS - 1) * (c * c) + pair,
-                                               minlength=gating.BINS * c * c)
-
-    def reduce(self, info: DistInfo) -> None:
-        for t in self.joint.values():
-            all_reduce_sum(t, info)
-
-    def summary(self, names) -> dict:
-        c = self.num_classes
-        return {s: gating.summarize_source(j.cpu().numpy().reshape(gating.BINS, c, c), names)
-                for s, j in self.joint.items()}
-
-    def joint_of(self, source: str) -> np.ndarray:
-        return self.joint[source].cpu().numpy().reshape(gating.BINS, self.num_classes, self.num_classes)
-
-
-def score_logit(score: torch.Tensor) -> torch.Tensor:
-    """The logit of a confidence in [0, 1], finite at 0 and 1 (clamped into the histogram's range)."""
-    s = score.double()
-    return (torch.log(s) - torch.log1p(-s)).clamp(-gating.RANGE, gating.RANGE)
-
-
 @torch.no_grad()
 def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module | None, ds: SegDataset,
                 scale: tuple[int, int] | None, device: torch.device, thresholds: tuple[float, ...],
@@ -165,6 +127,6 @@ def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module | None, ds: Seg
     if aux is not None:
         aux.train(modes[1])
     if sources is not None:
-        sources.reduce(info)
+        sources.reduce(lambda t: all_reduce_sum(t, info))
     segmenter.train(modes[0])
     return counts, sources

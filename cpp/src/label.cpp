@@ -176,7 +176,7 @@ struct WriteJob {
 
 class Pipeline {
  public:
-  Pipeline(const LabelOptions& options, const ModelSpec& model, Engine& engine, std::optional<float> threshold,
+  Pipeline(const LabelOptions& options, const ModelSpec& model, Engine& engine, std::optional<GateTable> threshold,
            int batch, ojson run)
       : options_(options), model_(model), engine_(engine), threshold_(threshold), batch_(batch), run_(std::move(run)),
         frames_(2 * static_cast<size_t>(batch)), writes_(4 * static_cast<size_t>(options.writers)) {}
@@ -401,7 +401,7 @@ class Pipeline {
   const LabelOptions& options_;
   const ModelSpec& model_;
   Engine& engine_;
-  std::optional<float> threshold_;
+  std::optional<GateTable> threshold_;
   int batch_;
   ojson run_;
   BoundedQueue<Message> frames_;
@@ -419,15 +419,33 @@ int run_label(const LabelOptions& options) {
   if (options.format != "png")
     throw Error("--format " + options.format + " is not offered by the C++ runtime", "--format",
                 "use --format png, or ssseg label for cityscapes/camvid layouts");
-  std::optional<float> threshold;
+  // validated first, as the Python CLI does (NaN is outside [0, 1] too)
+  for (const auto& [name, value] : {std::pair{"--threshold", options.threshold},
+                                    std::pair{"--target-precision", options.target_precision}})
+    if (value && !(*value >= 0.0 && *value <= 1.0)) throw Error(std::string(name) + " must lie in [0, 1]", name);
+  if (options.threshold && options.target_precision)
+    throw Error("--threshold and --target-precision both given", "--threshold",
+                "one threshold for all classes (--threshold), or per-class ones (--target-precision)");
+  std::optional<GateTable> threshold;
+  ojson threshold_json;  // as job.json records it, identical to the Python runtime's
   if (model.gated) {
-    threshold = static_cast<float>(options.threshold.value_or(*model.threshold));
-  } else if (options.threshold || options.confidence) {
-    throw Error("--threshold/--confidence need a confidence net, and this model has none",
+    if (options.threshold) {
+      threshold = gate_table(static_cast<float>(*options.threshold));
+      threshold_json = *options.threshold;
+    } else if (options.target_precision || !model.class_thresholds.empty()) {
+      const auto table = options.target_precision ? model.thresholds_for(*options.target_precision)
+                                                  : model.class_thresholds;
+      threshold = gate_table(table);
+      threshold_json = ojson::array();
+      for (const auto& t : table) threshold_json.push_back(t ? ojson(*t) : ojson());
+    } else {
+      threshold = gate_table(static_cast<float>(*model.threshold));
+      threshold_json = *model.threshold;
+    }
+  } else if (options.threshold || options.confidence || options.target_precision) {
+    throw Error("--threshold/--target-precision/--confidence need a confidence source, and this model has none",
                 (model.root / "model.json").string(), "drop them to write ungated labels");
   }
-  if (options.threshold && (*options.threshold < 0 || *options.threshold > 1))
-    throw Error("--threshold must lie in [0, 1]", "--threshold");
   if (options.every && *options.every < 1) throw Error("--every must be >= 1", "--every");
   if (options.writers < 1) throw Error("--writers must be >= 1", "--writers");
   const int batch = options.batch ? options.batch : model.batch.opt;
@@ -438,7 +456,7 @@ int run_label(const LabelOptions& options) {
 
   auto infos = expand_inputs(options.inputs);
   ojson settings = {{"model_labeler_sha256", model.graph_sha256("labeler")},
-                    {"threshold", threshold ? ojson(options.threshold.value_or(*model.threshold)) : ojson()},
+                    {"threshold", threshold_json},
                     {"every", options.every ? ojson(*options.every) : ojson()}, {"fps", nullptr},
                     {"format", options.format}, {"confidence", options.confidence}, {"overlay", false},
                     {"min_coverage", nullptr}};
@@ -463,7 +481,10 @@ int run_label(const LabelOptions& options) {
   // the engine's threads for the same cores, unless OpenCV is the engine.
   if (info["backend"] != "opencv") cv::setNumThreads(1);
   std::cout << "labeling " << sources.size() << " source(s) with " << info["backend"].get<std::string>() << ", batch "
-            << batch << ", " << (threshold ? "confidence >= " + ojson(*threshold).dump() : std::string("ungated"))
+            << batch << ", "
+            << (!threshold                ? std::string("ungated")
+                : threshold_json.is_array() ? std::string("per-class confidence thresholds")
+                                            : "confidence >= " + threshold_json.dump())
             << ", format png -> " << options.out.string() << std::endl;
 
   ojson run = {{"started", now()}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};

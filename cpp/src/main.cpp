@@ -17,7 +17,10 @@ int main(int argc, char** argv) {
   lab->add_option("inputs", label.inputs, "Video files, image folders, list files (.txt)")->required();
   lab->add_option("--model", label.model, "Model directory written by ssseg export")->required();
   lab->add_option("--out", label.out, "Output directory")->required();
-  lab->add_option("--threshold", label.threshold, "Confidence gate (default: model.json's)");
+  lab->add_option("--threshold", label.threshold,
+                  "Confidence gate (default: model.json's per-class thresholds, else its threshold)");
+  lab->add_option("--target-precision", label.target_precision,
+                  "Or the per-class thresholds export calibrated for this precision");
   lab->add_option("--every", every, "Label every K-th frame");
   lab->add_option("--batch", label.batch, "Frames per inference call (default: the model's optimal batch)");
   lab->add_option("--format", label.format, "Output layout (png)");

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <vector>
 
 #include "ssseg/error.hpp"
@@ -63,10 +65,20 @@ TEST(Preprocess, NearestMatchesPillow) {
 TEST(Gate, BelowThresholdBecomesIgnore) {
   cv::Mat labels = (cv::Mat_<unsigned char>(1, 4) << 1, 2, 3, 4);
   cv::Mat conf = (cv::Mat_<float>(1, 4) << 0.2f, 0.7f, 0.69999f, 1.0f);
-  EXPECT_EQ(flat(ssseg::gate(labels, conf, 0.7f)), (std::vector<int>{255, 2, 255, 4}));
+  EXPECT_EQ(flat(ssseg::gate(labels, conf, ssseg::gate_table(0.7f))), (std::vector<int>{255, 2, 255, 4}));
   EXPECT_EQ(flat(ssseg::confidence_u8(conf)), (std::vector<int>{51, 179, 178, 255}));
   cv::Mat edges = (cv::Mat_<float>(1, 4) << -0.1f, 0.0f, 0.5f / 255.0f, 1.5f);
   EXPECT_EQ(flat(ssseg::confidence_u8(edges)), (std::vector<int>{0, 0, 1, 255}));  // clipped, half rounds up
+}
+
+TEST(Gate, PerClassThresholdsAndNeverKeptClasses) {
+  // the same case as tests/test_runtime.py::test_per_class_gate_table: class 0 at 0.5, class 1 never kept,
+  // class 2 at 0.9; label 7 lies beyond the table; NaN confidence is never kept
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  cv::Mat labels = (cv::Mat_<unsigned char>(1, 7) << 0, 0, 1, 2, 2, 7, 0);
+  cv::Mat conf = (cv::Mat_<float>(1, 7) << 0.5f, 0.49999f, 1.0f, 0.9f, 0.89999f, 1.0f, nan);
+  const auto table = ssseg::gate_table({0.5, std::nullopt, 0.9});
+  EXPECT_EQ(flat(ssseg::gate(labels, conf, table)), (std::vector<int>{0, 255, 255, 2, 255, 255, 255}));
 }
 
 TEST(Names, SameAsPython) {

@@ -11,7 +11,8 @@ namespace ssseg {
 struct LabelOptions {
   std::vector<std::string> inputs;  // video files, image folders, list files (.txt)
   std::filesystem::path model, out;
-  std::optional<double> threshold;  // default: model.json's
+  std::optional<double> threshold;  // default: model.json's per-class thresholds, else its threshold
+  std::optional<double> target_precision;  // or: the per-class thresholds export calibrated for this precision
   std::optional<int> every;  // label every K-th frame (unset: all, recorded as null like the Python CLI)
   int batch = 0;  // 0: the model's optimal batch
   std::string format = "png";

@@ -16,7 +16,7 @@ namespace ssseg {
 namespace fs = std::filesystem;
 
 inline constexpr const char* kModelFormat = "ssseg.model";
-inline constexpr int kModelFormatVersion = 1;
+inline constexpr int kModelFormatVersion = 2;  // 1 is read too (no per-class thresholds)
 inline constexpr std::uint8_t kIgnore = 255;  // label of not-confident pixels
 
 struct BatchRange {
@@ -33,6 +33,7 @@ struct ModelSpec {
   BatchRange batch;
   bool gated = false;
   std::optional<double> threshold;
+  std::vector<std::optional<double>> class_thresholds;  // empty: one threshold for all classes
   bool resize = true;  // input.resize == "bilinear"
 
   /// Path of graph `name` (segmenter, labeler, aux) after checking it exists and matches its sha256.
@@ -40,6 +41,8 @@ struct ModelSpec {
   std::string graph_sha256(const std::string& name) const;
   /// TensorRT engine entries of `graph`, in model.json order.
   std::vector<nlohmann::json> engines(const std::string& graph) const;
+  /// The per-class table export calibrated for `precision` (gate.calibration.tables); throws naming those it has.
+  std::vector<std::optional<double>> thresholds_for(double precision) const;
 };
 
 /// Load and validate MODEL_DIR/model.json (`path` may be the directory or the file).
