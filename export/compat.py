@@ -15,7 +15,7 @@ TRT86_MAX_OPSET = 17
 ALLOWED_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape",
     "Conv", "ConvTranspose", "Div", "Exp", "Flatten", "Gather", "GlobalAveragePool", "HardSigmoid", "HardSwish",
-    "Identity", "LeakyRelu", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean", "ReduceSum",
+    "Identity", "LeakyRelu", "Log", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean", "ReduceSum",
     "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose",
     "Unsqueeze",
 })

@@ -24,6 +24,7 @@ from ssseg.errors import ExportError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
 from ssseg.export.sources import Sources, resolve_sources, training_size
+from ssseg.gating import FREE_SOURCES
 from ssseg.io import sha256_file, write_json
 from ssseg.runtime.frames import load_frame, readable_images
 from ssseg.runtime.model import IGNORE_VALUE, MODEL_FILE, MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model, validate_model
@@ -62,6 +63,8 @@ class Job:
             if bad:
                 say(f"warning: {len(bad)} unreadable image(s) in {cfg.calib_data} left out, e.g. {bad[0][0].name}")
         self.previous = self._previous_model()
+        self.gate = self._gate()
+        self.calibration: dict | None = None  # --target-precision's tables, from calibrate_gate
         self.graphs: dict[str, dict] = {}
         self.engines: list[dict] = []
         self.verification: dict | None = None
@@ -84,10 +87,25 @@ class Job:
                               fix="choose another --out, or move that model directory away first")
         return data
 
+    def _gate(self) -> str:
+        """What gates the labeler: "net" (the run's confidence net), a free source, or "none"."""
+        src, gate = self.sources, self.cfg.gate
+        if gate is None:
+            return "net" if src.aux_path is not None else "none"
+        if gate == "net" and src.aux_path is None:
+            raise ExportError(f"--gate net, but the run has no confidence net ({src.no_aux_reason})", path=self.cfg.run,
+                              fix="choose --gate softmax (or margin, entropy) with --target-precision P")
+        return gate
+
+    @property
+    def aux_ckpt(self) -> dict | None:
+        """The confidence net that goes into the graphs: only when it gates."""
+        return self.sources.aux_ckpt if self.gate == "net" else None
+
     # --- the torch modules -----------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
-        return build_graphs(self.sources.segmenter_ckpt, self.sources.aux_ckpt, *self.sources.normalization,
-                            str(self.sources.segmenter_path))
+        return build_graphs(self.sources.segmenter_ckpt, self.aux_ckpt, *self.sources.normalization,
+                            str(self.sources.segmenter_path), free=self.gate if self.gate in FREE_SOURCES else None)
 
     def check_frames(self) -> tuple[np.ndarray, str, bool]:
         """Frames for parity checks: the last --verify-images of --calib-data (held out from INT8
@@ -125,7 +143,7 @@ def export_onnx_graphs(job: Job) -> list[Path]:
         else:
             args = (example,)
             inputs, outputs = GRAPH_IO[name]
-            if name == "labeler" and "aux" not in mods:
+            if name == "labeler" and job.gate == "none":
                 outputs = ["labels"]
         t0 = time.perf_counter()
         path = export_onnx(module, args, job.staging / f"{name}.onnx", inputs, outputs, cfg.opset, dynamic,
@@ -160,6 +178,50 @@ def verify_onnx(job: Job, mods: dict[str, torch.nn.Module]) -> None:
     if bad:
         raise ExportError(f"ONNX Runtime disagrees with PyTorch: {'; '.join(bad)}", path=job.out,
                           fix="nothing was replaced in the model directory; report this with the run")
+
+
+def calibrate_gate(job: Job) -> dict:
+    """--target-precision: the labeler's own confidence (as exported, at the export size) on the run's labeled
+    --calib-split, and per predicted class the lowest threshold at which its kept pixels reach each precision
+    (ssseg.gating). Classes that reach it nowhere are named: they are never kept."""
+    from ssseg.calibration import SourceCounts, score_logit
+    from ssseg.data import open_dataset
+    from ssseg.gating import per_class_thresholds
+    from ssseg.runtime.frames import resize_labels, resize_rgb
+
+    cfg, src = job.cfg, job.sources
+    if job.gate == "none":
+        raise ExportError("--target-precision needs a confidence source, and this export is ungated", path=cfg.run,
+                          fix="choose --gate softmax (or margin, entropy; net when the run has a confidence net)")
+    try:
+        ds = open_dataset(src.config["data"], cfg.calib_split)
+    except Exception as e:  # noqa: BLE001 - the dataset may have moved or lack the split
+        raise ExportError(f"cannot open the {cfg.calib_split} split of {src.config.get('data')} to calibrate "
+                          f"({str(e).splitlines()[0][:100]})", path=cfg.run,
+                          fix="restore the dataset, or name another labeled split with --calib-split") from None
+    t0 = time.perf_counter()
+    labeler = job.modules()["labeler"]
+    names = src.classes.names
+    counts = SourceCounts(len(names), ("gate",), torch.device("cpu"))
+    with torch.no_grad():
+        for i in range(len(ds)):
+            image, label = ds.load(i)
+            labels, conf = labeler(torch.from_numpy(resize_rgb(image, job.hw)[None]))
+            counts.add({"gate": score_logit(conf)}, labels.long(), torch.from_numpy(resize_labels(label, job.hw)[None]))
+    joint = counts.joint_of("gate")
+    results = {f"{p:g}": per_class_thresholds(joint, p, names) for p in cfg.target_precision}
+    first = results[f"{cfg.target_precision[0]:g}"]
+    job.say(f"calibrated the {job.gate} gate on {len(ds)} {cfg.calib_split} images at {hw_str(job.hw)} in "
+            f"{time.perf_counter() - t0:.0f} s: at precision {first['precision']:g} per class it keeps "
+            f"{100 * first['total_coverage']:.1f} % of pixels"
+            + (f"; never kept: {', '.join(first['unreachable'] + first['unmeasured'])}"
+               if first["unreachable"] or first["unmeasured"] else ""))
+    return {"split": cfg.calib_split, "images": len(ds), "size": list(job.hw), "target_precision": first["precision"],
+            "coverage": first["coverage"], "unreachable": first["unreachable"], "unmeasured": first["unmeasured"],
+            "total_coverage": first["total_coverage"], "kept_pixel_acc": first["kept_pixel_acc"],
+            "tables": {p: r["thresholds"] for p, r in results.items()},
+            "by_precision": {p: {k: r[k] for k in ("coverage", "unreachable", "unmeasured", "total_coverage",
+                                                   "kept_pixel_acc")} for p, r in results.items()}}
 
 
 def build_trt_engines(job: Job) -> list[Path]:
@@ -267,10 +329,14 @@ def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
         _prepare_trt(job)
     if not cfg.onnx:
         _reuse_onnx(job)
-    if src.aux_path is None:
+    if src.aux_path is None and cfg.gate is None:
         say(f"warning: no confidence net ({src.no_aux_reason}); exporting the segmenter alone, and model.json "
-            f"marks the model ungated so ssseg label writes plain arg-max masks and refuses --threshold")
-    say(f"exporting {src.segmenter_path}" + (f" + {src.aux_path}" if src.aux_path else "")
+            f"marks the model ungated so ssseg label writes plain arg-max masks and refuses --threshold (or gate "
+            f"it by its own softmax: --gate softmax --target-precision 0.97)")
+    if cfg.target_precision:
+        job.calibration = calibrate_gate(job)
+    say(f"exporting {src.segmenter_path}" + (f" + {src.aux_path}" if job.aux_ckpt is not None else "")
+        + (f", gated by its {job.gate}" if job.gate in FREE_SOURCES else "")
         + f" at {hw_str(job.hw)}, batch {_batch_text(cfg.batch_range)}, opset {cfg.opset} -> {job.out}")
     remove_dead_staging(job.out)
     job.staging.mkdir(parents=True, exist_ok=True)
@@ -351,14 +417,21 @@ def describe(job: Job) -> dict:
     """The model.json of this export."""
     cfg, src = job.cfg, job.sources
     lo, opt, hi = cfg.batch_range
-    seg_ckpt, aux_ckpt = src.segmenter_ckpt, src.aux_ckpt
-    threshold = cfg.threshold if cfg.threshold is not None else src.gate_threshold
-    gate = ({"available": True, "kind": src.method, "model": src.aux_ckpt["model"]["name"], "threshold": threshold,
-             "ignore_value": IGNORE_VALUE,
-             "aux_input": "probs+rgb" if src.aux_ckpt["model"]["kwargs"].get("with_rgb") else "probs"}
-            if src.aux_path is not None else
-            {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE,
-             "reason": src.no_aux_reason})
+    seg_ckpt, aux_ckpt = src.segmenter_ckpt, job.aux_ckpt
+    if job.gate == "net":
+        threshold = cfg.threshold if cfg.threshold is not None else src.gate_threshold
+        gate = {"available": True, "kind": src.method, "model": aux_ckpt["model"]["name"], "threshold": threshold,
+                "ignore_value": IGNORE_VALUE,
+                "aux_input": "probs+rgb" if aux_ckpt["model"]["kwargs"].get("with_rgb") else "probs"}
+    elif job.gate in FREE_SOURCES:
+        gate = {"available": True, "kind": job.gate, "model": None, "threshold": cfg.threshold,
+                "ignore_value": IGNORE_VALUE}
+    else:
+        gate = {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE,
+                "reason": src.no_aux_reason if cfg.gate is None else "exported with --gate none"}
+    if job.calibration is not None:
+        gate["thresholds"] = job.calibration["tables"][f"{cfg.target_precision[0]:g}"]
+        gate["calibration"] = job.calibration
     source = {
         "run": str(cfg.run.resolve()),
         "segmenter": {"path": str(src.segmenter_path.resolve()), "sha256": sha256_file(src.segmenter_path),

@@ -4,14 +4,15 @@ no consumer re-implements preprocessing; model.json records the constants anyway
 
 Shapes: image [N, H, W, 3] uint8 -> segmenter: logits [N, C, H, W] float32;
 aux: probs [N, C, H, W] float32 (+ image) -> confidence [N, H, W] float32 in [0, 1];
-labeler: image -> labels [N, H, W] uint8 (arg-max) and confidence [N, H, W] float32."""
+labeler: image -> labels [N, H, W] uint8 (arg-max) and confidence [N, H, W] float32 (the confidence net's, or
+max softmax / top-2 margin / normalised entropy of the segmenter's softmax: ReduceMax, TopK, Log + ReduceSum)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ssseg.models.confidence import ConfidenceNet
+from ssseg.models.confidence import ConfidenceNet, free_confidence
 
 
 class Normalize(nn.Module):
@@ -68,27 +69,31 @@ def softmax_classes(logits: torch.Tensor) -> torch.Tensor:
 
 
 class LabelerGraph(nn.Module):
-    """image -> (labels, confidence), or labels alone when there is no confidence net."""
+    """image -> (labels, confidence): the confidence from the confidence net, or, with ``free``, from the
+    segmenter's own softmax (softmax, margin, entropy: no network, nearly free); labels alone with neither."""
 
-    def __init__(self, segmenter: nn.Module, aux: ConfidenceNet | None, normalize: Normalize):
+    def __init__(self, segmenter: nn.Module, aux: ConfidenceNet | None, normalize: Normalize, free: str | None = None):
         super().__init__()
-        self.normalize, self.segmenter, self.aux = normalize, segmenter, aux
+        self.normalize, self.segmenter, self.aux, self.free = normalize, segmenter, aux, free
 
     def forward(self, image: torch.Tensor):
         x = self.normalize(image)
         logits = self.segmenter(x)
         labels = argmax_uint8(logits)
-        if self.aux is None:
+        if self.aux is None and self.free is None:
             return labels
         probs = softmax_classes(logits)
+        if self.free is not None:
+            return labels, free_confidence(probs, self.free)
         conf = drop_channel(torch.sigmoid(self.aux(probs, x if self.aux.with_rgb else None)))
         return labels, conf
 
 
 def build_graphs(segmenter_ckpt: dict, aux_ckpt: dict | None, mean: tuple[float, ...], std: tuple[float, ...],
-                 where: str = "checkpoint") -> dict[str, nn.Module]:
-    """The export graphs in eval mode from checkpoints: segmenter, aux (when there is one) and labeler. The
-    PyTorch backend runs these same modules, so every backend computes the same function."""
+                 where: str = "checkpoint", free: str | None = None) -> dict[str, nn.Module]:
+    """The export graphs in eval mode from checkpoints: segmenter, aux (when there is one) and labeler (gated
+    by ``free`` instead of the confidence net when given). The PyTorch backend runs these same modules, so
+    every backend computes the same function."""
     from ssseg.checkpoint import build_from_checkpoint
 
     norm = Normalize(mean, std)
@@ -97,5 +102,5 @@ def build_graphs(segmenter_ckpt: dict, aux_ckpt: dict | None, mean: tuple[float,
     graphs: dict[str, nn.Module] = {"segmenter": SegmenterGraph(seg, norm)}
     if aux is not None:
         graphs["aux"] = AuxGraph(aux, norm)
-    graphs["labeler"] = LabelerGraph(seg, aux, norm)
+    graphs["labeler"] = LabelerGraph(seg, None if free else aux, norm, free)
     return {name: g.eval() for name, g in graphs.items()}

@@ -17,6 +17,7 @@ from ssseg.checkpoint import load_checkpoint, normalization
 from ssseg.errors import BackendError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.sources import resolve_sources
+from ssseg.gating import FREE_SOURCES
 from ssseg.io import sha256_file
 from ssseg.runtime.backends import Backend, OutOfMemory
 from ssseg.runtime.model import ModelSpec
@@ -75,7 +76,9 @@ class TorchBackend(Backend):
 
     def _load(self) -> None:
         seg, aux, where = self._checkpoints()
-        graphs = build_graphs(seg, aux, *normalization(seg), where)
+        kind = self.spec.data["gate"].get("kind") if self.spec is not None else None
+        free = kind if kind in FREE_SOURCES else None  # gated by the segmenter's own softmax, as the labeler graph
+        graphs = build_graphs(seg, None if free else aux, *normalization(seg), where, free=free)
         for name, module in graphs.items():
             module = module.to(self.device)
             if "channels_last" in self.modes:

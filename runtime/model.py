@@ -105,6 +105,8 @@ def validate_model(d: Any) -> list[str]:
                 _check(t, _TENSOR, f"graphs.{name}.{side}.{tname}", problems)
     if d["gate"]["available"] and "confidence" not in d["graphs"]["labeler"]["outputs"]:
         problems.append("gate.available is true but the labeler has no confidence output")
+    if d["gate"]["available"] and d["gate"]["threshold"] is None and d["gate"].get("thresholds") is None:
+        problems.append("gate.available is true but there is neither gate.threshold nor gate.thresholds")
     table = d["gate"].get("thresholds")
     if table is not None and not valid_table(table, n):
         problems.append(f"gate.thresholds must hold {n} numbers in [0, 1] or null, one per class")

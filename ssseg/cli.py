@@ -222,6 +222,14 @@ def export(
     verify_images: int = typer.Option(8, help="Frames compared in verification and engine checks."),
     threshold: Optional[float] = typer.Option(None, help="Default confidence threshold in model.json (default: the "
                                                          "run's --t-aux)."),
+    gate: Optional[str] = typer.Option(None, help="The labeler's confidence: net (the run's confidence net), softmax, "
+                                                  "entropy (from the segmenter's softmax, nearly free) or "
+                                                  "none (default: net when the run has one, else none)."),
+    target_precision: Optional[str] = typer.Option(None, help="Per-class thresholds at which each predicted class's "
+                                                              "kept pixels reach this precision on --calib-split "
+                                                              "(comma-separated: several tables, the first the "
+                                                              "default)."),
+    calib_split: str = typer.Option("val", help="The run's labeled split that --target-precision calibrates on."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt + pycuda and a GPU)."),
     precision: str = typer.Option("fp16", help="Engine precisions, comma-separated: fp32, fp16, int8, best."),
     calib_images: int = typer.Option(500, help="INT8: calibration frames taken from --calib-data."),
@@ -238,7 +246,8 @@ def export(
 
     cfg = ExportConfig(run=run, out=out, segmenter=segmenter, onnx=onnx, opset=opset, input_size=input_size,
                        batch=batch, dynamic_batch=dynamic_batch, simplify=simplify, verify=verify,
-                       calib_data=calib_data, verify_images=verify_images, threshold=threshold, trt=trt,
+                       calib_data=calib_data, verify_images=verify_images, threshold=threshold, gate=gate,
+                       target_precision=target_precision or (), calib_split=calib_split, trt=trt,
                        precision=precision, calib_images=calib_images, workspace_mb=workspace_mb,
                        timing_cache=timing_cache)
     run_export(cfg, _say)

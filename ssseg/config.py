@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssseg.errors import ConfigError
+from ssseg.gating import FREE_SOURCES
 
 # ImageNet statistics on 0..1 RGB; the segmenter is trained on images normalised with them. Checkpoints record
 # them (ssseg.checkpoint), export bakes them into the graphs and model.json; runtime and C++ read model.json.
@@ -62,6 +63,9 @@ class ExportConfig:
     calib_data: Path | None = None
     verify_images: int = 8
     threshold: float | None = None  # default: the run's --t-aux
+    gate: str | None = None  # net, softmax, margin, entropy or none; default: the run's confidence net, else none
+    target_precision: tuple[float, ...] = ()  # per-class thresholds for these precisions, the first the default
+    calib_split: str = "val"  # the labeled split --target-precision calibrates on
     trt: bool = False
     precision: tuple[str, ...] = ("fp16",)
     calib_images: int = 500
@@ -94,6 +98,28 @@ class ExportConfig:
                               fix=f"choose from {', '.join(PRECISIONS)}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--threshold {self.threshold} is outside [0, 1]", fix="pass a confidence such as 0.9")
+        if self.gate == "margin":
+            raise ConfigError("--gate margin is measured by ssseg eval --gate but not exported (its top-2 needs "
+                              "TopK, which ssseg-cpp's OpenCV backend cannot parse)", fix="use softmax or entropy")
+        if self.gate is not None and self.gate not in EXPORT_GATES:
+            raise ConfigError(f"unknown --gate {self.gate!r}", fix=f"choose from {', '.join(EXPORT_GATES)}")
+        if isinstance(self.target_precision, str):
+            try:
+                self.target_precision = tuple(float(p) for p in self.target_precision.split(",") if p.strip())
+            except ValueError:
+                raise ConfigError(f"--target-precision {self.target_precision!r} is not a list of numbers",
+                                  fix="e.g. 0.97 or 0.95,0.97,0.99") from None
+        self.target_precision = tuple(float(p) for p in self.target_precision)
+        bad_p = [p for p in self.target_precision if not 0.0 < p < 1.0]
+        if bad_p:
+            raise ConfigError(f"--target-precision {bad_p[0]} is outside (0, 1)", fix="e.g. 0.97")
+        if self.gate == "none" and (self.target_precision or self.threshold is not None):
+            raise ConfigError("--gate none writes ungated masks, so --threshold/--target-precision mean nothing",
+                              fix="drop them, or choose a --gate")
+        if self.gate in FREE_SOURCES and self.threshold is None and not self.target_precision:
+            raise ConfigError(f"--gate {self.gate} needs a threshold",
+                              fix="pass --target-precision P (per-class thresholds calibrated on the labeled "
+                                  "--calib-split) or --threshold T")
         for name in ("verify_images", "calib_images", "workspace_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -103,6 +129,11 @@ class ExportConfig:
     @property
     def batch_range(self) -> tuple[int, int, int]:
         return self.dynamic_batch or (self.batch, self.batch, self.batch)
+
+
+# margin is measured by ssseg eval --gate but not exported: its top-2 needs TopK, which OpenCV 4.6's ONNX importer
+# (ssseg-cpp's CPU backend) cannot parse
+EXPORT_GATES = ("net", "softmax", "entropy", "none")
 
 
 def round_hw(hw: tuple[int, int], multiple: int = 8) -> tuple[int, int]:

@@ -142,6 +142,52 @@ def test_supervised_run_exports_the_segmenter_alone_and_is_marked_ungated(tmp_pa
         spec.graph("aux")
 
 
+@pytest.mark.parametrize("kind", ["softmax", "entropy"])
+def test_free_gates_export_with_per_class_thresholds_and_pass_the_ort_parity_check(aux_run, kind, tmp_path):
+    """A gate from the segmenter's own softmax: no aux graph, the confidence computed inside the labeler and
+    verified against PyTorch in ONNX Runtime; --target-precision writes the per-class tables that label uses."""
+    from ssseg.config import LabelConfig
+    from ssseg.label import run_label
+    from ssseg.runtime.backends import OrtBackend
+    from ssseg.runtime.frames import gate, threshold_table
+
+    for bad, expect in (({"gate": kind}, "needs a threshold"), ({"gate": "margin"}, "TopK"),
+                        ({"gate": "none", "threshold": 0.5}, "mean nothing"), ({"target_precision": "1.2"}, "(0, 1)")):
+        with pytest.raises(ConfigError, match=expect):
+            ExportConfig(run=aux_run, **bad)
+    said: list[str] = []
+    run_export(ExportConfig(run=aux_run, out=tmp_path / "m", gate=kind, target_precision="0.9,0.6",
+                            verify_images=2), say=said.append)
+    spec = read_model(tmp_path / "m")
+    assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and spec.gated
+    assert spec.data["gate"]["kind"] == kind and spec.data["gate"]["model"] is None and spec.threshold is None
+    assert spec.data["verification"]["passed"] and "confidence_max_abs_diff" in spec.data["verification"]["graphs"][
+        "labeler"]
+    cal = spec.data["gate"]["calibration"]
+    assert cal["split"] == "val" and cal["images"] == 4 and sorted(cal["tables"]) == ["0.6", "0.9"]
+    assert spec.class_thresholds == cal["tables"]["0.9"] and spec.thresholds_for(0.6) == cal["tables"]["0.6"]
+    assert any(line.startswith(f"calibrated the {kind} gate on 4 val images") for line in said)
+    # a looser precision never needs a higher threshold
+    for lo, hi in zip(cal["tables"]["0.6"], cal["tables"]["0.9"]):
+        assert hi is None or (lo is not None and lo <= hi)
+
+    # ssseg label applies that table: each mask is the ORT labeler's labels gated by it, pixel for pixel
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    frames = np.stack([render_scene(3, "test", i, (64, 64))[0] for i in range(3)])
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(shots / f"s{i}.png")
+    assert run_label(LabelConfig(inputs=(str(shots),), model=tmp_path / "m", out=tmp_path / "lab"),
+                     say=lambda *_: None) == 0
+    job = json.loads((tmp_path / "lab" / "job.json").read_text())
+    assert job["settings"]["threshold"] == spec.class_thresholds
+    backend, table = OrtBackend(spec).load(), threshold_table(spec.class_thresholds)
+    for i in range(3):
+        labels, conf = backend.infer(frames[i:i + 1])
+        written = np.asarray(Image.open(tmp_path / "lab" / "shots" / "labels" / f"s{i}.png"))
+        assert written.tolist() == gate(labels[0], conf[0], table).tolist()
+
+
 # --- errors before long work, and nothing lost ----------------------------------------------------------
 
 def test_unfinished_run_and_bad_options_fail_before_writing(aux_run, tmp_path, frames_dir):

@@ -107,9 +107,12 @@ ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::
     m.resize = need(input, "resize", where).get<std::string>() != "none";
     const auto& gate = need(d, "gate", where);
     m.gated = need(gate, "available", where).get<bool>();
-    if (m.gated) m.threshold = need(gate, "threshold", where).get<double>();
+    if (m.gated && !need(gate, "threshold", where).is_null()) m.threshold = gate["threshold"].get<double>();
     if (gate.contains("thresholds") && !gate["thresholds"].is_null())
       m.class_thresholds = parse_table(gate["thresholds"], where, "gate.thresholds");
+    if (m.gated && !m.threshold && m.class_thresholds.empty())
+      throw Error("invalid model.json: a gated model needs gate.threshold or gate.thresholds", where,
+                  "re-run ssseg export");
     need(need(need(d, "graphs", where), "labeler", where), "file", where);
     need(d, "engines", where);
   } catch (const nlohmann::json::exception& e) {
