@@ -15,9 +15,9 @@ TRT86_MAX_OPSET = 17
 ALLOWED_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape",
     "Conv", "ConvTranspose", "Div", "Exp", "Flatten", "Gather", "GlobalAveragePool", "HardSigmoid", "HardSwish",
-    "Identity", "LeakyRelu", "Log", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean", "ReduceSum",
-    "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose",
-    "Unsqueeze",
+    "Identity", "LeakyRelu", "Log", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean",
+    "ReduceSum", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub",
+    "Tanh", "Transpose", "Unsqueeze",
 })
 RESIZE_COORDINATES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric",
                                 "align_corners"})
