@@ -3,8 +3,9 @@ Runtime). Trains and exports a tiny model on synthetic data, writes a short H.26
 the model's (so both resize frames in and masks out), labels it with both, and checks:
 labels identical on >= 99.9 % of pixels, never different where both are confident by a wide margin
 (confidence >= threshold + 0.1 in both), confidence within 1/255 on >= 99.9 % of pixels, and the same frames,
-names and manifest keys. Prints the measured agreement. Then kills an ssseg-cpp job mid-run, resumes it, and
-requires exactly the files of an uninterrupted run (manifests without their per-run records).
+names and manifest keys; once with --threshold and once with per-class thresholds in model.json. Prints the
+measured agreement. Then kills an ssseg-cpp job mid-run, resumes it, and requires exactly the files of an
+uninterrupted run (manifests without their per-run records).
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -35,6 +36,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         problems = check(Path(args.cpp).resolve(), args.backend, work)
+        problems += check(Path(args.cpp).resolve(), args.backend, work, per_class=True)
         problems += check_resume(Path(args.cpp).resolve(), args.backend, work)
         problems += check_bad_inputs(Path(args.cpp).resolve(), work)
     for line in problems:
@@ -42,7 +44,8 @@ def main() -> int:
     return 1 if problems else 0
 
 
-def check(cpp: Path, backend: str, work: Path) -> list[str]:
+def check(cpp: Path, backend: str, work: Path, per_class: bool = False) -> list[str]:
+    """With ``per_class``, model.json's per-class thresholds gate instead of --threshold (one class never kept)."""
     from ssseg.config import ExportConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.export import run_export
@@ -73,6 +76,18 @@ def check(cpp: Path, backend: str, work: Path) -> list[str]:
 
     common = ["--model", str(model), "--confidence", "--threshold", str(threshold), "--every", "2"]
     outs = {"python": work / "out_python", "cpp": work / "out_cpp"}
+    if per_class:
+        model_pc = work / "model_per_class"
+        subprocess.run(["rm", "-rf", str(model_pc)], check=True)
+        subprocess.run(["cp", "-r", str(model), str(model_pc)], check=True)
+        spec = json.loads((model / "model.json").read_text())
+        n = len(spec["classes"]["names"])
+        table = [None if c == 1 else round(threshold + 0.05 * (c % 3 - 1), 4) for c in range(n)]
+        spec["gate"]["thresholds"] = table
+        (model_pc / "model.json").write_text(json.dumps(spec))
+        common = ["--model", str(model_pc), "--confidence", "--every", "2"]
+        outs = {"python": work / "out_python_per_class", "cpp": work / "out_cpp_per_class"}
+        threshold = max(t for t in table if t is not None)  # the "confident by a wide margin" check below
     for out in outs.values():
         subprocess.run(["rm", "-rf", str(out)], check=True)
     subprocess.run([sys.executable, "-m", "ssseg", "label", str(clip), *common, "--backend", "ort",
@@ -106,7 +121,8 @@ def check(cpp: Path, backend: str, work: Path) -> list[str]:
         sure = (cp >= t255 + MARGIN * 255) & (ccf >= t255 + MARGIN * 255)
         wide_diff += int((sure & (lp != lc)).sum())
     agreement, conf_share = same / total, conf_close / total
-    print(f"{backend}: {len(py['frames'])} frames of 48x80 through a 64x64 model, threshold {threshold}: "
+    print(f"{backend}: {len(py['frames'])} frames of 48x80 through a 64x64 model, "
+          f"{'per-class thresholds up to' if per_class else 'threshold'} {threshold}: "
           f"labels identical on {100 * agreement:.4f}% of pixels, confidence within 1/255 on "
           f"{100 * conf_share:.4f}% (max diff "
           f"{worst_conf}/255), {wide_diff} differing labels where both are confident by >= {MARGIN}")

@@ -109,6 +109,13 @@ TEST(ModelJson, ParsesTheFieldsTheRuntimeUses) {
   EXPECT_EQ(m.batch.opt, 2);
   EXPECT_TRUE(m.gated);
   EXPECT_DOUBLE_EQ(*m.threshold, 0.7);
+  auto d = valid_model();  // format 2: per-class thresholds, null = never kept
+  d["format_version"] = 2;
+  d["gate"]["thresholds"] = {0.5, nullptr};
+  const auto m2 = ssseg::parse_model(d, "/m", "/m/model.json");
+  ASSERT_EQ(m2.class_thresholds.size(), 2u);
+  EXPECT_DOUBLE_EQ(*m2.class_thresholds[0], 0.5);
+  EXPECT_FALSE(m2.class_thresholds[1].has_value());
 }
 
 TEST(ModelJson, RefusesForeignOldAndBrokenFilesInOneLine) {
@@ -127,8 +134,25 @@ TEST(ModelJson, RefusesForeignOldAndBrokenFilesInOneLine) {
   d["format"] = "other";
   expect_error(d, "not an ssseg model.json");
   d = valid_model();
-  d["format_version"] = 2;
-  expect_error(d, "format 2");
+  d["format_version"] = 3;
+  expect_error(d, "format 3");
+  d = valid_model();
+  d["gate"]["thresholds"] = {0.5};
+  expect_error(d, "one entry per class");
+  d = valid_model();
+  d["gate"]["thresholds"] = {0.5, 1.5};
+  expect_error(d, "numbers in [0, 1] or null");
+  d = valid_model();
+  d["gate"]["threshold"] = nullptr;
+  expect_error(d, "gate.threshold or gate.thresholds");
+  d = valid_model();
+  d["gate"]["calibration"] = {{"tables", {{"0.97", {0.5, nullptr}}}}};
+  try {
+    ssseg::parse_model(d, "/m", "/m/model.json").thresholds_for(0.99);
+    FAIL() << "accepted a precision never calibrated";
+  } catch (const ssseg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("calibrated: 0.97"), std::string::npos) << e.what();
+  }
   d = valid_model();
   d["input"].erase("height");
   expect_error(d, "missing height");
