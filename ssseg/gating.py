@@ -113,3 +113,30 @@ def per_class_thresholds(joint: np.ndarray, precision: float, names, min_pixels:
     return {"precision": precision, "thresholds": thresholds, "coverage": coverage, "unreachable": unreachable,
             "unmeasured": unmeasured, "total_coverage": kept_total / total if total else 0.0,
             "kept_pixel_acc": right_total / kept_total if kept_total else None}
+
+
+def bin_of(threshold: float) -> int:
+    """The bin whose lower edge is ``threshold`` (the inverse of ``threshold_of``)."""
+    if threshold <= 0.0:
+        return 0
+    if threshold >= 1.0:
+        return BINS
+    return min(BINS, max(0, round((math.log(threshold) - math.log1p(-threshold) + RANGE) / WIDTH)))
+
+
+def apply_thresholds(joint: np.ndarray, thresholds: list[float | None], names) -> dict:
+    """What per-class thresholds chosen elsewhere keep here: total coverage, kept-pixel accuracy and, per
+    predicted class, the precision and share of its pixels kept."""
+    kept = from_top(np.asarray(joint, np.int64))
+    total = int(kept[0].sum())
+    n_kept = n_right = 0
+    per_class = {}
+    for c, (name, t) in enumerate(zip(names, thresholds)):
+        predicted = int(kept[0, :, c].sum())
+        k = None if t is None else bin_of(t)
+        got = 0 if k is None or k >= BINS else int(kept[k, :, c].sum())
+        right = 0 if k is None or k >= BINS else int(kept[k, c, c])
+        n_kept, n_right = n_kept + got, n_right + right
+        per_class[name] = {"share": got / predicted if predicted else None, "precision": right / got if got else None}
+    return {"total_coverage": n_kept / total if total else 0.0,
+            "kept_pixel_acc": n_right / n_kept if n_kept else None, "per_class": per_class}

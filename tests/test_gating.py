@@ -58,3 +58,17 @@ def test_risk_coverage_area_orders_a_good_gate_before_a_bad_one():
     (_, a_good), (_, a_bad) = risk_coverage(good), risk_coverage(bad)
     assert a_good == pytest.approx(0.9 * 0 + 0.1 * 0.1) and a_bad == pytest.approx(0.1 * 1 + 0.9 * 0.1)
     assert summarize_source(good, NAMES)["auroc"] == 1.0 and summarize_source(bad, NAMES)["auroc"] == 0.0
+
+
+def test_thresholds_chosen_on_one_set_applied_to_another():
+    from ssseg.gating import apply_thresholds, bin_of
+
+    assert all(bin_of(threshold_of(k)) == k for k in (0, 1, 1600, 2001, 3199))
+    calib = joint_of([(3000, 0, 0, 9), (3000, 1, 0, 1), (2000, 0, 0, 10), (2000, 1, 0, 10), (3100, 0, 1, 5)])
+    table = per_class_thresholds(calib, 0.9, NAMES)["thresholds"]
+    new = joint_of([(2500, 0, 0, 6), (2500, 1, 0, 4), (1000, 0, 0, 10), (3100, 1, 1, 5)])
+    r = apply_thresholds(new, table, NAMES)
+    # road keeps its bins >= 2001 (10 pixels, 6 right); car is never kept there, however right it would be
+    assert r["total_coverage"] == pytest.approx(10 / 25) and r["kept_pixel_acc"] == pytest.approx(0.6)
+    assert r["per_class"]["road"] == {"share": pytest.approx(10 / 20), "precision": pytest.approx(0.6)}
+    assert r["per_class"]["car"] == {"share": 0.0, "precision": None}

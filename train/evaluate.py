@@ -11,7 +11,7 @@ from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.classes import IGNORE_INDEX, ClassSet
 from ssseg.data import SegDataset, open_dataset
 from ssseg.errors import CheckpointError, ConfigError, DataError
-from ssseg.gating import per_class_thresholds
+from ssseg.gating import apply_thresholds, per_class_thresholds
 from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.models import GATER_MODELS
@@ -111,11 +111,13 @@ def frozen(path: Path, device: torch.device) -> torch.nn.Module:
 
 def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | None, thresholds: tuple[float, ...],
                   segmenter: Path | None = None, device: str = "auto", scale: tuple[int, int] | None = None,
-                  workers: int = 0, target_precision: float | None = None) -> tuple[dict, Path]:
+                  workers: int = 0, target_precision: float | None = None,
+                  apply: dict[str, list] | None = None) -> tuple[dict, Path]:
     """Measure the confidence gates of one segmenter on a labeled split, on the same pixels: the run's confidence
     net when it has one (the paper's Tables 3-4 at ``thresholds``), and max softmax, top-2 margin and entropy
     beside it (AUROC, AURC, coverage at 95/97/99 % kept-pixel accuracy and the class each would starve). With
-    ``target_precision``, each source's per-class thresholds for that precision (ssseg.gating)."""
+    ``target_precision``, each source's per-class thresholds for that precision (ssseg.gating); ``apply``
+    (source -> per-class thresholds chosen elsewhere, e.g. on another split) says what those keep here."""
     bad = [t for t in thresholds if not 0.0 <= t <= 1.0]
     if bad or not thresholds:
         raise ConfigError(f"--gate thresholds must lie in [0, 1], got {list(thresholds)}",
@@ -148,6 +150,9 @@ def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | 
     if target_precision is not None:
         result["target_precision"] = {s: per_class_thresholds(sources.joint_of(s), target_precision, names)
                                       for s in sources.sources}
+    if apply:
+        result["applied"] = {s: {"thresholds": t, **apply_thresholds(sources.joint_of(s), t, names)}
+                             for s, t in apply.items() if s in sources.sources}
     out = json_path or (aux_path.parent.parent if aux_path else seg_path.parent) / f"gate_{split}.json"
     write_json(out, result)
     plot_gate(result, out.with_suffix(".png"))

@@ -1,0 +1,109 @@
+"""Confidence gates side by side on one CamVid run: every source's AUROC, coverage at 95/97/99 % kept-pixel
+accuracy, the class kept least at 97 % and per-class thresholds for a precision target, on CamVid val and on the
+new drive of camvid_ssl.py's protocol (drive 0006R0, the protocol's test split), plus the labeler's ONNX Runtime
+CPU speed at 360x480 with each exportable gate against the segmenter alone.
+
+    .venv/bin/python benchmarks/camvid_gates.py --run RUN --data camvid:runs/bench/ssl/protocol
+
+RUN is any finished run on that protocol (a --method aux run adds its confidence net to the comparison). The
+gate measures use the run's segmenter at its training scale; the speeds use fresh exports into RUN/gates/ (one
+per gate), timed one after another in this process: run it on a quiet machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine, write_results  # noqa: E402
+
+SPLITS = {"val": "CamVid val (0016E5)", "test": "new drive (0006R0)"}
+
+
+def measure_gates(run: Path, data: str, precision: float) -> dict:
+    """Each split's gate measures, and the per-class thresholds chosen on val (as export does) applied to
+    both splits: on the new drive that is what a user gets."""
+    from ssseg.train.evaluate import run_gate_eval
+
+    out = {}
+    for split in SPLITS:
+        val_tables = {k: v["thresholds"] for k, v in out["val"]["target_precision"].items()} if out else None
+        result, _ = run_gate_eval(run, data, split, run / f"gates_{split}.json", (0.9,), target_precision=precision,
+                                  apply=val_tables)
+        out[split] = {k: result.get(k) for k in ("segmenter_miou", "sources", "target_precision", "applied")}
+    out["val"]["applied"] = {k: {"thresholds": v["thresholds"], "total_coverage": v["total_coverage"],
+                                 "kept_pixel_acc": v["kept_pixel_acc"]}
+                             for k, v in out["val"]["target_precision"].items()}
+    return out
+
+
+def measure_speed(run: Path, gates: list[str], size: str, iters: int, threads: int | None, precision: float) -> dict:
+    from ssseg.config import BenchConfig, ExportConfig
+    from ssseg.export import run_export
+    from ssseg.runtime.bench import run_bench
+
+    speeds = {}
+    for gate in gates:
+        model = run / "gates" / gate
+        extra = {"target_precision": (precision,)} if gate in ("softmax", "entropy") else {}
+        run_export(ExportConfig(run=run, out=model, input_size=size, gate=gate, verify_images=2, **extra),
+                   say=lambda *_: None)
+        result = run_bench(BenchConfig(model, backends=("ort",), iters=iters, warmup=max(3, iters // 5),
+                                       stages=("segmenter", "labeler"), threads=threads), say=lambda *_: None)
+        speeds[gate] = {r["stage"]: r["fps"] for r in result["results"]}
+    return speeds
+
+
+def table(gates: dict, speeds: dict) -> str:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = ["| source | split | AUROC | cov. @95 % | cov. @97 % | cov. @99 % | lowest class @97 % | "
+             "val's per-class @P: coverage, precision, never kept | labeler FPS (x segmenter) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for split, g in gates.items():
+        for name, src in g["sources"].items():
+            at = {round(100 * a["accuracy"]): a for a in src["at_accuracy"]}
+            low = at[97]
+            tp = g["applied"][name]
+            lost = [c for c, t in zip(g["target_precision"][name]["coverage"], tp["thresholds"]) if t is None]
+            auroc = "-" if src["auroc"] is None else f"{src['auroc']:.3f}"
+            gate = "net" if name not in ("softmax", "margin", "entropy") else name
+            fps = speeds.get(gate, {})
+            speed = (f"{fps['labeler']:.1f} ({fps['labeler'] / fps['segmenter']:.2f}x)"
+                     if fps.get("labeler") and fps.get("segmenter") else "-")
+            lines.append(
+                f"| {name} | {SPLITS[split]} | {auroc} | "
+                f"{pct(at[95]['coverage'])} | {pct(low['coverage'])} | {pct(at[99]['coverage'])} | "
+                f"{low['lowest_class'] or '-'} {pct(low['lowest_share'])} | {pct(tp['total_coverage'])}, "
+                f"{pct(tp['kept_pixel_acc'])}, {', '.join(lost) or 'none'} | {speed} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="a finished run on the new-drive protocol")
+    p.add_argument("--data", required=True, help="the protocol's dataset spec, e.g. camvid:runs/bench/ssl/protocol")
+    p.add_argument("--precision", type=float, default=0.97, help="the per-class precision target")
+    p.add_argument("--size", default="360x480", help="export size of the speed comparison")
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_gates")
+    args = p.parse_args()
+
+    from ssseg.rundir import RunDir
+
+    gates = measure_gates(args.run, args.data, args.precision)
+    exportable = (["net"] if RunDir(args.run).gater() is not None else []) + ["softmax", "entropy"]
+    speeds = measure_speed(args.run, exportable, args.size, args.iters, args.threads, args.precision)
+    result = {"machine": machine(), "command": " ".join(sys.argv), "run": str(args.run), "data": args.data,
+              "precision": args.precision, "size": args.size, "gates": gates, "speeds": speeds}
+    md = (f"# Confidence gates side by side\n\n`{result['command']}`\n\n{machine()['cpu']}; run {args.run}; "
+          f"per-class thresholds for precision {args.precision:g} chosen on val (as export does) and applied "
+          f"to both splits; labeler speed with ONNX Runtime on the CPU at {args.size}, batch 1.\n\n"
+          f"{table(gates, speeds)}\n")
+    write_results(args.out, result, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
