@@ -209,6 +209,19 @@ def test_three_stages_end_to_end_then_skip_and_redo(tmp_path, folder_root):
     assert json.loads((run / "config.json").read_text())["t_aux"] == 0.0
 
 
+def test_strong_view_changes_only_stage_two_and_stays_reproducible(tmp_path):
+    runs = {}
+    for name, strong in (("plain", False), ("strong", True), ("again", True)):
+        runs[name] = train(aux_cfg(tmp_path / name, epochs=1, aux_epochs=1, until_stage=2, aux_strong_view=strong),
+                           log=lambda *_: None)
+    weights = {k: {s: torch.load(r / s / "last.pt", weights_only=False)["state_dict"] for s in ("stage1", "stage2")}
+               for k, r in runs.items()}
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert same(weights["plain"]["stage1"], weights["strong"]["stage1"])
+    assert not same(weights["plain"]["stage2"], weights["strong"]["stage2"])
+    assert same(weights["strong"]["stage2"], weights["again"]["stage2"])
+
+
 def test_pseudo_labeling_resumes_image_by_image(tmp_path):
     run = train(aux_cfg(tmp_path / "run"), log=lambda *_: None)
     pseudo = run / "stage3" / "pseudo"

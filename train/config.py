@@ -142,6 +142,9 @@ class AuxOptions:
     aux_weight_decay: float | None = option(None, "Its weight decay (CamVid 5e-4, others 1e-4).", stage=2)
     aux_input: str = option("probs", f"What the auxiliary net sees: {' or '.join(AUX_INPUTS)}.", stage=2)
     aux_class_weight_c: float = option(1.04, "ENet class-weight c of the auxiliary loss.", stage=2)
+    aux_strong_view: bool = option(False, "Train the auxiliary net on the segmenter's predictions of colour-jittered, "
+                                          "grayscaled and blurred labeled images, where it errs more as on new "
+                                          "footage (on its own training images stage 1 is mostly right).", stage=2)
     t_aux: float = option(0.9, "Confidence threshold of the pseudo-labels (and the exported gate).", stage=3)
     stage3_init: str = option("fresh", f"The stage-3 segmenter starts {' or '.join(STAGE3_INITS)} (from stage 1).",
                               stage=3)

@@ -20,12 +20,13 @@ from ssseg.data.pseudo import Concat, PseudoLabeled
 from ssseg.io import sha256_file, write_json
 from ssseg.models import create_model
 from ssseg.rundir import layout
-from ssseg.train.data import normalize, scan
+from ssseg.train.data import normalize, scan, standardize, to_unit
 from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import confusion_matrix, frozen
 from ssseg.train.gate import gate_counts
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets, enet_class_weights
 from ssseg.train.methods.supervised import SegmenterTask, labeled_stage
+from ssseg.train.mix import photometric, step_generator
 from ssseg.train.pseudo import write_pseudo_labels
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
@@ -91,6 +92,8 @@ class AuxTask(Task):
         images, labels = batch
         amp, device = self.run.amp, self.device
         x, gt = normalize(images, device), labels.to(device, non_blocking=True)
+        if self.cfg.aux_strong_view:  # the strong view's colours; geometry untouched, so the labels still fit
+            x = standardize(photometric(to_unit(images, device), step_generator(self.cfg.seed, iteration)))
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             seg_logits = self.segmenter(x)
         probs = torch.softmax(seg_logits.float(), 1)
