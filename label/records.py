@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ssseg import __version__
 from ssseg.errors import LabelError
-from ssseg.io import atomic_write_text, check_format, temporary_name, write_json
+from ssseg.io import atomic_write_text, check_format, read_format, temporary_name, write_json
 from ssseg.label.inputs import Source
 
 MANIFEST_FORMAT, SUMMARY_FORMAT, JOB_FORMAT = "ssseg.label.manifest", "ssseg.label.summary", "ssseg.label.job"
@@ -36,12 +36,9 @@ def check_job(out: Path, settings: dict) -> None:
     out = Path(out)
     job = out / JOB_FILE
     if job.is_file():
-        try:
-            data = json.loads(job.read_text())
-        except ValueError:
-            raise LabelError("job.json is damaged", path=job, fix="choose a new --out") from None
-        check_format(data, JOB_FORMAT, FORMAT_VERSION, what="an ssseg label job", path=job, error=LabelError,
-                     foreign_fix="choose a new --out", version_fix="label into a new --out, or use ssseg {written}")
+        data = read_format(job, JOB_FORMAT, FORMAT_VERSION, what="an ssseg label job", error=LabelError,
+                           damaged_fix="choose a new --out", foreign_fix="choose a new --out",
+                           version_fix="label into a new --out, or use ssseg {written}")
         old = data.get("settings", {})
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         if changed:

@@ -99,3 +99,16 @@ def check_format(obj: Any, expected: str, version: int | tuple[int, ...], *, wha
         written = obj.get("ssseg_version")
         raise error(f"{what} format {obj.get('format_version')} (written by ssseg {written}), this ssseg reads "
                     f"format {' or '.join(map(str, versions))}", path=path, fix=version_fix.format(written=written))
+
+
+def read_format(path: Path, expected: str, version: int | tuple[int, ...], *, what: str, error: type,
+                damaged_fix: str, foreign_fix: str, version_fix: str) -> dict:
+    """One of ssseg's JSON files: its object once ``check_format`` accepts it; a file that is not JSON is refused
+    with ``damaged_fix``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except ValueError:
+        raise error(f"{Path(path).name} is not valid JSON", path=path, fix=damaged_fix) from None
+    check_format(data, expected, version, what=what, path=path, error=error, foreign_fix=foreign_fix,
+                 version_fix=version_fix)
+    return data

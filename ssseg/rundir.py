@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssseg.errors import CheckpointError, ConfigError, SsegError
-from ssseg.io import check_format, write_json
+from ssseg.io import read_format, write_json
 
 LAYOUT_FILE = "run.json"
 LAYOUT_FORMAT = "ssseg.run"
@@ -87,13 +87,9 @@ class RunDir:
         path = self.root / LAYOUT_FILE
         if not path.is_file():
             return legacy_layout(self.config)
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            raise ConfigError("run.json is not valid JSON", path=path, fix="restore it from the run") from None
-        check_format(data, LAYOUT_FORMAT, LAYOUT_VERSION, what="an ssseg run layout", path=path, error=ConfigError,
-                     foreign_fix="pass a run directory written by ssseg train", version_fix="use ssseg {written}")
-        return data
+        return read_format(path, LAYOUT_FORMAT, LAYOUT_VERSION, what="an ssseg run layout", error=ConfigError,
+                           damaged_fix="restore it from the run", foreign_fix="pass a run directory written by ssseg "
+                                                                             "train", version_fix="use ssseg {written}")
 
     def write_layout(self, data: dict) -> None:
         write_json(self.root / LAYOUT_FILE, data)
