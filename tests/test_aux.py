@@ -22,6 +22,7 @@ from ssseg.errors import ConfigError
 from ssseg.gating import FREE_SOURCES
 from ssseg.io import read_jsonl
 from ssseg.metrics import auroc, gate_scores, reliability
+from ssseg.models.confidence import width_kwargs
 from ssseg.rundir import resolve_checkpoint
 from ssseg.train.config import TrainConfig
 from ssseg.train.engine import train
@@ -220,6 +221,23 @@ def test_strong_view_changes_only_stage_two_and_stays_reproducible(tmp_path):
     assert same(weights["plain"]["stage1"], weights["strong"]["stage1"])
     assert not same(weights["plain"]["stage2"], weights["strong"]["stage2"])
     assert same(weights["strong"]["stage2"], weights["again"]["stage2"])
+
+
+def test_a_light_auxiliary_net_costs_a_fraction_of_the_segmenter_and_exports(tmp_path):
+    from ssseg.config import ExportConfig
+    from ssseg.export import run_export
+    from ssseg.models import count_macs, create_model
+    from ssseg.runtime.model import read_model
+
+    seg = count_macs(create_model("dsnet-fast-ss", num_classes=11), torch.zeros(1, 3, 360, 480))
+    light = create_model("aux-confidence", num_classes=11, **width_kwargs(0.125))
+    assert count_macs(light, torch.zeros(1, 11, 360, 480)) < 0.15 * seg  # the budget for a cheap gate
+    run = train(aux_cfg(tmp_path / "light", epochs=1, aux_epochs=1, until_stage=2, aux_width=0.125),
+                log=lambda *_: None)
+    ckpt = torch.load(run / "stage2" / "best.pt", weights_only=False)
+    assert tuple(ckpt["model"]["kwargs"]["widths"]) == (4, 8, 16, 32, 32)
+    spec = read_model(run_export(ExportConfig(run=run, out=tmp_path / "m", verify_images=2), say=lambda *_: None))
+    assert spec.gated and spec.data["verification"]["passed"] and "aux" in spec.data["graphs"]
 
 
 def test_pseudo_labeling_resumes_image_by_image(tmp_path):

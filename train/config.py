@@ -142,6 +142,8 @@ class AuxOptions:
     aux_weight_decay: float | None = option(None, "Its weight decay (CamVid 5e-4, others 1e-4).", stage=2)
     aux_input: str = option("probs", f"What the auxiliary net sees: {' or '.join(AUX_INPUTS)}.", stage=2)
     aux_class_weight_c: float = option(1.04, "ENet class-weight c of the auxiliary loss.", stage=2)
+    aux_width: float = option(1.0, "Channel multiplier of the auxiliary net: 1 is the paper's (4x the segmenter's "
+                                   "multiply-adds), 0.125 a light gate at about 7 %.", stage=2)
     aux_strong_view: bool = option(False, "Train the auxiliary net on the segmenter's predictions of colour-jittered, "
                                           "grayscaled and blurred labeled images, where it errs more as on new "
                                           "footage (on its own training images stage 1 is mostly right).", stage=2)
@@ -157,6 +159,8 @@ class AuxOptions:
                               fix=f"choose one of {', '.join(STAGE3_INITS)}")
         check_range("t_aux", self.t_aux, 0.0, 1.0, "0.9")
         check_range("aux_epochs", self.aux_epochs, 1)
+        if not 0.0 < self.aux_width <= 1.0:
+            raise ConfigError(f"--aux-width {self.aux_width} is outside (0, 1]", fix="e.g. 0.125 for a light gate")
 
 
 def parse_warmup(text: str | int, iterations_per_epoch: int) -> int:

@@ -25,11 +25,23 @@ class ASPP(nn.Module):
         return torch.cat([b(x) for b in self.branches], 1)
 
 
+WIDTHS, ASPP_BRANCH = (32, 64, 128, 256, 256), 32  # the paper's Table 1
+
+
+def width_kwargs(scale: float) -> dict:
+    """ConfidenceNet kwargs with every channel count times ``scale`` (at least 4); {} at 1, the paper's net. The
+    cost falls with the square: 0.125 is about 7 % of the segmenter's multiply-adds (the paper's: 400 %)."""
+    if scale == 1.0:
+        return {}
+    return {"widths": tuple(max(4, round(c * scale)) for c in WIDTHS),
+            "aspp_branch": max(4, round(ASPP_BRANCH * scale))}
+
+
 class ConfidenceNet(nn.Module):
     stride = 4
 
-    def __init__(self, num_classes: int, with_rgb: bool = False, widths: tuple[int, ...] = (32, 64, 128, 256, 256),
-                 aspp_branch: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)):
+    def __init__(self, num_classes: int, with_rgb: bool = False, widths: tuple[int, ...] = WIDTHS,
+                 aspp_branch: int = ASPP_BRANCH, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)):
         super().__init__()
         self.num_classes = num_classes
         self.with_rgb = with_rgb

@@ -19,6 +19,7 @@ import torch
 from ssseg.data.pseudo import Concat, PseudoLabeled
 from ssseg.io import sha256_file, write_json
 from ssseg.models import create_model
+from ssseg.models.confidence import width_kwargs
 from ssseg.rundir import layout
 from ssseg.train.data import normalize, scan, standardize, to_unit
 from ssseg.train.distributed import wrap_ddp
@@ -79,7 +80,8 @@ class AuxTask(Task):
     def build(self) -> None:
         cfg = self.cfg
         self.model_name = AUX_MODEL
-        self.model_kwargs = {"num_classes": self.run.classes.num_classes, "with_rgb": cfg.aux_input == "probs+rgb"}
+        self.model_kwargs = {"num_classes": self.run.classes.num_classes, "with_rgb": cfg.aux_input == "probs+rgb",
+                             **width_kwargs(cfg.aux_width)}
         self.model = create_model(AUX_MODEL, **self.model_kwargs).to(self.device)
         adam = torch.optim.Adam(self.model.parameters(), lr=cfg.aux_lr, betas=(0.9, 0.999),
                                 weight_decay=cfg.aux_weight_decay)
