@@ -1,13 +1,16 @@
-"""Confidence gates side by side on one CamVid run: every source's AUROC, coverage at 95/97/99 % kept-pixel
-accuracy, the class kept least at 97 % and per-class thresholds for a precision target, on CamVid val and on the
-new drive of camvid_ssl.py's protocol (drive 0006R0, the protocol's test split), plus the labeler's ONNX Runtime
-CPU speed at 360x480 with each exportable gate against the segmenter alone.
+"""Confidence gates side by side on one CamVid segmenter: every source's AUROC, coverage at 95/97/99 % kept-pixel
+accuracy, the class kept least at 97 % and per-class thresholds for a precision target (chosen on val, applied to
+both splits), on CamVid val and on the new drive of camvid_ssl.py's protocol (drive 0006R0, the protocol's test
+split), plus the labeler's ONNX Runtime CPU speed at 360x480 with each exportable gate against the segmenter.
 
-    .venv/bin/python benchmarks/camvid_gates.py --run RUN --data camvid:runs/bench/ssl/protocol
+    .venv/bin/python benchmarks/camvid_gates.py --run runs/bench/ssl/supervised-strong_f0.5_s0 \
+        --data camvid:runs/bench/ssl/protocol --aux paper,light,strong-view --aux-epochs 10
 
-RUN is any finished run on that protocol (a --method aux run adds its confidence net to the comparison). The
-gate measures use the run's segmenter at its training scale; the speeds use fresh exports into RUN/gates/ (one
-per gate), timed one after another in this process: run it on a quiet machine."""
+RUN is a finished run on that protocol. The free sources (max softmax, margin, entropy) are its segmenter's own;
+each --aux variant is an auxiliary net trained for that same segmenter (``--method aux --from-stage 2 --init RUN
+--until-stage 2``, resumable, into --runs/<variant>): paper (Table 1), light (--aux-width 0.125) and strong-view
+(--aux-strong-view). Speeds use fresh exports (RUN/gates/, VARIANT/gates/) timed one after another in this
+process: run it on a quiet machine."""
 
 from __future__ import annotations
 
@@ -19,6 +22,29 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_results  # noqa: E402
 
 SPLITS = {"val": "CamVid val (0016E5)", "test": "new drive (0006R0)"}
+AUX_VARIANTS = {"paper": {}, "light": {"aux_width": 0.125}, "strong-view": {"aux_strong_view": True}}
+
+
+def train_aux(run: Path, variant: str, root: Path, epochs: int) -> Path:
+    """An auxiliary net of ``variant`` for RUN's segmenter (resumes; a finished one is kept)."""
+    import json
+
+    from ssseg.train.config import TrainConfig
+    from ssseg.train.engine import train
+
+    out = root / variant
+    if (out / "stage2" / "done.json").is_file():
+        return out
+    base = json.loads((run / "config.json").read_text())
+    if (out / "config.json").is_file():
+        train(TrainConfig(**{**json.loads((out / "config.json").read_text()), "resume": True, "from_stage": None}),
+              explicit={"resume"}, log=lambda m: print(f"[{variant}] {m}", flush=True))
+        return out
+    cfg = TrainConfig(data=base["data"], method="aux", labeled_fraction=base["labeled_fraction"], seed=base["seed"],
+                      scale=base["scale"], batch_size=base["batch_size"], out=out, init=run, from_stage=2,
+                      until_stage=2, aux_epochs=epochs, workers=0, device="auto", **AUX_VARIANTS[variant])
+    train(cfg, explicit={"init", "from_stage"}, log=lambda m: print(f"[{variant}] {m}", flush=True))
+    return out
 
 
 def measure_gates(run: Path, data: str, precision: float) -> dict:
@@ -67,8 +93,7 @@ def table(gates: dict, speeds: dict) -> str:
             tp = g["applied"][name]
             lost = [c for c, t in zip(g["target_precision"][name]["coverage"], tp["thresholds"]) if t is None]
             auroc = "-" if src["auroc"] is None else f"{src['auroc']:.3f}"
-            gate = "net" if name not in ("softmax", "margin", "entropy") else name
-            fps = speeds.get(gate, {})
+            fps = speeds.get(name, {})
             speed = (f"{fps['labeler']:.1f} ({fps['labeler'] / fps['segmenter']:.2f}x)"
                      if fps.get("labeler") and fps.get("segmenter") else "-")
             lines.append(
@@ -79,6 +104,16 @@ def table(gates: dict, speeds: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(base: dict, variants: dict[str, dict]) -> dict:
+    """The free sources of the base run and each variant's auxiliary net, per split, under one roof."""
+    for name, g in variants.items():
+        for split in SPLITS:
+            for part in ("sources", "target_precision", "applied"):
+                mine = {k: v for k, v in g[split][part].items() if k not in base[split][part]}
+                base[split][part].update({f"aux {name}": v for v in mine.values()})
+    return base
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="a finished run on the new-drive protocol")
@@ -87,16 +122,26 @@ def main() -> None:
     p.add_argument("--size", default="360x480", help="export size of the speed comparison")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--aux", default="", help=f"auxiliary-net variants to train and compare: "
+                                             f"{', '.join(AUX_VARIANTS)} (comma-separated)")
+    p.add_argument("--aux-epochs", type=int, default=10)
+    p.add_argument("--runs", type=Path, default=Path("runs/bench/gates"))
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_gates")
     args = p.parse_args()
+    if args.threads:
+        import torch
 
-    from ssseg.rundir import RunDir
+        torch.set_num_threads(args.threads)
 
-    gates = measure_gates(args.run, args.data, args.precision)
-    exportable = (["net"] if RunDir(args.run).gater() is not None else []) + ["softmax", "entropy"]
-    speeds = measure_speed(args.run, exportable, args.size, args.iters, args.threads, args.precision)
+    variants = {v: train_aux(args.run, v, args.runs, args.aux_epochs) for v in args.aux.split(",") if v}
+    gates = merge(measure_gates(args.run, args.data, args.precision),
+                  {v: measure_gates(r, args.data, args.precision) for v, r in variants.items()})
+    speeds = measure_speed(args.run, ["softmax", "entropy"], args.size, args.iters, args.threads, args.precision)
+    for v, r in variants.items():
+        speeds[f"aux {v}"] = measure_speed(r, ["net"], args.size, args.iters, args.threads, args.precision)["net"]
     result = {"machine": machine(), "command": " ".join(sys.argv), "run": str(args.run), "data": args.data,
-              "precision": args.precision, "size": args.size, "gates": gates, "speeds": speeds}
+              "precision": args.precision, "size": args.size, "aux_epochs": args.aux_epochs,
+              "variants": {v: str(r) for v, r in variants.items()}, "gates": gates, "speeds": speeds}
     md = (f"# Confidence gates side by side\n\n`{result['command']}`\n\n{machine()['cpu']}; run {args.run}; "
           f"per-class thresholds for precision {args.precision:g} chosen on val (as export does) and applied "
           f"to both splits; labeler speed with ONNX Runtime on the CPU at {args.size}, batch 1.\n\n"

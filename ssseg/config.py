@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssseg.errors import ConfigError
-from ssseg.gating import FREE_SOURCES
 
 # ImageNet statistics on 0..1 RGB; the segmenter is trained on images normalised with them. Checkpoints record
 # them (ssseg.checkpoint), export bakes them into the graphs and model.json; runtime and C++ read model.json.
@@ -131,6 +130,8 @@ class ExportConfig:
         return self.dynamic_batch or (self.batch, self.batch, self.batch)
 
 
+# confidence computed from the segmenter's softmax: no network, no cost (ssseg.gating measures them)
+FREE_SOURCES = ("softmax", "margin", "entropy")
 # margin is measured by ssseg eval --gate but not exported: its top-2 needs TopK, which OpenCV 4.6's ONNX importer
 # (ssseg-cpp's CPU backend) cannot parse
 EXPORT_GATES = ("net", "softmax", "entropy", "none")
