@@ -126,6 +126,7 @@ def main() -> None:
                                              f"{', '.join(AUX_VARIANTS)} (comma-separated)")
     p.add_argument("--aux-epochs", type=int, default=10)
     p.add_argument("--runs", type=Path, default=Path("runs/bench/gates"))
+    p.add_argument("--no-speed", action="store_true", help="skip the exports and speed measurements")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_gates")
     args = p.parse_args()
     if args.threads:
@@ -136,9 +137,11 @@ def main() -> None:
     variants = {v: train_aux(args.run, v, args.runs, args.aux_epochs) for v in args.aux.split(",") if v}
     gates = merge(measure_gates(args.run, args.data, args.precision),
                   {v: measure_gates(r, args.data, args.precision) for v, r in variants.items()})
-    speeds = measure_speed(args.run, ["softmax", "entropy"], args.size, args.iters, args.threads, args.precision)
-    for v, r in variants.items():
-        speeds[f"aux {v}"] = measure_speed(r, ["net"], args.size, args.iters, args.threads, args.precision)["net"]
+    speeds = {}
+    if not args.no_speed:
+        speeds = measure_speed(args.run, ["softmax", "entropy"], args.size, args.iters, args.threads, args.precision)
+        for v, r in variants.items():
+            speeds[f"aux {v}"] = measure_speed(r, ["net"], args.size, args.iters, args.threads, args.precision)["net"]
     result = {"machine": machine(), "command": " ".join(sys.argv), "run": str(args.run), "data": args.data,
               "precision": args.precision, "size": args.size, "aux_epochs": args.aux_epochs,
               "variants": {v: str(r) for v, r in variants.items()}, "gates": gates, "speeds": speeds}
