@@ -3,9 +3,9 @@ Runtime). Trains and exports a tiny model on synthetic data, writes a short H.26
 the model's (so both resize frames in and masks out), labels it with both, and checks:
 labels identical on >= 99.9 % of pixels, never different where both are confident by a wide margin
 (confidence >= threshold + 0.1 in both), confidence within 1/255 on >= 99.9 % of pixels, and the same frames,
-names and manifest keys; once with --threshold and once with per-class thresholds in model.json. Prints the
-measured agreement. Then kills an ssseg-cpp job mid-run, resumes it, and requires exactly the files of an
-uninterrupted run (manifests without their per-run records).
+names and manifest keys; with --threshold, with per-class thresholds in model.json, and with the entropy gate
+(--gate entropy: no confidence net). Prints the measured agreement. Then kills an ssseg-cpp job mid-run,
+resumes it, and requires exactly the files of an uninterrupted run (manifests without their per-run records).
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -36,7 +36,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         problems = check(Path(args.cpp).resolve(), args.backend, work)
-        problems += check(Path(args.cpp).resolve(), args.backend, work, per_class=True)
+        problems += check(Path(args.cpp).resolve(), args.backend, work, variant="per-class")
+        problems += check(Path(args.cpp).resolve(), args.backend, work, variant="entropy")
         problems += check_resume(Path(args.cpp).resolve(), args.backend, work)
         problems += check_bad_inputs(Path(args.cpp).resolve(), work)
     for line in problems:
@@ -44,8 +45,9 @@ def main() -> int:
     return 1 if problems else 0
 
 
-def check(cpp: Path, backend: str, work: Path, per_class: bool = False) -> list[str]:
-    """With ``per_class``, model.json's per-class thresholds gate instead of --threshold (one class never kept)."""
+def check(cpp: Path, backend: str, work: Path, variant: str = "threshold") -> list[str]:
+    """``variant`` per-class: model.json's per-class thresholds gate instead of --threshold (one class never
+    kept); entropy: the labeler exported with --gate entropy (the confidence from the segmenter's softmax)."""
     from ssseg.config import ExportConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.export import run_export
@@ -68,6 +70,11 @@ def check(cpp: Path, backend: str, work: Path, per_class: bool = False) -> list[
 
     import av
 
+    if variant == "entropy":
+        model = work / "model_entropy"
+        if not (model / "model.json").exists():
+            run_export(ExportConfig(run=run, out=model, gate="entropy", threshold=0.5, verify=False),
+                       say=lambda *_: None)
     with av.open(str(clip)) as c:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(4), c.decode(video=0))]
     reference = OrtBackend(model)
@@ -76,7 +83,9 @@ def check(cpp: Path, backend: str, work: Path, per_class: bool = False) -> list[
 
     common = ["--model", str(model), "--confidence", "--threshold", str(threshold), "--every", "2"]
     outs = {"python": work / "out_python", "cpp": work / "out_cpp"}
-    if per_class:
+    if variant == "entropy":
+        outs = {"python": work / "out_python_entropy", "cpp": work / "out_cpp_entropy"}
+    if variant == "per-class":
         model_pc = work / "model_per_class"
         subprocess.run(["rm", "-rf", str(model_pc)], check=True)
         subprocess.run(["cp", "-r", str(model), str(model_pc)], check=True)
@@ -122,7 +131,7 @@ def check(cpp: Path, backend: str, work: Path, per_class: bool = False) -> list[
         wide_diff += int((sure & (lp != lc)).sum())
     agreement, conf_share = same / total, conf_close / total
     print(f"{backend}: {len(py['frames'])} frames of 48x80 through a 64x64 model, "
-          f"{'per-class thresholds up to' if per_class else 'threshold'} {threshold}: "
+          f"{'per-class thresholds up to' if variant == 'per-class' else variant + ' gate at'} {threshold}: "
           f"labels identical on {100 * agreement:.4f}% of pixels, confidence within 1/255 on "
           f"{100 * conf_share:.4f}% (max diff "
           f"{worst_conf}/255), {wide_diff} differing labels where both are confident by >= {MARGIN}")

@@ -85,6 +85,10 @@ def free_confidence(probs: torch.Tensor, kind: str) -> torch.Tensor:
         top2 = torch.topk(probs, 2, dim=1).values
         return top2[:, 0] - top2[:, 1]
     if kind == "entropy":
-        h = -(probs * torch.log(probs.clamp_min(1e-12))).sum(1)
-        return (1.0 - h / math.log(probs.shape[1])).clamp(0.0, 1.0)
+        # For OpenCV 4.6 (ssseg-cpp's CPU backend): Add and Relu rather than clamps (it cannot import opset-11
+        # Clip), the class sum as C x ReduceMean (whose axes stay an attribute at opset 17; a second ReduceSum
+        # with an axes input fails there), kept as one channel and max-reduced (no Squeeze)
+        c = probs.shape[1]
+        h = -c * (probs * torch.log(probs + 1e-12)).mean(1, keepdim=True)
+        return torch.relu(1.0 - h / math.log(c)).amax(1)
     raise ValueError(f"unknown confidence kind {kind!r}")
