@@ -25,6 +25,7 @@
 #include "ssseg/engine.hpp"
 #include "ssseg/error.hpp"
 #include "ssseg/files.hpp"
+#include "ssseg/gate.hpp"
 #include "ssseg/image.hpp"
 #include "ssseg/label.hpp"
 #include "ssseg/names.hpp"
@@ -419,33 +420,7 @@ int run_label(const LabelOptions& options) {
   if (options.format != "png")
     throw Error("--format " + options.format + " is not offered by the C++ runtime", "--format",
                 "use --format png, or ssseg label for cityscapes/camvid layouts");
-  // validated first, as the Python CLI does (NaN is outside [0, 1] too)
-  for (const auto& [name, value] : {std::pair{"--threshold", options.threshold},
-                                    std::pair{"--target-precision", options.target_precision}})
-    if (value && !(*value >= 0.0 && *value <= 1.0)) throw Error(std::string(name) + " must lie in [0, 1]", name);
-  if (options.threshold && options.target_precision)
-    throw Error("--threshold and --target-precision both given", "--threshold",
-                "one threshold for all classes (--threshold), or per-class ones (--target-precision)");
-  std::optional<GateTable> threshold;
-  ojson threshold_json;  // as job.json records it, identical to the Python runtime's
-  if (model.gated) {
-    if (options.threshold) {
-      threshold = gate_table(static_cast<float>(*options.threshold));
-      threshold_json = *options.threshold;
-    } else if (options.target_precision || !model.class_thresholds.empty()) {
-      const auto table = options.target_precision ? model.thresholds_for(*options.target_precision)
-                                                  : model.class_thresholds;
-      threshold = gate_table(table);
-      threshold_json = ojson::array();
-      for (const auto& t : table) threshold_json.push_back(t ? ojson(*t) : ojson());
-    } else {
-      threshold = gate_table(static_cast<float>(*model.threshold));
-      threshold_json = *model.threshold;
-    }
-  } else if (options.threshold || options.confidence || options.target_precision) {
-    throw Error("--threshold/--target-precision/--confidence need a confidence source, and this model has none",
-                (model.root / "model.json").string(), "drop them to write ungated labels");
-  }
+  const GateChoice gate = resolve_gate(options, model);
   if (options.every && *options.every < 1) throw Error("--every must be >= 1", "--every");
   if (options.writers < 1) throw Error("--writers must be >= 1", "--writers");
   const int batch = options.batch ? options.batch : model.batch.opt;
@@ -456,7 +431,7 @@ int run_label(const LabelOptions& options) {
 
   auto infos = expand_inputs(options.inputs);
   ojson settings = {{"model_labeler_sha256", model.graph_sha256("labeler")},
-                    {"threshold", threshold_json},
+                    {"threshold", gate.settings},
                     {"every", options.every ? ojson(*options.every) : ojson()}, {"fps", nullptr},
                     {"format", options.format}, {"confidence", options.confidence}, {"overlay", false},
                     {"min_coverage", nullptr}};
@@ -481,14 +456,10 @@ int run_label(const LabelOptions& options) {
   // the engine's threads for the same cores, unless OpenCV is the engine.
   if (info["backend"] != "opencv") cv::setNumThreads(1);
   std::cout << "labeling " << sources.size() << " source(s) with " << info["backend"].get<std::string>() << ", batch "
-            << batch << ", "
-            << (!threshold                ? std::string("ungated")
-                : threshold_json.is_array() ? std::string("per-class confidence thresholds")
-                                            : "confidence >= " + threshold_json.dump())
-            << ", format png -> " << options.out.string() << std::endl;
+            << batch << ", " << gate.describe() << ", format png -> " << options.out.string() << std::endl;
 
   ojson run = {{"started", now()}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};
-  Pipeline pipeline(options, model, *engine, threshold, batch, run);
+  Pipeline pipeline(options, model, *engine, gate.table, batch, run);
   const auto t0 = Clock::now();
   auto results = pipeline.run(sources);
   const double secs = seconds_since(t0);
