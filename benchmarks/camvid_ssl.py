@@ -57,7 +57,10 @@ def build_protocol(camvid: Path, root: Path) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             for f in sorted((camvid / src).iterdir()):
                 if (keep is None or keep(f.name)) and not (folder / f.name).exists():
-                    (folder / f.name).symlink_to(f.resolve())
+                    try:
+                        (folder / f.name).symlink_to(f.resolve())
+                    except FileExistsError:  # another process of the grid linked it first
+                        pass
     return root
 
 
@@ -165,6 +168,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--arms", default=",".join(CORE + AROUND), help="which arms, in this order of priority")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--report", action="store_true", help="train nothing: rewrite the results from the finished runs")
     args = p.parse_args()
     if args.threads:
         import torch
@@ -182,20 +186,28 @@ def main() -> None:
     plan += [(a, f, seeds[0]) for a in arms if a not in CORE for f in fractions
              if not (a == "supervised-all" and f != fractions[-1])]
     grid = [(a, f, s) for a in ARMS for f in fractions for s in seeds]  # what other processes may have finished
-    for arm, fraction, seed in plan:
+    for arm, fraction, seed in [] if args.report else plan:
         run_arm(arm, fraction, seed, args, data, footage, args.runs)
-        rows = [row(a, f, s, args.runs / f"{a}_f{f:g}_s{s}", data) for a, f, s in grid
-                if finished(args.runs / f"{a}_f{f:g}_s{s}")]
-        result = {"machine": machine(), "command": " ".join(sys.argv), "protocol": {
-            "labeled_drives": ["0001TP", "0016E5"], "new_drive": NEW_DRIVE, "labeled_pool": 266,
-            "new_drive_frames": 101, "val": "CamVid val (0016E5, 101 frames)"},
-            "settings": {"steps": args.steps, "batch_size": args.batch_size, "scale": args.scale, "seeds": seeds,
-                         "fractions": fractions}, "rows": rows}
-        md = (f"# CamVid new-drive protocol: semi-supervised vs supervised\n\n`{result['command']}`\n\n"
-              f"{machine()['cpu']}, {args.steps} steps of {args.batch_size} labeled images per arm at {args.scale}. "
-              f"mIoU in %, mean ± half the range over seeds.\n\n{table(rows)}\n\n" + "\n".join(gains(rows)) + "\n")
-        write_results(args.out, result, md)
-        print(md, flush=True)
+        report(grid, args, data, seeds, fractions)
+    if args.report:
+        report(grid, args, data, seeds, fractions)
+
+
+def report(grid: list[tuple], args, data: str, seeds: list[int], fractions: list[float]) -> None:
+    rows = [row(a, f, s, args.runs / f"{a}_f{f:g}_s{s}", data) for a, f, s in grid
+            if finished(args.runs / f"{a}_f{f:g}_s{s}")]
+    info = machine()
+    result = {"machine": info, "command": " ".join(sys.argv), "protocol": {
+        "labeled_drives": ["0001TP", "0016E5"], "new_drive": NEW_DRIVE, "labeled_pool": 266,
+        "new_drive_frames": 101, "val": "CamVid val (0016E5, 101 frames)"},
+        "settings": {"steps": args.steps, "batch_size": args.batch_size, "scale": args.scale, "seeds": seeds,
+                     "fractions": fractions}, "rows": rows}
+    where = f"{info['gpu']} ({info['cpu']})" if info.get("gpu") else info["cpu"]
+    md = (f"# CamVid new-drive protocol: semi-supervised vs supervised\n\n`{result['command']}`\n\n"
+          f"{where}, {args.steps} steps of {args.batch_size} labeled images per arm at {args.scale}. "
+          f"mIoU in %, mean ± half the range over seeds.\n\n{table(rows)}\n\n" + "\n".join(gains(rows)) + "\n")
+    write_results(args.out, result, md)
+    print(md, flush=True)
 
 
 if __name__ == "__main__":

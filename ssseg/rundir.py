@@ -135,7 +135,7 @@ class RunDir:
 
     def unfinished(self) -> str | None:
         """Why the run has not reached its final segmenter yet, or None: a staged run's first stage without
-        done.json up to its --until-stage, or a one-stage run's last.pt short of its epochs (which must exist)."""
+        done.json up to its --until-stage, or a one-stage run's last.pt short of its epochs (or not written yet)."""
         if self.staged:
             last = int(self.config.get("until_stage") or self.layout["stages"] or 3)  # --until-stage: finished there
             missing = [k for k in range(1, last + 1) if not self.is_done(self.stage(k))]
@@ -144,6 +144,8 @@ class RunDir:
             return None
         from ssseg.checkpoint import load_checkpoint
 
+        if not (self.root / "last.pt").is_file():  # stopped inside its first epoch
+            return "no epoch finished yet"
         epochs = load_checkpoint(self.root / "last.pt").get("epoch", 0)
         wanted = int(self.config.get("epochs") or 0)
         return f"epoch {epochs} of {self.config.get('epochs')}" if epochs < wanted else None

@@ -46,6 +46,9 @@ def setup(device_spec: str) -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_spec, local)
+    if device.type == "cuda":
+        # every batch has the crop's shape, so cuDNN's per-shape algorithm search pays off after one step
+        torch.backends.cudnn.benchmark = True
     if world > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
