@@ -3,21 +3,26 @@
 The rules are those of onnx-tensorrt's operator matrix for TensorRT 8.6 (the oldest release ssseg
 supports and the last for Pascal cards); 10.x accepts a superset. The allow-list covers the operators
 that convolutional segmenters export to, not every operator TensorRT knows: anything else fails the
-export, so a model change that introduces one is caught here instead of on a user's GPU."""
+export, so a model change that introduces one is caught here instead of on a user's GPU.
+
+Q/DQ graphs (``--precision int8``) follow TensorRT's explicit-quantization rules, the same from 8.6 to 11:
+QuantizeLinear/DequantizeLinear with constant positive scales and a constant INT8 zero point of 0 (TensorRT
+quantizes symmetrically and has no UINT8 Q/DQ), per-tensor or per-channel (``axis``)."""
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 TRT86_MAX_OPSET = 17
 
 ALLOWED_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape",
-    "Conv", "ConvTranspose", "Div", "Exp", "Flatten", "Gather", "GlobalAveragePool", "HardSigmoid", "HardSwish",
-    "Identity", "LeakyRelu", "Log", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu", "ReduceMax", "ReduceMean",
-    "ReduceSum", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub",
-    "Tanh", "Transpose", "Unsqueeze",
+    "Conv", "ConvTranspose", "DequantizeLinear", "Div", "Exp", "Flatten", "Gather", "GlobalAveragePool",
+    "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Log", "MaxPool", "Mod", "Mul", "Neg", "Pad", "PRelu",
+    "QuantizeLinear", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
+    "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
 })
 RESIZE_COORDINATES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric",
                                 "align_corners"})
@@ -26,7 +31,8 @@ RESIZE_NEAREST = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer
 FLOATS = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16})
 # Inputs that onnx-tensorrt 8.6 needs as initializers / constants (op -> input index).
 CONSTANT_INPUTS = {"Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "Conv": (1,),
-                   "ConvTranspose": (1,)}
+                   "ConvTranspose": (1,), "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2)}
+QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -51,8 +57,14 @@ def tensorrt_problems(model: onnx.ModelProto) -> list[str]:
              for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
     types.update({t.name: t.data_type for t in model.graph.initializer})
     constants = {t.name for t in model.graph.initializer}
+    values = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant":
+            constants.update(node.output)
+            if node.attribute and node.attribute[0].name == "value":
+                values[node.output[0]] = node.attribute[0].t
+    for node in model.graph.node:  # quantized weights: DequantizeLinear of a constant is a constant to TensorRT
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
             constants.update(node.output)
     for node in model.graph.node:
         where = f"{node.op_type} node {node.name or node.output[0]!r}"
@@ -87,10 +99,27 @@ def tensorrt_problems(model: onnx.ModelProto) -> list[str]:
             if TensorProto.UINT8 in (src, dst) and not ({src, dst} - {TensorProto.UINT8}) <= FLOATS:
                 problems.append(f"{where}: TensorRT 8.6 casts UINT8 only to/from FLOAT or FLOAT16 "
                                 f"({TensorProto.DataType.Name(src or 0)} -> {TensorProto.DataType.Name(dst or 0)})")
+        elif node.op_type in QDQ:
+            problems += _qdq_problems(where, node, values)
         elif node.op_type in ("ArgMax",) and a.get("keepdims", 1) not in (0, 1):
             problems.append(f"{where}: keepdims must be 0 or 1")
     for t in (*model.graph.input, *model.graph.output):
         if t.type.tensor_type.elem_type in (TensorProto.INT64, TensorProto.DOUBLE):
             problems.append(f"graph I/O {t.name!r} is {TensorProto.DataType.Name(t.type.tensor_type.elem_type)}; "
                             f"TensorRT I/O must be float, half, int32, int8, uint8 or bool")
+    return problems
+
+
+def _qdq_problems(where: str, node: onnx.NodeProto, values: dict) -> list[str]:
+    scale = values.get(node.input[1]) if len(node.input) > 1 else None
+    zero = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    problems = []
+    if scale is not None and not (numpy_helper.to_array(scale) > 0).all():
+        problems.append(f"{where}: scales must be positive")
+    if zero is None:  # an absent zero point means UINT8 in ONNX
+        problems.append(f"{where}: needs an INT8 zero point (none means UINT8, which TensorRT cannot quantize to)")
+    elif zero.data_type != TensorProto.INT8:
+        problems.append(f"{where}: zero point is {TensorProto.DataType.Name(zero.data_type)}; TensorRT needs INT8")
+    elif np.any(numpy_helper.to_array(zero) != 0):
+        problems.append(f"{where}: zero point must be 0 (TensorRT quantizes symmetrically)")
     return problems

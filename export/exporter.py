@@ -11,7 +11,6 @@ import platform
 import shutil
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -23,11 +22,13 @@ from ssseg.config import ExportConfig, hw_str, round_hw
 from ssseg.errors import ExportError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
+from ssseg.export.reduced import REDUCED
 from ssseg.export.sources import Sources, resolve_sources, training_size
 from ssseg.gating import FREE_SOURCES
 from ssseg.io import sha256_file, write_json
-from ssseg.runtime.frames import load_frame, readable_images
+from ssseg.runtime.frames import batches, load_frame, readable_images, resize_labels, resize_rgb, threshold_table
 from ssseg.runtime.model import IGNORE_VALUE, MODEL_FILE, MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model, validate_model
+from ssseg.versions import installed_versions
 
 GRAPH_IO = {
     "segmenter": (["image"], ["logits"]),
@@ -36,13 +37,8 @@ GRAPH_IO = {
 
 
 def tool_versions(*extra: str) -> dict[str, str]:
-    out = {"ssseg": __version__, "python": platform.python_version()}
-    for name in ("torch", "onnx", "onnxruntime", "onnxslim", *extra):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {"ssseg": __version__, "python": platform.python_version(),
+            **installed_versions("torch", "onnx", "onnxruntime", "onnxslim", *extra)}
 
 
 class Job:
@@ -66,6 +62,7 @@ class Job:
         self.gate = self._gate()
         self.calibration: dict | None = None  # --target-precision's tables, from calibrate_gate
         self.graphs: dict[str, dict] = {}
+        self.reduced: list[dict] = []  # model.json's reduced-precision graphs
         self.engines: list[dict] = []
         self.verification: dict | None = None
         self.trt = self.cuda = self.trt_api = self.gpu = self.upload = None  # set by _prepare_trt
@@ -74,6 +71,18 @@ class Job:
         """The graph this export wrote (staged), or with --no-onnx the one already in MODEL_DIR."""
         staged = self.staging / self.graphs[graph]["file"]
         return staged if staged.is_file() else self.out / self.graphs[graph]["file"]
+
+    def onnx_source(self, graph: str, precision: str) -> tuple[Path, str]:
+        """(path, sha256) of the ONNX graph of ``graph`` in ``precision`` that an engine is built from."""
+        if precision == "fp32":
+            return self.onnx_path(graph), self.graphs[graph]["sha256"]
+        entry = next((r for r in self.reduced if r["graph"] == graph and r["precision"] == precision), None)
+        if entry is None:
+            raise ExportError(f"TensorRT {self.trt.__version__} builds {precision} engines from "
+                              f"{graph}.{precision}.onnx, which this model does not have", path=self.out,
+                              fix=f"export it in the same run: drop --no-onnx and keep {precision} in --precision")
+        staged = self.staging / entry["file"]
+        return (staged if staged.is_file() else self.out / entry["file"]), entry["sha256"]
 
     def _previous_model(self) -> dict | None:
         if not (self.out / MODEL_FILE).is_file():
@@ -90,8 +99,6 @@ class Job:
     def _gate(self) -> str:
         """What gates the labeler: "net" (the run's confidence net), a free source, or "none"."""
         src, gate = self.sources, self.cfg.gate
-        if gate is None:
-            return "net" if src.aux_path is not None else "none"
         if gate == "net" and src.aux_path is None:
             raise ExportError(f"--gate net, but the run has no confidence net ({src.no_aux_reason})", path=self.cfg.run,
                               fix="choose --gate softmax (or margin, entropy) with --target-precision P")
@@ -155,7 +162,59 @@ def export_onnx_graphs(job: Job) -> list[Path]:
         written.append(path)
     if cfg.verify:
         verify_onnx(job, mods)
+    for precision in (p for p in cfg.precision if p in REDUCED):
+        written += export_reduced(job, precision)
     return written
+
+
+def export_reduced(job: Job, precision: str) -> list[Path]:
+    """segmenter.<precision>.onnx and labeler.<precision>.onnx from the FP32 graphs just written, checked
+    against them on the held-out check frames and, when the run's labeled --calib-split is readable, by its
+    mIoU (ssseg.export.reduced)."""
+    from ssseg.export.reduced import write_reduced
+    from ssseg.export.tensorrt import split_frames
+
+    cfg = job.cfg
+    lo, opt, hi = cfg.batch_range
+    frames, source, _ = job.check_frames()
+    check = list(batches(list(frames), lo, fill=True))
+    calib = []
+    if precision == "int8":
+        paths = split_frames(job.frame_paths, cfg.calib_images, cfg.verify_images)[0]
+        calib = list(batches((load_frame(p, job.hw) for p in paths), lo, fill=True))
+    job.say(f"  {precision}: " + (f"calibrating on {len(paths)} frames of {cfg.calib_data}, " if calib else "")
+            + f"checking on {source}")
+    entries, written = write_reduced(precision, {g: job.onnx_path(g) for g in ("segmenter", "labeler")}, job.staging,
+                                     calib, check, labeled_batches(job, lo), job.sources.classes.num_classes,
+                                     gate_decision(job), job.say)
+    job.reduced = [e for e in job.reduced if e["precision"] != precision] + entries
+    return written
+
+
+def gate_decision(job: Job):
+    """The exported gate as a function of (labels, confidence) -> kept, for checking reduced graphs."""
+    if job.gate == "none":
+        return None
+    if job.calibration is not None:
+        table = threshold_table(job.calibration["tables"][f"{job.cfg.target_precision[0]:g}"])
+        return lambda labels, conf: conf >= table[labels]
+    t = job.cfg.threshold if job.cfg.threshold is not None else job.sources.gate_threshold
+    return lambda labels, conf: conf >= t
+
+
+def labeled_batches(job: Job, size: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The run's labeled --calib-split at the export size, in batches of ``size`` (None when unreadable)."""
+    from ssseg.data import open_dataset
+
+    try:
+        ds = open_dataset(job.sources.config["data"], job.cfg.calib_split)
+    except Exception as e:  # noqa: BLE001 - the dataset may have moved or lack the split
+        job.say(f"  no mIoU check: cannot open the {job.cfg.calib_split} split ({str(e).splitlines()[0][:80]})")
+        return None
+    pairs = [ds.load(i) for i in range(len(ds))]
+    frames = batches((resize_rgb(image, job.hw) for image, _ in pairs), size)
+    labels = batches((resize_labels(label, job.hw) for _, label in pairs), size)
+    return list(zip(frames, labels))
 
 
 def _io(specs: dict) -> str:
@@ -198,7 +257,8 @@ def calibrate_gate(job: Job) -> dict:
     except Exception as e:  # noqa: BLE001 - the dataset may have moved or lack the split
         raise ExportError(f"cannot open the {cfg.calib_split} split of {src.config.get('data')} to calibrate "
                           f"({str(e).splitlines()[0][:100]})", path=cfg.run,
-                          fix="restore the dataset, or name another labeled split with --calib-split") from None
+                          fix="restore the dataset, name another labeled split with --calib-split, or set a "
+                              "fixed --threshold T") from None
     t0 = time.perf_counter()
     labeler = job.modules()["labeler"]
     names = src.classes.names
@@ -206,7 +266,7 @@ def calibrate_gate(job: Job) -> dict:
     with torch.no_grad():
         for i in range(len(ds)):
             image, label = ds.load(i)
-            labels, conf = labeler(torch.from_numpy(resize_rgb(image, job.hw)[None]))
+            labels, conf = labeler(torch.from_numpy(resize_rgb(image, job.hw)[None].copy()))  # PIL gives read-only
             counts.add({"gate": score_logit(conf)}, labels.long(), torch.from_numpy(resize_labels(label, job.hw)[None]))
     joint = counts.joint_of("gate")
     results = {f"{p:g}": per_class_thresholds(joint, p, names) for p in cfg.target_precision}
@@ -247,13 +307,12 @@ def build_trt_engines(job: Job) -> list[Path]:
         if advice:
             job.say(f"  note: {advice}")
     for graph in ("segmenter", "labeler"):
-        onnx_path = job.onnx_path(graph)
-        onnx_sha = job.graphs[graph]["sha256"]
-        reference = ort_session(onnx_path).run(None, {"image": _fill(frames, opt)})
+        reference = ort_session(job.onnx_path(graph)).run(None, {"image": _fill(frames, opt)})
         for precision in cfg.precision:
             name = engine_file(graph, precision)
+            onnx_path, onnx_sha = job.onnx_source(graph, api.graph_precision(precision))
             calibration, calibrator = None, None
-            if precision in ("int8", "best"):
+            if api.calibrates(precision):
                 calib_paths, _, _ = split_frames(job.frame_paths, cfg.calib_images, cfg.verify_images)
                 cache = job.out / f"{graph}.int8.calib"
                 key = calibration_key(onnx_sha, calib_paths, job.hw, opt)
@@ -277,9 +336,9 @@ def build_trt_engines(job: Job) -> list[Path]:
                                   fix="nothing was replaced; report this with the TensorRT version")
             flags = f" --input-size {hw_str(job.hw)}" + (f" --dynamic-batch {lo}:{opt}:{hi}" if lo != hi
                                                          else f" --batch {lo}")
-            trtexec = trtexec_command(job.graphs[graph]["file"], name, precision, job.hw, cfg.batch_range,
-                                      cfg.workspace_mb, timing_cache.name,
-                                      f"{graph}.int8.calib" if calibration else None)
+            trtexec = trtexec_command(onnx_path.name, name, precision, job.hw, cfg.batch_range, cfg.workspace_mb,
+                                      timing_cache.name, f"{graph}.int8.calib" if calibration else None,
+                                      strongly_typed=api.explicit_precision)
             job.say(f"    same build with trtexec, in {job.out}: {trtexec}")
             job.engines.append({
                 "file": name, "graph": graph, "precision": precision, "sha256": sha256_file(path),
@@ -329,10 +388,6 @@ def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
         _prepare_trt(job)
     if not cfg.onnx:
         _reuse_onnx(job)
-    if src.aux_path is None and cfg.gate is None:
-        say(f"warning: no confidence net ({src.no_aux_reason}); exporting the segmenter alone, and model.json "
-            f"marks the model ungated so ssseg label writes plain arg-max masks and refuses --threshold (or gate "
-            f"it by its own softmax: --gate softmax --target-precision 0.97)")
     if cfg.target_precision:
         job.calibration = calibrate_gate(job)
     say(f"exporting {src.segmenter_path}" + (f" + {src.aux_path}" if job.aux_ckpt is not None else "")
@@ -383,9 +438,6 @@ def _prepare_trt(job: Job) -> None:
     job.trt_api = TrtApi(parse_version(job.trt.__version__))
     for precision in cfg.precision:
         job.trt_api.builder_flags(precision)
-    if any(p in ("int8", "best") for p in cfg.precision) and not job.frame_paths:
-        raise ExportError("INT8 calibration needs real frames",
-                          fix="pass --calib-data FOLDER (frames like your footage)")
     job.gpu = gpu_info(job.cuda)
     buffers: list = []
 
@@ -410,6 +462,7 @@ def _reuse_onnx(job: Job) -> None:
     for name in spec.data["graphs"]:
         spec.graph(name)  # exists and matches its hash
     job.graphs = dict(spec.data["graphs"])
+    job.reduced = list(spec.data.get("reduced", []))
     job.verification = spec.data.get("verification")
 
 
@@ -428,7 +481,7 @@ def describe(job: Job) -> dict:
                 "ignore_value": IGNORE_VALUE}
     else:
         gate = {"available": False, "kind": None, "threshold": None, "ignore_value": IGNORE_VALUE,
-                "reason": src.no_aux_reason if cfg.gate is None else "exported with --gate none"}
+                "reason": "exported with --gate none"}
     if job.calibration is not None:
         gate["thresholds"] = job.calibration["tables"][f"{cfg.target_precision[0]:g}"]
         gate["calibration"] = job.calibration
@@ -465,6 +518,7 @@ def describe(job: Job) -> dict:
         "source": source,
         "tools": tool_versions(*extra),
         "verification": job.verification,
+        **({"reduced": job.reduced} if job.reduced else {}),
         "engines": engines,
     }
 

@@ -32,10 +32,15 @@ def profile_shapes(hw: tuple[int, int], batch_range: tuple[int, int, int]) -> di
 
 
 def trtexec_command(onnx: str, engine: str, precision: str, hw: tuple[int, int], batch_range: tuple[int, int, int],
-                    workspace_mb: int, timing_cache: str | None = None, calib_cache: str | None = None) -> str:
-    """The trtexec line that builds the same engine (ssseg's build adds the calibration itself)."""
+                    workspace_mb: int, timing_cache: str | None = None, calib_cache: str | None = None,
+                    strongly_typed: bool = False) -> str:
+    """The trtexec line that builds the same engine (ssseg's build adds the calibration itself). Strongly typed
+    (TensorRT 10+): the precision is the graph's own, so no precision flag."""
     args = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}"]
-    args += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8"], "best": ["--best"]}[precision]
+    if strongly_typed:
+        args.append("--stronglyTyped")
+    else:
+        args += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8"], "best": ["--best"]}[precision]
     if precision in ("int8", "best") and calib_cache:
         args.append(f"--calib={calib_cache}")
     if batch_range[0] != batch_range[2]:
@@ -157,11 +162,23 @@ def build_engine(trt, api: TrtApi, onnx_path: Path, precision: str, hw: tuple[in
     if calibrator is not None:
         config.int8_calibrator = calibrator
         config.set_calibration_profile(profile)  # calibration runs at the profile's opt batch
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    use_timing_cache(config, timing_cache)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError(f"TensorRT failed to build the {precision} engine (see its log above)", path=onnx_path,
                           fix="try a larger --workspace-mb or another --precision")
-    atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
+    held = config.get_timing_cache()
+    if held is not None:
+        atomic_write_bytes(timing_cache, bytes(held.serialize()))
     return bytes(plan)
+
+
+def use_timing_cache(config, path: Path) -> None:
+    """Give the build the timing cache in ``path``; a damaged one, or one from another GPU or TensorRT
+    (create_timing_cache returns None, set_timing_cache False), is replaced by a fresh cache rather than
+    failing after the build."""
+    cache = config.create_timing_cache(path.read_bytes()) if path.is_file() else None
+    if cache is None or config.set_timing_cache(cache, ignore_mismatch=False) is False:
+        cache = config.create_timing_cache(b"")
+        if cache is not None:
+            config.set_timing_cache(cache, ignore_mismatch=False)

@@ -125,9 +125,13 @@ class OrtBackend(Backend):
 
     name = "ort"
 
-    def __init__(self, model_dir, provider: str | None = None, threads: int | None = None):
+    def __init__(self, model_dir, provider: str | None = None, threads: int | None = None, precision: str = "fp32"):
         super().__init__(model_dir)
         from ssseg.runtime.ort import import_onnxruntime
+
+        if precision not in self.spec.precisions():
+            self.spec.graph("labeler", precision=precision)  # raises: names what the model has and the re-export
+        self.precision = precision
 
         ort = import_onnxruntime()
         available = ort.get_available_providers()
@@ -146,7 +150,8 @@ class OrtBackend(Backend):
             from ssseg.runtime.ort import ort_session
 
             providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
-            self.sessions[graph] = ort_session(self.spec.graph(graph), providers, self.threads)
+            self.sessions[graph] = ort_session(self.spec.graph(graph, precision=self.precision), providers,
+                                               self.threads)
         return self.sessions[graph]
 
     def _load(self) -> None:
@@ -232,6 +237,18 @@ def pick_engines(spec: ModelSpec, precision: str | None) -> dict[str, dict]:
     return found
 
 
+def ort_variant(variant: str | None) -> tuple[str | None, str]:
+    """``ort:VARIANT``: a provider (cpu, cuda, tensorrt), a graph precision (fp32, fp16, int8) or both joined
+    by '+', e.g. ``ort:int8`` or ``ort:cuda+fp16``."""
+    provider, precision = None, "fp32"
+    for token in (variant or "").split("+"):
+        if token in ("fp32", "fp16", "int8"):
+            precision = token
+        elif token:
+            provider = token
+    return provider, precision
+
+
 def choose_provider(requested: str | None, available: list[str]) -> str:
     if requested:
         full = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -306,5 +323,6 @@ def open_backend(model_dir: Path | ModelSpec, name: str = "auto", variant: str |
     if name == "trt":
         return TrtBackend(spec, variant)
     if name == "ort":
-        return OrtBackend(spec, provider=variant, threads=threads)
+        provider, precision = ort_variant(variant)
+        return OrtBackend(spec, provider=provider, threads=threads, precision=precision)
     raise BackendError(f"unknown backend {name!r}", fix="choose trt, ort, torch or auto")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import platform
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Callable
 
 import numpy as np
@@ -22,6 +21,7 @@ from ssseg.io import write_json
 from ssseg.runtime.backends import Backend, OutOfMemory, open_backend
 from ssseg.runtime.frames import gate, resize_labels, threshold_table
 from ssseg.runtime.model import ModelSpec, read_model
+from ssseg.versions import installed_versions
 
 BENCH_FORMAT, BENCH_FORMAT_VERSION = "ssseg.bench", 1
 PRACTICE = ("Convention of the real-time segmentation literature: batch 1 at 512x1024 (Cityscapes half "
@@ -68,13 +68,8 @@ def stage_call(backend: Backend, stage: str, spec: ModelSpec, batch: int, frame_
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "torch"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {"python": platform.python_version(),
+            **installed_versions("numpy", "onnxruntime", "tensorrt", "pycuda", "torch")}
 
 
 def cpu_name() -> str:

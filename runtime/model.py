@@ -20,6 +20,9 @@ read as they are), every key required unless marked optional:
                     total_coverage, kept_pixel_acc, tables {precision: thresholds}} of --target-precision)}
     method, opset, source {run, segmenter {...}, aux {...} or null}, tools {name: version}
     verification   (optional) the export-time parity table against PyTorch
+    reduced        (optional) [{graph, precision (fp16, int8), file, sha256, fp32_sha256, inputs, outputs, how,
+                    check, tolerances}]: reduced-precision ONNX graphs beside the FP32 ones (INT8 as Q/DQ),
+                    each checked against its FP32 graph at export
     engines        [{file, graph, precision, sha256, onnx_sha256, tensorrt, gpu {name, compute_capability},
                     batch {min, opt, max}, workspace_mb, trtexec, rebuild, calibration (int8), check}]
 """
@@ -61,6 +64,7 @@ SCHEMA: dict[str, Any] = {
     "tools": dict,
     "engines": list,
 }
+_REDUCED = {**_GRAPH, "graph": str, "precision": str, "fp32_sha256": str}
 _ENGINE = {"file": str, "graph": str, "precision": str, "sha256": str, "onnx_sha256": str, "tensorrt": str,
            "gpu": dict, "batch": _BATCH, "trtexec": str, "rebuild": str}
 
@@ -115,6 +119,14 @@ def validate_model(d: Any) -> list[str]:
             problems.append(f"gate.calibration.tables[{p}] must hold {n} numbers in [0, 1] or null")
     for i, e in enumerate(d["engines"]):
         _check(e, _ENGINE, f"engines[{i}]", problems)
+    reduced = d.get("reduced", [])
+    if not isinstance(reduced, list):
+        problems.append("reduced must be a list")
+        reduced = []
+    for i, r in enumerate(reduced):
+        _check(r, _REDUCED, f"reduced[{i}]", problems)
+        if isinstance(r, dict) and r.get("graph") not in d["graphs"]:
+            problems.append(f"reduced[{i}].graph names no graph of this model")
     return problems
 
 
@@ -166,9 +178,22 @@ class ModelSpec:
         raise ModelError(f"this model has no per-class thresholds for precision {precision:g} (calibrated: {have})",
                          path=self.root / MODEL_FILE, fix=f"re-export with --target-precision {precision:g}")
 
-    def graph(self, name: str, check_hash: bool = True) -> Path:
-        """Path of graph ``name`` after checking it exists and, by default, matches its recorded hash."""
-        entry = self.data["graphs"].get(name)
+    def precisions(self, graph: str = "labeler") -> list[str]:
+        """The ONNX precisions of ``graph`` in this model: fp32 and the reduced ones export wrote."""
+        return ["fp32"] + [r["precision"] for r in self.data.get("reduced", []) if r["graph"] == graph]
+
+    def graph(self, name: str, check_hash: bool = True, precision: str = "fp32") -> Path:
+        """Path of graph ``name`` in ``precision`` after checking it exists and, by default, matches its
+        recorded hash."""
+        if precision == "fp32":
+            entry = self.data["graphs"].get(name)
+        else:
+            entry = next((r for r in self.data.get("reduced", [])
+                          if r["graph"] == name and r["precision"] == precision), None)
+            if entry is None:
+                raise ModelError(f"this model has no {precision} {name} graph (has: "
+                                 f"{', '.join(self.precisions(name))})", path=self.root / MODEL_FILE,
+                                 fix=f"re-export with --precision fp32,{precision} (and --calib-data for int8)")
         if entry is None:
             raise ModelError(f"this model has no {name} graph", path=self.root / MODEL_FILE,
                              fix="re-export the run with its confidence net" if name == "aux" else "re-export the run")

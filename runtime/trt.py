@@ -1,10 +1,10 @@
 """TensorRT plumbing shared by export (engine build and check) and the runtime: version dispatch,
 engine compatibility against model.json, and a small runner over the named-tensor API.
 
-One code path serves TensorRT 8.6 (the last release for Pascal cards such as the GTX 1080 Ti) and
-10.x: both have the named-tensor API (``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``); they differ in network creation flags and in 11.x dropping the weak-typing
-precision flags. Everything except the calls into ``tensorrt`` and ``pycuda`` is plain code under test."""
+One code path serves TensorRT 8.6 (the last release for Pascal cards such as the GTX 1080 Ti), 10.x and
+11.x: all have the named-tensor API (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``);
+they differ in network creation flags and in how reduced precision is asked for (``TrtApi``). Everything
+except the calls into ``tensorrt`` and ``pycuda`` is plain code under test."""
 
 from __future__ import annotations
 
@@ -50,23 +50,35 @@ class TrtApi:
         return self.version[0] < 10
 
     @property
-    def weak_typing(self) -> bool:
-        """8.6 and 10.x choose FP16/INT8 kernels from builder flags; 11.x removed those flags (strong typing)."""
-        return self.version[0] < 11
+    def explicit_precision(self) -> bool:
+        """10.x and 11.x build FP16 and INT8 engines from the FP16 and Q/DQ ONNX graphs export writes, as strongly
+        typed networks (an engine has the precision of its graph): 11.x removed the FP16/INT8 builder flags and
+        the INT8 calibrators, 10.x deprecates them. 8.6 (Pascal) sets the flags on the FP32 graph and calibrates
+        INT8 itself."""
+        return self.version[0] >= 10
 
     def builder_flags(self, precision: str) -> tuple[str, ...]:
         """Names of the ``trt.BuilderFlag`` members that ``precision`` sets."""
-        flags = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8",), "best": ("FP16", "INT8")}[precision]
-        if flags and not self.weak_typing:
-            raise ExportError(f"TensorRT {'.'.join(map(str, self.version[:2]))} removed the FP16/INT8 builder flags "
-                              f"that --precision {precision} uses",
-                              fix="use --precision fp32 with this TensorRT, or build with TensorRT 8.6-10.x")
-        return flags
+        if self.explicit_precision:
+            if precision == "best":
+                raise ExportError(f"--precision best is TensorRT 8.6's mixed mode; TensorRT "
+                                  f"{'.'.join(map(str, self.version[:2]))} builds each precision from its own graph",
+                                  fix="use --precision fp16 or int8 (or both)")
+            return ()
+        return {"fp32": (), "fp16": ("FP16",), "int8": ("INT8",), "best": ("FP16", "INT8")}[precision]
+
+    def graph_precision(self, precision: str) -> str:
+        """The precision of the ONNX graph an engine of ``precision`` is built from."""
+        return precision if self.explicit_precision else "fp32"
+
+    def calibrates(self, precision: str) -> bool:
+        """Whether the build runs TensorRT's own INT8 calibrator (8.6) instead of reading Q/DQ scales."""
+        return precision in ("int8", "best") and not self.explicit_precision
 
     def network_flags(self, trt) -> int:
         if self.explicit_batch_flag:
             return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        return 0
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
 def import_tensorrt():
@@ -91,7 +103,12 @@ def gpu_info(cuda) -> dict:
     dev = cuda.Device(0)
     major, minor = dev.compute_capability()
     return {"name": dev.name(), "compute_capability": f"{major}.{minor}",
-            "driver": ".".join(str(v) for v in divmod(cuda.get_driver_version(), 1000))}
+            "driver": driver_version(cuda.get_driver_version())}
+
+
+def driver_version(v: int) -> str:
+    """CUDA's driver version number (1000 * major + 10 * minor) as "major.minor": 12040 -> "12.4"."""
+    return f"{v // 1000}.{v % 1000 // 10}"
 
 
 def precision_advice(compute_capability: str, precision: str) -> str | None:

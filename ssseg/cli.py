@@ -220,18 +220,22 @@ def export(
     calib_data: Optional[Path] = typer.Option(None, help="Folder of real frames for verification and INT8 "
                                                          "calibration."),
     verify_images: int = typer.Option(8, help="Frames compared in verification and engine checks."),
-    threshold: Optional[float] = typer.Option(None, help="Default confidence threshold in model.json (default: the "
-                                                         "run's --t-aux)."),
+    threshold: Optional[float] = typer.Option(None, help="A fixed confidence threshold in model.json (--gate net "
+                                                         "without one: the run's --t-aux)."),
     gate: Optional[str] = typer.Option(None, help="The labeler's confidence: net (the run's confidence net), softmax, "
                                                   "entropy (from the segmenter's softmax, nearly free) or "
-                                                  "none (default: net when the run has one, else none)."),
+                                                  "none (default: softmax, calibrated to 0.97 precision per class "
+                                                  "on --calib-split unless --threshold is given)."),
     target_precision: Optional[str] = typer.Option(None, help="Per-class thresholds at which each predicted class's "
                                                               "kept pixels reach this precision on --calib-split "
                                                               "(comma-separated: several tables, the first the "
                                                               "default)."),
     calib_split: str = typer.Option("val", help="The run's labeled split that --target-precision calibrates on."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt + pycuda and a GPU)."),
-    precision: str = typer.Option("fp16", help="Engine precisions, comma-separated: fp32, fp16, int8, best."),
+    precision: Optional[str] = typer.Option(None, help="Precisions, comma-separated: fp32 (default), fp16, int8 "
+                                                       "(reduced ONNX graphs beside the FP32 ones, checked against "
+                                                       "them; int8 needs --calib-data), and with --trt an engine "
+                                                       "of each (best: TensorRT 8.6's mixed mode)."),
     calib_images: int = typer.Option(500, help="INT8: calibration frames taken from --calib-data."),
     workspace_mb: int = typer.Option(2048, help="TensorRT builder workspace limit in MiB."),
     timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (default: "
@@ -246,10 +250,10 @@ def export(
 
     cfg = ExportConfig(run=run, out=out, segmenter=segmenter, onnx=onnx, opset=opset, input_size=input_size,
                        batch=batch, dynamic_batch=dynamic_batch, simplify=simplify, verify=verify,
-                       calib_data=calib_data, verify_images=verify_images, threshold=threshold, gate=gate,
+                       calib_data=calib_data, verify_images=verify_images, threshold=threshold,
                        target_precision=target_precision or (), calib_split=calib_split, trt=trt,
-                       precision=precision, calib_images=calib_images, workspace_mb=workspace_mb,
-                       timing_cache=timing_cache)
+                       calib_images=calib_images, workspace_mb=workspace_mb, timing_cache=timing_cache,
+                       **{k: v for k, v in (("gate", gate), ("precision", precision)) if v is not None})
     run_export(cfg, _say)
 
 
@@ -257,7 +261,7 @@ def export(
 def bench(
     model: Path = typer.Argument(..., help="Model directory written by ssseg export (holds model.json)."),
     backend: str = typer.Option("auto", help="Comma-separated NAME[:VARIANT]: trt[:fp16|int8..], "
-                                             "ort[:cpu|cuda|tensorrt], "
+                                             "ort[:cpu|cuda|tensorrt][+fp16|int8], "
                                              "torch[:fp16+channels_last+compile+cudagraphs], auto."),
     batch: str = typer.Option("1", help="Comma-separated batch sizes."),
     iters: int = typer.Option(100, help="Timed calls per case."),
@@ -299,7 +303,8 @@ def label(
     fps: Optional[float] = typer.Option(None, help="Or label F frames per second of video time (variable frame "
                                                    "rates too)."),
     batch: Optional[int] = typer.Option(None, help="Frames per inference call (default: the model's optimal batch)."),
-    backend: str = typer.Option("auto", help="auto, trt[:PRECISION], ort[:PROVIDER] (or torch, for comparisons)."),
+    backend: str = typer.Option("auto", help="auto, trt[:PRECISION], ort[:PROVIDER][+PRECISION] (e.g. ort:int8), "
+                                             "or torch, for comparisons."),
     format: str = typer.Option("png", "--format", help="png, cityscapes or camvid (SegNet layout)."),
     confidence: bool = typer.Option(False, "--confidence", help="Also write the confidence map as an 8-bit PNG."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write an MP4 per source with the gated mask blended "

@@ -61,12 +61,17 @@ class ExportConfig:
     verify: bool = True
     calib_data: Path | None = None
     verify_images: int = 8
-    threshold: float | None = None  # default: the run's --t-aux
-    gate: str | None = None  # net, softmax, margin, entropy or none; default: the run's confidence net, else none
-    target_precision: tuple[float, ...] = ()  # per-class thresholds for these precisions, the first the default
+    threshold: float | None = None  # the fixed threshold; --gate net without one: the run's --t-aux
+    # max softmax is the default gate: it beat the paper's learned net in every measurement (docs/results.md,
+    # "Confidence gates side by side") and costs the labeler nothing
+    gate: str = "softmax"  # net, softmax, entropy or none (margin: ssseg eval --gate only)
+    # per-class thresholds for these precisions, the first the one applied; a free gate without --threshold
+    # calibrates for DEFAULT_TARGET_PRECISION
+    target_precision: tuple[float, ...] = ()
     calib_split: str = "val"  # the labeled split --target-precision calibrates on
     trt: bool = False
-    precision: tuple[str, ...] = ("fp16",)
+    # fp16/int8: reduced ONNX graphs beside the FP32 ones (ssseg.export.reduced), and with --trt engines of each
+    precision: tuple[str, ...] = ("fp32",)
     calib_images: int = 500
     workspace_mb: int = 2048
     timing_cache: Path | None = None  # default: OUT/trt.timing.cache
@@ -95,12 +100,16 @@ class ExportConfig:
         if bad or not self.precision:
             raise ConfigError(f"unknown --precision {','.join(bad) or '(empty)'}",
                               fix=f"choose from {', '.join(PRECISIONS)}")
+        if {"int8", "best"} & set(self.precision) and self.calib_data is None:
+            raise ConfigError(f"--precision {'int8' if 'int8' in self.precision else 'best'} needs real frames to "
+                              "calibrate on",
+                              fix="pass --calib-data FOLDER (frames of the footage to label; a few hundred)")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--threshold {self.threshold} is outside [0, 1]", fix="pass a confidence such as 0.9")
         if self.gate == "margin":
             raise ConfigError("--gate margin is measured by ssseg eval --gate but not exported (its top-2 needs "
                               "TopK, which ssseg-cpp's OpenCV backend cannot parse)", fix="use softmax or entropy")
-        if self.gate is not None and self.gate not in EXPORT_GATES:
+        if self.gate not in EXPORT_GATES:
             raise ConfigError(f"unknown --gate {self.gate!r}", fix=f"choose from {', '.join(EXPORT_GATES)}")
         if isinstance(self.target_precision, str):
             try:
@@ -116,9 +125,7 @@ class ExportConfig:
             raise ConfigError("--gate none writes ungated masks, so --threshold/--target-precision mean nothing",
                               fix="drop them, or choose a --gate")
         if self.gate in FREE_SOURCES and self.threshold is None and not self.target_precision:
-            raise ConfigError(f"--gate {self.gate} needs a threshold",
-                              fix="pass --target-precision P (per-class thresholds calibrated on the labeled "
-                                  "--calib-split) or --threshold T")
+            self.target_precision = (DEFAULT_TARGET_PRECISION,)
         for name in ("verify_images", "calib_images", "workspace_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -130,6 +137,8 @@ class ExportConfig:
         return self.dynamic_batch or (self.batch, self.batch, self.batch)
 
 
+# the kept-pixel precision a free gate is calibrated for when neither --threshold nor --target-precision is given
+DEFAULT_TARGET_PRECISION = 0.97
 # confidence computed from the segmenter's softmax: no network, no cost (ssseg.gating measures them)
 FREE_SOURCES = ("softmax", "margin", "entropy")
 # margin is measured by ssseg eval --gate but not exported: its top-2 needs TopK, which OpenCV 4.6's ONNX importer

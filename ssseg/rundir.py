@@ -172,7 +172,8 @@ class RunDir:
             as_is = f"or export a checkpoint as it is with --segmenter {self.root}/<stage>/best.pt"
         else:
             as_is = f"or export it as it is with --segmenter {path}"
-            if not (self.root / "last.pt").is_file():
+            # a finished run may travel without last.pt (its resumable state): done.json and best.pt suffice
+            if not (self.root / "last.pt").is_file() and not self.is_done(self.root):
                 raise error("the run holds no trained segmenter (no last.pt)", path=self.root,
                             fix=f"train it first: {resume}")
         reason = self.unfinished()

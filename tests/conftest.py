@@ -109,5 +109,5 @@ def exported(aux_run, tmp_path_factory) -> Path:
     from ssseg.export import run_export
 
     out = tmp_path_factory.mktemp("exported") / "model"
-    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", verify=False), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", gate="net", verify=False), say=lambda *_: None)
     return out

@@ -22,9 +22,13 @@ def make(version: str = "10.3.0.26"):
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.calls = calls
-    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
+    major = int(version.split(".")[0])
+    # as the real bindings have them (tests/test_trt_api.py reads those): 11.x has no EXPLICIT_BATCH, no
+    # FP16/INT8 builder flags and no INT8 calibrators
+    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(
+        **({"EXPLICIT_BATCH": 0} if major < 11 else {}), **({"STRONGLY_TYPED": 5} if major >= 10 else {}))
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8")
+    trt.BuilderFlag = types.SimpleNamespace(TF32="TF32", **({"FP16": "FP16", "INT8": "INT8"} if major < 11 else {}))
     trt.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
     trt.nptype = np.dtype
 
@@ -58,7 +62,9 @@ def make(version: str = "10.3.0.26"):
 
     class Config:
         def __init__(self):
-            self.flags, self.int8_calibrator, self.profiles, self.cache = [], None, [], None
+            self.flags, self.profiles, self.cache = [], [], None
+            if major < 11:
+                self.int8_calibrator = None
 
         def set_memory_pool_limit(self, pool, size):
             calls.append(("workspace", size))
@@ -69,15 +75,19 @@ def make(version: str = "10.3.0.26"):
         def add_optimization_profile(self, profile):
             self.profiles.append(profile)
 
-        def set_calibration_profile(self, profile):
-            calls.append(("calibration_profile", profile.shapes))
+        if major < 11:
+            def set_calibration_profile(self, profile):
+                calls.append(("calibration_profile", profile.shapes))
 
-        def create_timing_cache(self, blob):
+        def create_timing_cache(self, blob):  # the real one returns None for a blob it cannot parse
             calls.append(("timing_cache_in", bytes(blob)))
-            return TimingCache(bytes(blob))
+            return None if bytes(blob).startswith(b"damaged") else TimingCache(bytes(blob))
 
-        def set_timing_cache(self, cache, ignore_mismatch):
+        def set_timing_cache(self, cache, ignore_mismatch):  # and False for a cache of another GPU/version
+            if cache.blob.startswith(b"other-gpu") and not ignore_mismatch:
+                return False
             self.cache = cache
+            return True
 
         def get_timing_cache(self):
             return self.cache
@@ -102,7 +112,7 @@ def make(version: str = "10.3.0.26"):
 
         def build_serialized_network(self, network, config):
             batches = 0
-            calib = config.int8_calibrator
+            calib = getattr(config, "int8_calibrator", None)
             if "INT8" in config.flags and calib is not None:
                 if calib.read_calibration_cache() is None:
                     while calib.get_batch(["image"]) is not None:
@@ -167,7 +177,7 @@ def make(version: str = "10.3.0.26"):
                 return None
             return Engine(json.loads(plan[len(PLAN_MAGIC):]))
 
-    for cls in (Logger, IInt8EntropyCalibrator2, Builder, Runtime):
+    for cls in (Logger, Builder, Runtime) + ((IInt8EntropyCalibrator2,) if major < 11 else ()):
         setattr(trt, cls.__name__, cls)
     trt.OnnxParser = Parser
 

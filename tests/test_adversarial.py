@@ -114,7 +114,8 @@ def test_short_run_exports_and_gates(tmp_path, method, model, threshold):
     result, _ = run_gate_eval(out, None, "val", None, (0.0, threshold), device="cpu")
     assert result["gates"][0]["selected_share"] == 1.0 and result["auroc"] is not None
 
-    model_dir = run_export(ExportConfig(run=out, out=tmp_path / "model", verify_images=2), say=lambda *_: None)
+    model_dir = run_export(ExportConfig(run=out, out=tmp_path / "model", gate="net", verify_images=2),
+                           say=lambda *_: None)
     spec = json.loads(model_dir.read_text())
     assert spec["gate"]["kind"] == method and spec["gate"]["model"] == model and spec["gate"]["threshold"] == threshold
     assert spec["verification"]["passed"] and "aux" in spec["graphs"]

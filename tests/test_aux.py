@@ -236,7 +236,8 @@ def test_a_light_auxiliary_net_costs_a_fraction_of_the_segmenter_and_exports(tmp
                 log=lambda *_: None)
     ckpt = torch.load(run / "stage2" / "best.pt", weights_only=False)
     assert tuple(ckpt["model"]["kwargs"]["widths"]) == (4, 8, 16, 32, 32)
-    spec = read_model(run_export(ExportConfig(run=run, out=tmp_path / "m", verify_images=2), say=lambda *_: None))
+    spec = read_model(run_export(ExportConfig(run=run, out=tmp_path / "m", gate="net", verify_images=2),
+                                 say=lambda *_: None))
     assert spec.gated and spec.data["verification"]["passed"] and "aux" in spec.data["graphs"]
 
 

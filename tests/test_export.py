@@ -66,7 +66,7 @@ def run_reference(run: Path, frames: np.ndarray, stage: str = "stage3"):
 def test_export_dynamic_batch_matches_pytorch_in_onnx_runtime(aux_run, frames_dir, tmp_path):
     out = tmp_path / "model"
     r = run_cli("export", str(aux_run), "--out", str(out), "--dynamic-batch", "1:2:4", "--calib-data", str(frames_dir),
-                "--verify-images", "4", "--input-size", "64x64")
+                "--verify-images", "4", "--input-size", "64x64", "--gate", "net")
     assert r.returncode == 0, r.stderr
     assert "label_agreement" in r.stdout and "argmax_agreement" in r.stdout
     spec = read_model(out)
@@ -109,7 +109,7 @@ def test_export_dynamic_batch_matches_pytorch_in_onnx_runtime(aux_run, frames_di
 
 
 def test_fixed_batch_graph_rejects_other_batches(aux_run, tmp_path):
-    run_export(ExportConfig(run=aux_run, out=tmp_path / "m", batch=2, verify_images=2, input_size=(64, 64)),
+    run_export(ExportConfig(run=aux_run, out=tmp_path / "m", gate="net", batch=2, verify_images=2, input_size=(64, 64)),
                say=lambda *_: None)
     spec = read_model(tmp_path / "m")
     assert spec.batch_range == (2, 2, 2)
@@ -127,16 +127,20 @@ def test_normalisation_in_the_graph_is_the_training_normalisation():
     assert torch.allclose(Normalize(MEAN, STD)(x), normalize(x, torch.device("cpu")), atol=1e-6)
 
 
-def test_supervised_run_exports_the_segmenter_alone_and_is_marked_ungated(tmp_path):
+def test_default_gate_is_max_softmax_calibrated_per_class_and_gate_none_exports_the_segmenter_alone(tmp_path):
     run = train(TrainConfig(data=TINY, method="supervised", out=tmp_path / "sup", epochs=1, batch_size=4, workers=0,
                             device="cpu"), log=lambda *_: None)
     said: list[str] = []
-    run_export(ExportConfig(run=run, out=tmp_path / "m", verify_images=2), say=said.append)
+    run_export(ExportConfig(run=run, out=tmp_path / "d", verify_images=2), say=said.append)
+    gate = read_model(tmp_path / "d").data["gate"]
+    assert gate["kind"] == "softmax" and gate["threshold"] is None and gate["available"]
+    assert gate["calibration"]["target_precision"] == 0.97 and len(gate["thresholds"]) == 9
+    assert any(line.startswith("calibrated the softmax gate on") for line in said)
+
+    run_export(ExportConfig(run=run, out=tmp_path / "m", gate="none", verify_images=2), say=said.append)
     spec = read_model(tmp_path / "m")
-    assert any(line.startswith("warning: no confidence net") for line in said)
     assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and not spec.gated
-    assert (spec.data["gate"]["reason"].startswith("method 'supervised' trains no confidence net")
-            and spec.threshold is None)
+    assert spec.data["gate"]["reason"] == "exported with --gate none" and spec.threshold is None
     assert list(spec.data["graphs"]["labeler"]["outputs"]) == ["labels"]
     with pytest.raises(ModelError, match="no aux graph"):
         spec.graph("aux")
@@ -151,7 +155,9 @@ def test_free_gates_export_with_per_class_thresholds_and_pass_the_ort_parity_che
     from ssseg.runtime.backends import OrtBackend
     from ssseg.runtime.frames import gate, threshold_table
 
-    for bad, expect in (({"gate": kind}, "needs a threshold"), ({"gate": "margin"}, "TopK"),
+    assert ExportConfig(run=aux_run, gate=kind).target_precision == (0.97,)  # calibrated unless --threshold
+    assert ExportConfig(run=aux_run, gate=kind, threshold=0.5).target_precision == ()
+    for bad, expect in (({"gate": "margin"}, "TopK"),
                         ({"gate": "none", "threshold": 0.5}, "mean nothing"), ({"target_precision": "1.2"}, "(0, 1)")):
         with pytest.raises(ConfigError, match=expect):
             ExportConfig(run=aux_run, **bad)
@@ -205,13 +211,13 @@ def test_unfinished_run_and_bad_options_fail_before_writing(aux_run, tmp_path, f
     empty.mkdir()
     (empty / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(DataError, match="holds no readable images"):
-        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", calib_data=empty))
+        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", gate="net", calib_data=empty))
     with pytest.raises(ConfigError, match="MIN <= OPT <= MAX"):
         ExportConfig(run=aux_run, dynamic_batch="4:2:8")
     with pytest.raises(ConfigError, match="unknown --precision int4"):
         ExportConfig(run=aux_run, precision="fp16,int4")
     with pytest.raises(ExportError, match="not a segmenter"):
-        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", segmenter=aux_run / "stage2" / "best.pt"))
+        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", gate="net", segmenter=aux_run / "stage2" / "best.pt"))
     assert not (tmp_path / "m").exists()
 
 
@@ -228,25 +234,25 @@ def test_cli_errors_are_one_line_without_traceback(aux_run, tmp_path):
 
 def test_failed_verification_leaves_the_previous_export_untouched(aux_run, tmp_path, monkeypatch):
     out = tmp_path / "m"
-    run_export(ExportConfig(run=aux_run, out=out, verify_images=2), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, gate="net", verify_images=2), say=lambda *_: None)
     before = {p.name: sha256_file(p) for p in out.iterdir()}
     import ssseg.export.verify as verify
 
     monkeypatch.setitem(verify.TOLERANCES, "confidence_max_abs_diff", -1.0)  # nothing can pass
     with pytest.raises(ExportError, match="ONNX Runtime disagrees with PyTorch"):
-        run_export(ExportConfig(run=aux_run, out=out, verify_images=2, opset=16), say=lambda *_: None)
+        run_export(ExportConfig(run=aux_run, out=out, gate="net", verify_images=2, opset=16), say=lambda *_: None)
     assert {p.name: sha256_file(p) for p in out.iterdir()} == before  # no staging left, nothing replaced
     assert read_model(out).data["opset"] == 17
 
 
 def test_another_runs_model_directory_is_not_overwritten(aux_run, tmp_path):
     out = tmp_path / "m"
-    run_export(ExportConfig(run=aux_run, out=out, verify_images=2, verify=False), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, gate="net", verify_images=2, verify=False), say=lambda *_: None)
     data = json.loads((out / "model.json").read_text())
     data["source"]["run"] = "/somewhere/else"
     (out / "model.json").write_text(json.dumps(data))
     with pytest.raises(ExportError, match="holds the export of another run"):
-        run_export(ExportConfig(run=aux_run, out=out, verify=False))
+        run_export(ExportConfig(run=aux_run, out=out, gate="net", verify=False))
 
 
 # --- the operator allow-list ----------------------------------------------------------------------------
@@ -307,7 +313,7 @@ def test_argmax_straight_to_uint8_is_caught_and_the_exported_form_passes(tmp_pat
 
 def test_model_json_schema_and_its_errors(aux_run, tmp_path):
     out = tmp_path / "m"
-    run_export(ExportConfig(run=aux_run, out=out, verify=False), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, gate="net", verify=False), say=lambda *_: None)
     good = json.loads((out / "model.json").read_text())
     assert validate_model(good) == []
     for mutate, expect in (
@@ -355,16 +361,20 @@ def test_model_json_schema_and_its_errors(aux_run, tmp_path):
 
 def test_version_dispatch():
     assert parse_version("8.6.1.post1") == (8, 6, 1) and parse_version("10.13.3.9") == (10, 13, 3, 9)
-    fake = types.SimpleNamespace(NetworkDefinitionCreationFlag=types.SimpleNamespace(EXPLICIT_BATCH=0))
+    fake = types.SimpleNamespace(NetworkDefinitionCreationFlag=types.SimpleNamespace(EXPLICIT_BATCH=0,
+                                                                                      STRONGLY_TYPED=2))
     assert TrtApi((8, 6, 1)).network_flags(fake) == 1  # 8.x parses ONNX only in explicit-batch mode
-    assert TrtApi((10, 3, 0)).network_flags(fake) == 0  # 10.x: the only mode, flag deprecated
+    assert TrtApi((10, 3, 0)).network_flags(fake) == 4  # 10.x, 11.x: strongly typed, the graph's precision
     assert TrtApi((8, 6, 1)).builder_flags("best") == ("FP16", "INT8")
-    assert TrtApi((10, 3)).builder_flags("fp32") == ()
+    assert TrtApi((8, 6, 1)).graph_precision("int8") == "fp32" and TrtApi((8, 6, 1)).calibrates("int8")
+    for v in ((10, 3), (11, 4)):  # explicit precision: the Q/DQ and FP16 graphs, no flags, no calibrator
+        api = TrtApi(v)
+        assert api.builder_flags("int8") == () and api.graph_precision("int8") == "int8"
+        assert api.graph_precision("fp16") == "fp16" and not api.calibrates("int8")
     with pytest.raises(ExportError, match="too old; ssseg needs 8.6"):
         TrtApi((8, 5, 3))
-    with pytest.raises(ExportError, match="removed the FP16/INT8 builder flags"):
-        TrtApi((11, 0)).builder_flags("int8")
-    assert TrtApi((11, 0)).builder_flags("fp32") == ()
+    with pytest.raises(ExportError, match="--precision best is TensorRT 8.6's mixed mode"):
+        TrtApi((11, 0)).builder_flags("best")
     assert "int8" in precision_advice("6.1", "fp16") and precision_advice("8.9", "fp16") is None
     assert precision_advice("6.1", "int8") is None
 
@@ -391,6 +401,9 @@ def test_profiles_and_trtexec_command():
                            "--memPoolSize=workspace:2048", "--timingCacheFile=trt.timing.cache"]
     static = trtexec_command("s.onnx", "s.fp16.engine", "fp16", (360, 480), (2, 2, 2), 512)
     assert "--fp16" in static and "Shapes" not in static
+    typed = trtexec_command("s.int8.onnx", "s.int8.engine", "int8", (360, 480), (2, 2, 2), 512, strongly_typed=True)
+    assert typed.split()[:4] == ["trtexec", "--onnx=s.int8.onnx", "--saveEngine=s.int8.engine", "--stronglyTyped"]
+    assert "--int8" not in typed
 
 
 def test_calibration_frames_split_and_batch_exactly_as_at_inference(frames_dir, tmp_path):
@@ -475,17 +488,45 @@ def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, mo
     assert (out / "labeler.int8.calib").is_file() and (out / "trt.timing.cache").is_file()
     assert [c[1] for c in trt.calls if c[0] == "timing_cache_in"][:2] == [b"", b"+timed"]
 
-    # rebuilding INT8 alone reuses the calibration cache and keeps the FP32 engines listed
+    # rebuilding INT8 alone reuses the calibration cache and keeps the FP32 engines listed; a timing cache
+    # from another GPU (set_timing_cache False) is replaced by a fresh one instead of crashing after the build
     trt.calls.clear()
+    (out / "trt.timing.cache").write_bytes(b"other-gpu")
     run_export(ExportConfig(**{**cfg, "precision": "int8", "onnx": False}), say=said.append)
+    assert (out / "trt.timing.cache").read_bytes() == b"+timed+timed"
     spec = read_model(out)
     assert len(spec.engines()) == 4
     assert [c[3] for c in trt.calls if c[0] == "build"] == [0, 0]  # no calibration batches: cache reused
     assert all(e["calibration"]["reused_cache"] for e in spec.engines() if e["precision"] == "int8")
     assert not any("slow FP16" in line for line in said)  # fp16 was not asked for
     assert any(line.strip().startswith("same build with trtexec") for line in said)
-    with pytest.raises(ExportError, match="INT8 calibration needs real frames"):
-        run_export(ExportConfig(**{**cfg, "calib_data": None}))
+    with pytest.raises(ConfigError, match="int8 needs real frames"):
+        ExportConfig(**{**cfg, "calib_data": None})
+
+
+def test_trt_10_and_11_build_reduced_engines_from_the_qdq_and_fp16_graphs(aux_run, frames_dir, tmp_path,
+                                                                         monkeypatch):
+    """Explicit precision: a strongly typed network from labeler.int8.onnx / .fp16.onnx, no builder flag and no
+    calibrator (TensorRT 11 has neither); the engine records the graph it came from."""
+    import fake_tensorrt
+
+    trt, modules = fake_tensorrt.make("11.4.0.106")
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    out = tmp_path / "m"
+    run_export(ExportConfig(run=aux_run, out=out, trt=True, precision="fp32,fp16,int8", calib_data=frames_dir,
+                            verify_images=2, input_size=(64, 64), threshold=0.5), say=lambda *_: None)
+    assert [c[1:] for c in trt.calls if c[0] == "build"] == [
+        (f"{g}{p}.onnx", (), 0) for g in ("segmenter", "labeler") for p in ("", ".fp16", ".int8")]
+    assert {c for c in trt.calls if c[0] == "network_flags"} == {("network_flags", 1 << 5)}  # STRONGLY_TYPED
+    spec = read_model(out)
+    int8 = next(e for e in spec.engines("labeler") if e["precision"] == "int8")
+    qdq = next(r for r in spec.data["reduced"] if r["graph"] == "labeler" and r["precision"] == "int8")
+    assert int8["onnx_sha256"] == qdq["sha256"] and int8["calibration"] is None
+    assert "--onnx=labeler.int8.onnx" in int8["trtexec"] and "--stronglyTyped" in int8["trtexec"]
+    with pytest.raises(ExportError, match="best is TensorRT 8.6's mixed mode"):
+        run_export(ExportConfig(run=aux_run, out=out, trt=True, precision="best", calib_data=frames_dir,
+                                input_size=(64, 64), threshold=0.5), say=lambda *_: None)
 
 
 def test_killed_export_leaves_the_model_directory_as_it_was(aux_run, tmp_path):
@@ -493,9 +534,10 @@ def test_killed_export_leaves_the_model_directory_as_it_was(aux_run, tmp_path):
     import time
 
     out = tmp_path / "m"
-    run_export(ExportConfig(run=aux_run, out=out, verify_images=2), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, gate="net", verify_images=2), say=lambda *_: None)
     before = {p.name: sha256_file(p) for p in out.iterdir()}
-    proc = subprocess.Popen([sys.executable, "-m", "ssseg", "export", str(aux_run), "--out", str(out), "--opset", "16"],
+    proc = subprocess.Popen([sys.executable, "-m", "ssseg", "export", str(aux_run), "--out", str(out), "--opset", "16",
+                             "--gate", "net"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(out.glob(".staging-*/segmenter.onnx")) and proc.poll() is None and time.monotonic() < deadline:
@@ -505,5 +547,5 @@ def test_killed_export_leaves_the_model_directory_as_it_was(aux_run, tmp_path):
     assert list(out.glob(".staging-*")), "the export finished before it could be killed"
     assert {p.name: sha256_file(p) for p in out.iterdir() if p.is_file()} == before
     assert read_model(out).data["opset"] == 17
-    run_export(ExportConfig(run=aux_run, out=out, verify=False, opset=16), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, gate="net", verify=False, opset=16), say=lambda *_: None)
     assert not list(out.glob(".staging-*")) and read_model(out).data["opset"] == 16

@@ -145,7 +145,7 @@ def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
         train(TrainConfig(data=data, method="aux", out=gated, from_stage=1), explicit={"from_stage"},
               log=lambda *_: None)
 
-    spec = json.loads(run_export(ExportConfig(run=gated, out=tmp_path / "model", verify_images=2),
+    spec = json.loads(run_export(ExportConfig(run=gated, out=tmp_path / "model", gate="net", verify_images=2),
                                  say=lambda *_: None).read_text())
     assert spec["gate"]["available"] and spec["gate"]["kind"] == "aux"
     assert spec["source"]["segmenter"]["sha256"] == json.loads((gated / "stage1" / "done.json").read_text())["sha256"]

@@ -69,7 +69,7 @@ def test_fixed_batch_models_pad_and_ungated_models_return_no_confidence(tmp_path
 
     run = train(TrainConfig(data="synthetic:size=64x64,train=4,val=2,test=2", method="supervised", out=tmp_path / "r",
                             epochs=1, batch_size=4, workers=0, device="cpu"), log=lambda *_: None)
-    run_export(ExportConfig(run=run, out=tmp_path / "m", batch=2, verify=False), say=lambda *_: None)
+    run_export(ExportConfig(run=run, out=tmp_path / "m", batch=2, gate="none", verify=False), say=lambda *_: None)
     labels, conf = OrtBackend(tmp_path / "m").infer(frames(1))
     assert labels.shape == (1, 64, 64) and conf is None
 
@@ -123,12 +123,12 @@ def test_tensorrt_backend_through_the_stand_in(aux_run, tmp_path, monkeypatch):
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     out = tmp_path / "m"
-    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", verify=False), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", gate="net", verify=False), say=lambda *_: None)
     said: list[str] = []
     assert isinstance(open_backend(out, "auto", say=said.append), OrtBackend)  # no engines yet: falls back
     assert "lists no TensorRT engines" in said[0]
-    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", onnx=False, trt=True, precision="fp32,fp16",
-                            verify_images=2), say=lambda *_: None)
+    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", gate="net", onnx=False, trt=True,
+                            precision="fp32,fp16", verify_images=2), say=lambda *_: None)
     backend = open_backend(out, "auto")
     assert backend.name == "trt" and backend.precision == "fp32"
     x = frames(3)

@@ -63,7 +63,7 @@ def check(cpp: Path, backend: str, work: Path, variant: str = "threshold") -> li
                           t_aux=0.7, resume=(run / "config.json").exists()), log=lambda *_: None)
     model = work / "model"
     if not (model / "model.json").exists():
-        run_export(ExportConfig(run=run, out=model, verify=False), say=lambda *_: None)
+        run_export(ExportConfig(run=run, out=model, gate="net", verify=False), say=lambda *_: None)
     clip = work / "clip.mp4"
     if not clip.exists():
         write_synthetic_clip(clip, 24, (48, 80), seed=3)

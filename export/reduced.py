@@ -1,0 +1,198 @@
+"""Reduced-precision ONNX graphs beside the FP32 ones: ``--precision fp16`` and ``int8`` write
+``segmenter.<p>.onnx`` and ``labeler.<p>.onnx``, each checked against the FP32 graph it came from and recorded
+in model.json's ``reduced`` list, which ``ssseg label``/``bench --backend ort:int8`` and ``ssseg-cpp`` read.
+
+INT8 is explicit precision (QuantizeLinear/DequantizeLinear pairs), the form ONNX Runtime runs on any CPU and
+TensorRT 10/11 builds from (11 has no other INT8 path). ONNX Runtime's static quantizer writes it: symmetric
+signed INT8 with zero point 0 (the only kind TensorRT accepts) for activations and per-channel weights, on Conv
+and ConvTranspose alone (nearly all the FLOPs; their biases stay FP32), so the in-graph preprocessing, softmax,
+arg-max and confidence stay FP32. Activation ranges are the min/max over the calibration frames:
+deterministic for the same frames.
+
+FP16 converts every float tensor but the graph's inputs and outputs and the ops listed in FP32_OPS."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ssseg.errors import ExportError
+from ssseg.io import sha256_file
+
+REDUCED = ("fp16", "int8")
+GRAPHS = ("segmenter", "labeler")
+QUANTIZED_OPS = ["Conv", "ConvTranspose"]
+# softmax and what reads it stay FP32: the confidence of a 0.97 gate lives in the last 3 % below 1.0, where
+# FP16's spacing (2^-11) is a visible step
+FP32_OPS = ["Softmax", "ReduceMax", "ArgMax", "TopK", "Log", "Exp", "ReduceSum", "Sigmoid"]
+# a reduced graph that agrees less than this with its FP32 graph fails the export (shares of pixels; mIoU
+# points on the labeled --calib-split). INT8's are what per-channel INT8 gave on CamVid (docs/export.md)
+TOLERANCES = {
+    "fp16": {"min_argmax_agreement": 0.995, "min_gate_agreement": 0.995, "max_miou_drop": 0.2},
+    "int8": {"min_argmax_agreement": 0.97, "min_gate_agreement": 0.97, "max_miou_drop": 1.0},
+}
+
+
+def file_name(graph: str, precision: str) -> str:
+    return f"{graph}.{precision}.onnx"
+
+
+def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], unsigned_activations: bool = False) -> dict:
+    """Write the Q/DQ INT8 graph of ``fp32`` calibrated on ``frames`` (uint8 NHWC batches of the graph's input);
+    returns how it was quantized. ``unsigned_activations``: asymmetric UINT8 activations (U8S8, the form of
+    ONNX Runtime's x86 kernels), which TensorRT refuses; benchmarks/cpu_precision.py compares it, export never
+    writes it."""
+    import onnxruntime
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(frames)
+
+        def get_next(self):
+            batch = next(self.it, None)
+            return None if batch is None else {"image": batch}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # shapes first, as ONNX Runtime's quantizer expects. Not its graph optimisation: that would fold the
+        # labeler's ArgMax -> INT32 -> UINT8 casts into one INT64 -> UINT8 cast, which TensorRT cannot do
+        # (export/graphs.py); symbolic shape inference is for transformer graphs
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), Frames(), quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS,
+                        per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8 if unsigned_activations else QuantType.QInt8,
+                        # MinMax keeps one min and max per tensor and frame, so memory stays small (and its
+                        # CalibMaxIntermediateOutputs would drop frames in onnxruntime 1.32: left unset)
+                        calibrate_method=CalibrationMethod.MinMax,
+                        # biases stay FP32: onnxruntime would write them as INT32 Q/DQ, which TensorRT rejects
+                        extra_options={"ActivationSymmetric": not unsigned_activations, "WeightSymmetric": True,
+                                       "QuantizeBias": False})
+    return {"method": "onnxruntime static Q/DQ", "calibration": "minmax", "frames": sum(len(f) for f in frames),
+            "activations": "uint8 asymmetric per-tensor" if unsigned_activations else "int8 symmetric per-tensor",
+            "weights": "int8 symmetric per-channel",
+            "ops": QUANTIZED_OPS, "onnxruntime": onnxruntime.__version__}
+
+
+def convert_fp16(fp32: Path, out: Path) -> dict:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True, op_block_list=FP32_OPS)
+    onnx.save(model, str(out))
+    return {"method": "onnxruntime float16 conversion", "fp32_ops": FP32_OPS, "io": "as FP32"}
+
+
+class GraphRunner:
+    """The FP32 and reduced graph of one name in ONNX Runtime on the CPU, run side by side."""
+
+    def __init__(self, fp32: Path, reduced: Path):
+        from ssseg.runtime.ort import ort_session
+
+        self.fp32 = ort_session(fp32, ["CPUExecutionProvider"])
+        self.reduced = ort_session(reduced, ["CPUExecutionProvider"])
+
+    def __call__(self, batch: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return self.fp32.run(None, {"image": batch}), self.reduced.run(None, {"image": batch})
+
+
+def compare(graph: str, runner: GraphRunner, frames: list[np.ndarray], keep) -> dict:
+    """Arg-max agreement and (labeler, gated) gate-decision agreement of the reduced graph with FP32;
+    ``keep(labels, confidence)`` is the model's gate (None: ungated)."""
+    same = kept_same = pixels = 0
+    conf_diff = 0.0
+    for batch in frames:
+        a, b = runner(batch)
+        if graph == "segmenter":
+            la, lb = a[0].argmax(1), b[0].argmax(1)
+        else:
+            la, lb = a[0], b[0]
+        same += int((la == lb).sum())
+        pixels += la.size
+        if graph == "labeler" and keep is not None and len(a) > 1:
+            kept_same += int((keep(la, a[1]) == keep(lb, b[1])).sum())
+            conf_diff = max(conf_diff, float(np.abs(a[1] - b[1]).max()))
+    gated = graph == "labeler" and keep is not None
+    return {"frames": sum(len(f) for f in frames), "argmax_agreement": same / pixels,
+            "gate_agreement": kept_same / pixels if gated else None,
+            "confidence_max_abs_diff": conf_diff if gated else None}
+
+
+def miou_pair(runner: GraphRunner, labeled: list[tuple[np.ndarray, np.ndarray]], num_classes: int) -> dict:
+    """Val mIoU of the FP32 and the reduced labeler on (frame batch, label batch) pairs."""
+    from ssseg.metrics import confusion, scores
+
+    conf = [np.zeros((num_classes, num_classes), np.int64) for _ in range(2)]
+    for frames, labels in labeled:
+        for k, out in enumerate(runner(frames)):
+            conf[k] += confusion(out[0], labels, num_classes)
+    names = [str(i) for i in range(num_classes)]
+    fp32, reduced = (scores(c, names)["miou"] for c in conf)
+    return {"images": sum(len(f) for f, _ in labeled), "miou_fp32": fp32, "miou": reduced, "miou_drop": fp32 - reduced}
+
+
+def failures(precision: str, graph: str, check: dict) -> list[str]:
+    tol = TOLERANCES[precision]
+    bad = []
+    if check["argmax_agreement"] < tol["min_argmax_agreement"]:
+        bad.append(f"{graph}.{precision} arg-max agreement {100 * check['argmax_agreement']:.2f} % "
+                   f"< {100 * tol['min_argmax_agreement']:g} %")
+    if check.get("gate_agreement") is not None and check["gate_agreement"] < tol["min_gate_agreement"]:
+        bad.append(f"{graph}.{precision} gate agreement {100 * check['gate_agreement']:.2f} % "
+                   f"< {100 * tol['min_gate_agreement']:g} %")
+    if check.get("miou_drop") is not None and 100 * check["miou_drop"] > tol["max_miou_drop"]:
+        bad.append(f"{graph}.{precision} loses {100 * check['miou_drop']:.2f} mIoU points > {tol['max_miou_drop']:g}")
+    return bad
+
+
+def write_reduced(precision: str, fp32: dict[str, Path], staging: Path, calib: list[np.ndarray],
+                  check: list[np.ndarray], labeled: list[tuple[np.ndarray, np.ndarray]] | None, num_classes: int,
+                  keep, say) -> tuple[list[dict], list[Path]]:
+    """Every graph of GRAPHS in ``precision``: written into ``staging``, checked against ``fp32``; returns
+    model.json's ``reduced`` entries and the files. Raises ExportError below TOLERANCES."""
+    from ssseg.export.onnx import tensor_specs
+
+    entries, written, bad = [], [], []
+    for graph in GRAPHS:
+        t0 = time.perf_counter()
+        out = staging / file_name(graph, precision)
+        how = quantize_int8(fp32[graph], out, calib) if precision == "int8" else convert_fp16(fp32[graph], out)
+        if precision == "int8":  # the same rules as every exported graph, plus explicit quantization's
+            import onnx
+
+            from ssseg.export.compat import tensorrt_problems
+
+            problems = tensorrt_problems(onnx.load(str(out)))
+            if problems:
+                raise ExportError(f"{out.name} uses what TensorRT cannot parse: {'; '.join(problems[:3])}",
+                                  path=out, fix="report this with the run and the onnxruntime version")
+        runner = GraphRunner(fp32[graph], out)
+        result = compare(graph, runner, check, keep)
+        if graph == "labeler" and labeled:
+            result.update(miou_pair(runner, labeled, num_classes))
+        bad += failures(precision, graph, result)
+        ins, outs = tensor_specs(out)
+        entries.append({"graph": graph, "precision": precision, "file": out.name, "sha256": sha256_file(out),
+                        "fp32_sha256": sha256_file(fp32[graph]), "inputs": ins, "outputs": outs, "how": how,
+                        "check": result, "tolerances": TOLERANCES[precision]})
+        written.append(out)
+        miou = (f", mIoU {100 * result['miou']:.2f} vs {100 * result['miou_fp32']:.2f} on {result['images']} "
+                f"labeled images" if "miou" in result else "")
+        gate = f", gate {100 * result['gate_agreement']:.2f} %" if result["gate_agreement"] is not None else ""
+        say(f"  {out.name:<22} {out.stat().st_size / 1e6:5.1f} MB  vs FP32 on {result['frames']} held-out frames: "
+            f"arg-max {100 * result['argmax_agreement']:.2f} %{gate}{miou}  ({time.perf_counter() - t0:.1f} s)")
+    if bad:
+        raise ExportError(f"the {precision} graphs disagree with FP32: {'; '.join(bad)}", path=staging.parent,
+                          fix=f"nothing was replaced; calibrate on more frames of the footage (--calib-data), or "
+                              f"export without {precision}")
+    return entries, written
