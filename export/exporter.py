@@ -307,7 +307,8 @@ def build_trt_engines(job: Job) -> list[Path]:
         if advice:
             job.say(f"  note: {advice}")
     for graph in ("segmenter", "labeler"):
-        reference = ort_session(job.onnx_path(graph)).run(None, {"image": _fill(frames, opt)})
+        session = ort_session(job.onnx_path(graph))
+        reference = _by_batch(lambda x: session.run(None, {"image": x}), frames, opt)
         for precision in cfg.precision:
             name = engine_file(graph, precision)
             onnx_path, onnx_sha = job.onnx_source(graph, api.graph_precision(precision))
@@ -326,7 +327,9 @@ def build_trt_engines(job: Job) -> list[Path]:
                                 calibrator)
             path = job.staging / name
             path.write_bytes(plan)
-            outputs = TrtRunner(path, trt, cuda)({"image": _fill(frames, opt)})
+            runner = TrtRunner(path, trt, cuda)
+            outputs = dict(zip(runner.outputs, _by_batch(lambda x: [runner({"image": x})[n] for n in runner.outputs],
+                                                         frames, opt)))
             check = _engine_check(graph, reference, outputs, frames_text, held_out)
             job.say(f"  {name:<24} {len(plan) / 1e6:5.1f} MB  built in {time.perf_counter() - t0:.0f} s; "
                     f"vs ONNX Runtime FP32: {100 * check['argmax_agreement']:.3f}% arg-max agreement")
@@ -352,10 +355,13 @@ def build_trt_engines(job: Job) -> list[Path]:
     return written
 
 
-def _fill(frames: np.ndarray, batch: int) -> np.ndarray:
-    """``frames`` cut or padded (repeating the last) to a multiple of ``batch``; engines here run at one batch."""
-    n = -(-len(frames) // batch) * batch
-    return np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), 0)])[:n] if n != len(frames) else frames
+def _by_batch(run: Callable[[np.ndarray], list[np.ndarray]], frames: np.ndarray, batch: int) -> list[np.ndarray]:
+    """``run`` on ``frames`` in calls of exactly ``batch`` frames (the last padded by repeating its last frame,
+    as a fixed-batch graph needs; padding cut), its outputs concatenated."""
+    n = len(frames)
+    padded = np.concatenate([frames, np.repeat(frames[-1:], -n % batch, 0)])
+    parts = [run(padded[i:i + batch]) for i in range(0, len(padded), batch)]
+    return [np.concatenate([p[k] for p in parts])[:n] for k in range(len(parts[0]))]
 
 
 def _engine_check(graph: str, reference: list[np.ndarray], outputs: dict[str, np.ndarray], source: str,

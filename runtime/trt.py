@@ -16,8 +16,8 @@ import numpy as np
 from ssseg.errors import ExportError, ModelError, NotAvailableError
 
 TRT_MIN = (8, 6)
-INSTALL_FIX = ("install TensorRT 8.6 (Pascal) or 10.x for your CUDA and pycuda, e.g. "
-               "pip install tensorrt-cu12 pycuda, on a machine with an NVIDIA GPU")
+INSTALL_FIX = ("install TensorRT and pycuda on a machine with an NVIDIA GPU: pip install tensorrt==8.6.1 pycuda "
+               "for Pascal (GTX 10-series), else tensorrt-cu12 (10.x, CUDA 12) or tensorrt-cu13 (11.x, CUDA 13)")
 
 
 def parse_version(text: str) -> tuple[int, ...]:

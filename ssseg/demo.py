@@ -1,6 +1,7 @@
 """``ssseg demo``: the main job end to end on the embedded synthetic data, sized for a 2-core CPU: the
 three stages of --method aux, the baseline-vs-semi comparison and the confidence gate on the test split, then
-the export to ONNX (segmenter, confidence net, fused labeler) verified against PyTorch in ONNX Runtime, a
+the export to ONNX (segmenter and fused labeler, gated by max softmax at per-class thresholds for 0.97
+precision, the default) verified against PyTorch in ONNX Runtime, a
 short speed comparison of the two runtimes, and auto-labeling a synthetic clip with the exported model."""
 
 from __future__ import annotations

@@ -119,13 +119,15 @@ def make(version: str = "10.3.0.26"):
                         batches += 1
                     calib.write_calibration_cache(b"TRT-fake-EntropyCalibration2\nimage: 3c010a14\n")
             calls.append(("build", Path(network.onnx).name, tuple(config.flags), batches))
-            return PLAN_MAGIC + json.dumps({"onnx": str(network.onnx), "flags": config.flags}).encode()
+            # the graph itself goes into the plan: export builds from staged files that move afterwards
+            return PLAN_MAGIC + json.dumps({"onnx": Path(network.onnx).read_bytes().hex(),
+                                            "flags": config.flags}).encode()
 
     class Engine:
         def __init__(self, meta):
             import onnxruntime
 
-            self.session = onnxruntime.InferenceSession(meta["onnx"], providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(bytes.fromhex(meta["onnx"]), providers=["CPUExecutionProvider"])
             self.ins = {i.name: i for i in self.session.get_inputs()}
             self.outs = {o.name: o for o in self.session.get_outputs()}
             self.names = [*self.ins, *self.outs]

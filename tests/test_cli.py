@@ -103,7 +103,8 @@ def test_demo_runs_the_three_stages_and_compares(tmp_path):
     assert (tmp_path / "demo" / "aux" / "gate_test.png").is_file()
     assert json.loads((tmp_path / "demo" / "aux" / "summary.json").read_text())["pseudo_images"] == 32
     model = json.loads((tmp_path / "demo" / "aux" / "model" / "model.json").read_text())
-    assert model["verification"]["passed"] and sorted(model["graphs"]) == ["aux", "labeler", "segmenter"]
+    assert model["verification"]["passed"] and sorted(model["graphs"]) == ["labeler", "segmenter"]
+    assert model["gate"]["kind"] == "softmax" and model["gate"]["calibration"]["target_precision"] == 0.97
     assert "[4/6] export to ONNX" in proc.stdout and "label_agreement" in proc.stdout
     assert "[5/6] speed" in proc.stdout and "speed vs torch eager FP32" in proc.stdout
     assert "[6/6] auto-labeling" in proc.stdout and "clip: 48/48 frames written" in proc.stdout

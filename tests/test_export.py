@@ -452,6 +452,15 @@ def test_engines_of_an_earlier_export_stay_listed_only_while_current(tmp_path):
     assert [e["file"] for e in stale] == ["labeler.fp16.engine", "segmenter.int8.engine"]
 
 
+def loose_int8_check(monkeypatch) -> None:
+    """The tiny test network's INT8 graph flips more near-tied pixels than export's CamVid-sized tolerance allows
+    (tests/test_precision.py tests the tolerance itself)."""
+    from ssseg.export import reduced
+
+    monkeypatch.setitem(reduced.TOLERANCES, "int8", {"min_argmax_agreement": 0.8, "min_gate_agreement": 0.8,
+                                                     "max_miou_drop": 20.0})
+
+
 def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, monkeypatch):
     """The --trt code around TensorRT, run against tests/fake_tensorrt.py (TensorRT itself is not installable
     here): engines staged and listed in model.json, INT8 calibrated on the calibration frames at the opt
@@ -461,6 +470,7 @@ def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, mo
     trt, modules = fake_tensorrt.make("8.6.1")
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
+    loose_int8_check(monkeypatch)
     out = tmp_path / "m"
     said: list[str] = []
     cfg = dict(run=aux_run, out=out, trt=True, precision="fp32,int8", calib_data=frames_dir, verify_images=2,
@@ -513,6 +523,7 @@ def test_trt_10_and_11_build_reduced_engines_from_the_qdq_and_fp16_graphs(aux_ru
     trt, modules = fake_tensorrt.make("11.4.0.106")
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
+    loose_int8_check(monkeypatch)
     out = tmp_path / "m"
     run_export(ExportConfig(run=aux_run, out=out, trt=True, precision="fp32,fp16,int8", calib_data=frames_dir,
                             verify_images=2, input_size=(64, 64), threshold=0.5), say=lambda *_: None)

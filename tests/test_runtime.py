@@ -16,7 +16,7 @@ from conftest import run_cli
 from test_export import run_reference
 
 from ssseg.config import BenchConfig, ExportConfig
-from ssseg.errors import BackendError, ConfigError, ModelError, NotAvailableError
+from ssseg.errors import BackendError, ConfigError, ExportError, ModelError, NotAvailableError
 from ssseg.runtime.backends import Backend, OrtBackend, OutOfMemory, WallTimer, choose_provider, open_backend
 from ssseg.runtime.bench import BENCH_FORMAT, bench_backend, measure, run_bench
 from ssseg.runtime.frames import gate, resize_labels, resize_rgb, threshold_table
@@ -127,8 +127,15 @@ def test_tensorrt_backend_through_the_stand_in(aux_run, tmp_path, monkeypatch):
     said: list[str] = []
     assert isinstance(open_backend(out, "auto", say=said.append), OrtBackend)  # no engines yet: falls back
     assert "lists no TensorRT engines" in said[0]
-    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", gate="net", onnx=False, trt=True,
+    # TensorRT 10 builds FP16 from the FP16 graph, which the first export did not write
+    with pytest.raises(ExportError, match="builds fp16 engines from segmenter.fp16.onnx, which this model does not"):
+        run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", gate="net", onnx=False, trt=True,
+                                precision="fp32,fp16", verify_images=2), say=lambda *_: None)
+    trt.calls.clear()
+    run_export(ExportConfig(run=aux_run, out=out, dynamic_batch="1:2:4", gate="net", trt=True,
                             precision="fp32,fp16", verify_images=2), say=lambda *_: None)
+    assert [c[1] for c in trt.calls if c[0] == "build"] == ["segmenter.onnx", "segmenter.fp16.onnx", "labeler.onnx",
+                                                             "labeler.fp16.onnx"]
     backend = open_backend(out, "auto")
     assert backend.name == "trt" and backend.precision == "fp32"
     x = frames(3)

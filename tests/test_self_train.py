@@ -153,7 +153,7 @@ def test_three_stages_redo_and_stop(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"stage1_val_miou", "stage2_val_miou", "stage3_val_miou"}
 
-    spec = json.loads(run_export(ExportConfig(run=out, out=tmp_path / "model", gate="net", verify_images=2),
+    spec = json.loads(run_export(ExportConfig(run=out, out=tmp_path / "model", gate="none", verify_images=2),
                                  say=lambda *_: None).read_text())
     assert spec["source"]["segmenter"]["stage"] == 3 and not spec["gate"]["available"]
     # stage2/best.pt is a segmenter, not a gater: the final segmenter's free sources are measured

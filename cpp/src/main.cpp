@@ -26,14 +26,14 @@ int main(int argc, char** argv) {
   lab->add_option("--format", label.format, "Output layout (png)");
   lab->add_flag("--confidence", label.confidence, "Also write the confidence map as an 8-bit PNG");
   lab->add_flag("--resume", label.resume, "Continue an interrupted job in --out");
-  lab->add_option("--backend", label.backend, "auto, trt[:PRECISION] or opencv");
+  lab->add_option("--backend", label.backend, "auto, trt[:PRECISION], ort[:PRECISION] or opencv");
   lab->add_option("--threads", label.threads, "CPU threads of the OpenCV backend");
   lab->add_option("--writers", label.writers, "PNG-writing threads");
 
   ssseg::BenchOptions bench;
   auto* ben = app.add_subcommand("bench", "Frames per second and latency of the labeler on one backend");
   ben->add_option("model", bench.model, "Model directory written by ssseg export")->required();
-  ben->add_option("--backend", bench.backend, "auto, trt[:PRECISION] or opencv");
+  ben->add_option("--backend", bench.backend, "auto, trt[:PRECISION], ort[:PRECISION] or opencv");
   ben->add_option("--batch", bench.batch, "Frames per call");
   ben->add_option("--iters", bench.iters, "Timed calls");
   ben->add_option("--warmup", bench.warmup, "Untimed calls before timing");

@@ -115,6 +115,14 @@ ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::
                   "re-run ssseg export");
     need(need(need(d, "graphs", where), "labeler", where), "file", where);
     need(d, "engines", where);
+    if (d.contains("reduced")) {
+      if (!d["reduced"].is_array())
+        throw Error("invalid model.json: reduced must be a list", where, "re-run ssseg export");
+      for (const auto& r : d["reduced"])
+        for (const char* key : {"graph", "precision", "file", "sha256"})
+          if (!r.contains(key) || !r[key].is_string())
+            throw Error(std::string("invalid model.json: a reduced graph lacks ") + key, where, "re-run ssseg export");
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("invalid model.json: ") + e.what(), where, "re-run ssseg export");
   }
@@ -141,16 +149,38 @@ ModelSpec read_model(const fs::path& path) {
   return parse_model(d, file.parent_path(), file.string());
 }
 
-fs::path ModelSpec::graph(const std::string& name, bool check_hash) const {
-  const auto& graphs = data.at("graphs");
-  if (!graphs.contains(name))
-    throw Error("this model has no " + name + " graph", (root / "model.json").string(), "re-export the run");
-  const fs::path p = root / graphs.at(name).at("file").get<std::string>();
+fs::path ModelSpec::graph(const std::string& name, bool check_hash, const std::string& precision) const {
+  const nlohmann::json* entry = nullptr;
+  if (precision == "fp32") {
+    const auto& graphs = data.at("graphs");
+    if (!graphs.contains(name))
+      throw Error("this model has no " + name + " graph", (root / "model.json").string(), "re-export the run");
+    entry = &graphs.at(name);
+  } else {
+    if (data.contains("reduced"))
+      for (const auto& r : data.at("reduced"))
+        if (r.value("graph", "") == name && r.value("precision", "") == precision) entry = &r;
+    if (entry == nullptr) {
+      std::string have;
+      for (const auto& p : precisions(name)) have += (have.empty() ? "" : ", ") + p;
+      throw Error("this model has no " + precision + " " + name + " graph (has: " + have + ")",
+                  (root / "model.json").string(),
+                  "re-export with --precision fp32," + precision + (precision == "int8" ? " --calib-data FOLDER" : ""));
+    }
+  }
+  const fs::path p = root / entry->at("file").get<std::string>();
   if (!fs::is_regular_file(p)) throw Error("file named by model.json is missing", p.string(), "re-run ssseg export");
-  if (check_hash && sha256_file(p) != graph_sha256(name))
+  if (check_hash && sha256_file(p) != entry->at("sha256").get<std::string>())
     throw Error("file does not match the sha256 in model.json (changed after export)", p.string(),
                 "re-run ssseg export instead of editing artifacts by hand");
   return p;
+}
+
+std::vector<std::string> ModelSpec::precisions(const std::string& name) const {
+  std::vector<std::string> out{"fp32"};
+  for (const auto& r : data.value("reduced", nlohmann::json::array()))
+    if (r.value("graph", "") == name) out.push_back(r.value("precision", "?"));
+  return out;
 }
 
 std::string ModelSpec::graph_sha256(const std::string& name) const {

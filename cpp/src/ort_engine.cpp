@@ -1,4 +1,5 @@
-// ONNX Runtime backend (built when CMake finds ONNX Runtime's C/C++ API): labeler.onnx on the CPU execution
+// ONNX Runtime backend (built when CMake finds ONNX Runtime's C/C++ API): labeler.onnx (or its fp16 / Q/DQ int8
+// form with --backend ort:PRECISION) on the CPU execution
 // provider, whole batches per call, one intra-op thread per core by default, full graph optimisation (the
 // settings `ssseg bench` found fastest). Written against the C++ API of ORT_API_VERSION 12; the C API is
 // ABI-stable, so newer libraries serve it.
@@ -6,7 +7,9 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <cstring>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "ssseg/engine.hpp"
 #include "ssseg/error.hpp"
@@ -17,10 +20,10 @@ namespace {
 
 class OrtEngine final : public Engine {
  public:
-  OrtEngine(const ModelSpec& model, int threads)
+  OrtEngine(const ModelSpec& model, int threads, std::string precision)
       : model_(model), threads_(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency())),
-        env_(ORT_LOGGING_LEVEL_WARNING, "ssseg") {
-    const fs::path onnx = model.graph("labeler");
+        precision_(std::move(precision)), env_(ORT_LOGGING_LEVEL_WARNING, "ssseg") {
+    const fs::path onnx = model.graph("labeler", true, precision_);
     Ort::SessionOptions options;
     options.SetIntraOpNumThreads(threads_);
     options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
@@ -68,13 +71,14 @@ class OrtEngine final : public Engine {
   }
 
   nlohmann::json describe() const override {
-    return {{"backend", "ort"}, {"precision", "fp32"}, {"provider", "CPUExecutionProvider"},
+    return {{"backend", "ort"}, {"precision", precision_}, {"provider", "CPUExecutionProvider"},
             {"onnxruntime", OrtGetApiBase()->GetVersionString()}, {"threads", threads_}};
   }
 
  private:
   const ModelSpec& model_;
   int threads_;
+  std::string precision_;
   Ort::Env env_;
   std::unique_ptr<Ort::Session> session_;
   std::vector<std::uint8_t> input_;
@@ -83,8 +87,8 @@ class OrtEngine final : public Engine {
 
 }  // namespace
 
-std::unique_ptr<Engine> make_ort_engine(const ModelSpec& model, int threads) {
-  return std::make_unique<OrtEngine>(model, threads);
+std::unique_ptr<Engine> make_ort_engine(const ModelSpec& model, int threads, const std::string& precision) {
+  return std::make_unique<OrtEngine>(model, threads, precision);
 }
 
 }  // namespace ssseg

@@ -118,6 +118,31 @@ TEST(ModelJson, ParsesTheFieldsTheRuntimeUses) {
   EXPECT_FALSE(m2.class_thresholds[1].has_value());
 }
 
+TEST(ModelJson, ReducedPrecisionGraphsAreFoundByPrecisionOrNamedWhenMissing) {
+  auto d = valid_model();
+  d["reduced"] = nlohmann::json::parse(
+      R"([{"graph": "labeler", "precision": "int8", "file": "labeler.int8.onnx", "sha256": "x"}])");
+  const auto m = ssseg::parse_model(d, "/m", "/m/model.json");
+  EXPECT_EQ(m.precisions("labeler"), (std::vector<std::string>{"fp32", "int8"}));
+  EXPECT_EQ(m.precisions("segmenter"), (std::vector<std::string>{"fp32"}));
+  try {
+    m.graph("labeler", false, "fp16");
+    FAIL() << "found an fp16 graph the model does not list";
+  } catch (const ssseg::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("no fp16 labeler graph (has: fp32, int8)"), std::string::npos) << what;
+    EXPECT_NE(what.find("--precision fp32,fp16"), std::string::npos) << what;
+  }
+  try {
+    m.graph("labeler", false, "int8");  // listed, but its file is not in /m
+    FAIL() << "accepted a missing file";
+  } catch (const ssseg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/m/labeler.int8.onnx"), std::string::npos) << e.what();
+  }
+  d["reduced"][0].erase("sha256");
+  EXPECT_THROW(ssseg::parse_model(d, "/m", "/m/model.json"), ssseg::Error);
+}
+
 TEST(ModelJson, RefusesForeignOldAndBrokenFilesInOneLine) {
   auto expect_error = [](nlohmann::json d, const std::string& part) {
     try {

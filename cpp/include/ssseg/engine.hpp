@@ -26,14 +26,15 @@ class Engine {
   virtual nlohmann::json describe() const = 0;
 };
 
-/// "opencv" (labeler.onnx through OpenCV's DNN module, CPU), "ort" (labeler.onnx through ONNX Runtime, when
-/// built with it), "trt[:PRECISION]" (an engine from model.json) or "auto" (TensorRT when built in and an
-/// engine is listed, else ONNX Runtime when built in, else OpenCV).
+/// "opencv" (labeler.onnx through OpenCV's DNN module, CPU, FP32 only), "ort[:PRECISION]" (labeler.onnx, or
+/// the fp16/int8 graph model.json lists, through ONNX Runtime, when built with it), "trt[:PRECISION]" (an
+/// engine from model.json) or "auto" (TensorRT when built in and an engine is listed, else ONNX Runtime when
+/// built in, else OpenCV).
 std::unique_ptr<Engine> make_engine(const std::string& spec, const ModelSpec& model, int threads);
 
 std::unique_ptr<Engine> make_opencv_engine(const ModelSpec& model, int threads);
 #ifdef SSSEG_WITH_ONNXRUNTIME
-std::unique_ptr<Engine> make_ort_engine(const ModelSpec& model, int threads);
+std::unique_ptr<Engine> make_ort_engine(const ModelSpec& model, int threads, const std::string& precision);
 #endif
 #ifdef SSSEG_WITH_TENSORRT
 std::unique_ptr<Engine> make_trt_engine(const ModelSpec& model, const std::string& precision);

@@ -36,9 +36,12 @@ struct ModelSpec {
   std::vector<std::optional<double>> class_thresholds;  // empty: one threshold for all classes
   bool resize = true;  // input.resize == "bilinear"
 
-  /// Path of graph `name` (segmenter, labeler, aux) after checking it exists and matches its sha256.
-  fs::path graph(const std::string& name, bool check_hash = true) const;
+  /// Path of graph `name` (segmenter, labeler, aux) in `precision` (fp32, or a reduced graph of model.json's
+  /// `reduced` list: fp16, int8 as Q/DQ) after checking it exists and matches its sha256.
+  fs::path graph(const std::string& name, bool check_hash = true, const std::string& precision = "fp32") const;
   std::string graph_sha256(const std::string& name) const;
+  /// The ONNX precisions of `name`: fp32 and the reduced ones export wrote.
+  std::vector<std::string> precisions(const std::string& name) const;
   /// TensorRT engine entries of `graph`, in model.json order.
   std::vector<nlohmann::json> engines(const std::string& graph) const;
   /// The per-class table export calibrated for `precision` (gate.calibration.tables); throws naming those it has.
