@@ -47,12 +47,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cpu_precision")
     args = p.parse_args()
 
-    from PIL import Image
-
+    from ssseg.data import open_dataset
     from ssseg.export.reduced import quantize_int8
     from ssseg.metrics import confusion, scores
     from ssseg.runtime.backends import physical_cores
-    from ssseg.runtime.frames import load_frame, resize_labels, threshold_table
+    from ssseg.runtime.frames import load_frame, resize_labels, resize_rgb, threshold_table
     from ssseg.runtime.model import read_model
     from ssseg.runtime.ort import ort_session
 
@@ -60,9 +59,10 @@ def main() -> None:
     hw, names = model.input_hw, list(model.classes.names)
     threads = args.threads or physical_cores()
     precisions = model.precisions("labeler")
-    val = sorted((args.camvid / "val").iterdir())
-    frames = [load_frame(f, hw) for f in val]
-    labels = [resize_labels(np.asarray(Image.open(args.camvid / "valannot" / f.name)), hw) for f in val]
+    val = open_dataset(f"camvid:{args.camvid}", "val")
+    pairs = [val.load(i) for i in range(len(val))]
+    frames = [resize_rgb(image, hw) for image, _ in pairs]
+    labels = [resize_labels(label, hw) for _, label in pairs]
     table = model.class_thresholds
     keep_at = threshold_table(table) if table is not None else model.threshold
 
