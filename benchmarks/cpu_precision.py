@@ -1,9 +1,8 @@
 """FP32 vs FP16 vs INT8 in ONNX Runtime on the CPU: the graphs ``ssseg export --precision fp32,fp16,int8``
-writes, on CamVid val frames at the model's size. Per precision and graph (segmenter, labeler): frames per
-second (batch 1, timed round-robin in one process so every precision sees the same machine state), arg-max
-and gate agreement with FP32, and the labeler's val mIoU. Beside them, for CPUs without VNNI, an INT8
-labeler with unsigned activations (U8S8, ONNX Runtime's x86 preference) quantized here from the same frames
-(not exported: TensorRT cannot run it).
+writes, on CamVid val frames at the model's size. Per graph (segmenter, labeler) and form (FP32, FP16, INT8
+S8S8 as TensorRT takes it, INT8 U8S8 as ONNX Runtime's x86 kernels want it): frames per second (batch 1, timed
+round-robin in one process so every form sees the same machine state), arg-max and gate agreement with FP32,
+and val mIoU.
 
     .venv/bin/ssseg export RUN --out runs/bench/models/paper-sup-q --precision fp32,fp16,int8 \\
         --calib-data CAMVID/train --calib-images 64
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results  # noqa: E402
+
+FORMS = ["fp32", "fp16", "s8s8", "u8s8"]
 
 
 def cpu_flags() -> list[str]:
@@ -43,22 +43,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: the cores)")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds; each runs every graph on --frames frames")
     p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--calib-frames", type=int, default=64, help="train frames for the U8S8 comparison graph")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cpu_precision")
     args = p.parse_args()
 
     from ssseg.data import open_dataset
-    from ssseg.export.reduced import quantize_int8
     from ssseg.metrics import confusion, scores
     from ssseg.runtime.backends import physical_cores
-    from ssseg.runtime.frames import load_frame, resize_labels, resize_rgb, threshold_table
+    from ssseg.runtime.frames import resize_labels, resize_rgb, threshold_table
     from ssseg.runtime.model import read_model
     from ssseg.runtime.ort import ort_session
 
     model = read_model(args.model)
     hw, names = model.input_hw, list(model.classes.names)
     threads = args.threads or physical_cores()
-    precisions = model.precisions("labeler")
     val = open_dataset(f"camvid:{args.camvid}", "val")
     pairs = [val.load(i) for i in range(len(val))]
     frames = [resize_rgb(image, hw) for image, _ in pairs]
@@ -66,62 +63,59 @@ def main() -> None:
     table = model.class_thresholds
     keep_at = threshold_table(table) if table is not None else model.threshold
 
-    graphs = {(g, pr): model.graph(g, precision=pr) for g in ("segmenter", "labeler") for pr in precisions}
-    with tempfile.TemporaryDirectory() as tmp:
-        train = sorted((args.camvid / "train").iterdir())[:: max(1, len(list((args.camvid / "train").iterdir()))
-                                                               // args.calib_frames)][: args.calib_frames]
-        u8s8 = Path(tmp) / "labeler.u8s8.onnx"
-        quantize_int8(model.graph("labeler"), u8s8, [load_frame(f, hw)[None] for f in train], unsigned_activations=True)
-        graphs[("labeler", "int8-u8s8")] = u8s8
-        sessions = {k: ort_session(path, ["CPUExecutionProvider"], threads) for k, path in graphs.items()}
+    graphs = {(g, "fp32"): model.graph(g) for g in ("segmenter", "labeler")}
+    for r in model.data.get("reduced", []):
+        graphs[(r["graph"], r.get("form", r["precision"]))] = model.root / r["file"]
+    graphs = dict(sorted(graphs.items(), key=lambda kv: (kv[0][0] != "segmenter", FORMS.index(kv[0][1]))))
+    sessions = {k: ort_session(path, ["CPUExecutionProvider"], threads) for k, path in graphs.items()}
 
-        # accuracy: every val frame through every graph
-        outputs = {k: [s.run(None, {"image": f[None]}) for f in frames] for k, s in sessions.items()}
-        rows = []
-        for (graph, precision), outs in outputs.items():
-            ref = outputs[(graph, "fp32")]
-            if graph == "segmenter":
-                am = [o[0].argmax(1)[0] for o in outs]
-                am_ref = [o[0].argmax(1)[0] for o in ref]
-            else:
-                am, am_ref = [o[0][0] for o in outs], [o[0][0] for o in ref]
-            row = {"graph": graph, "precision": precision, "file": graphs[(graph, precision)].name
-                   if precision != "int8-u8s8" else "(benchmark only)",
-                   "argmax_agreement": float(np.mean([(a == b).mean() for a, b in zip(am, am_ref)]))}
-            conf = sum(confusion(a, lab, len(names)) for a, lab in zip(am, labels))
-            row["val_miou"] = scores(conf, names)["miou"]
-            if graph == "labeler" and len(outs[0]) > 1 and keep_at is not None:
-                def kept(lab, c):
-                    return c >= (keep_at[lab] if isinstance(keep_at, np.ndarray) else keep_at)
-                row["gate_agreement"] = float(np.mean([(kept(a, o[1][0]) == kept(b, r[1][0])).mean()
-                                                       for a, b, o, r in zip(am, am_ref, outs, ref)]))
-            rows.append(row)
+    # accuracy: every val frame through every graph
+    outputs = {k: [s.run(None, {"image": f[None]}) for f in frames] for k, s in sessions.items()}
+    rows = []
+    for (graph, precision), outs in outputs.items():
+        ref = outputs[(graph, "fp32")]
+        if graph == "segmenter":
+            am = [o[0].argmax(1)[0] for o in outs]
+            am_ref = [o[0].argmax(1)[0] for o in ref]
+        else:
+            am, am_ref = [o[0][0] for o in outs], [o[0][0] for o in ref]
+        row = {"graph": graph, "precision": precision, "file": graphs[(graph, precision)].name,
+               "argmax_agreement": float(np.mean([(a == b).mean() for a, b in zip(am, am_ref)]))}
+        conf = sum(confusion(a, lab, len(names)) for a, lab in zip(am, labels))
+        row["val_miou"] = scores(conf, names)["miou"]
+        if graph == "labeler" and len(outs[0]) > 1 and keep_at is not None:
+            def kept(lab, c):
+                return c >= (keep_at[lab] if isinstance(keep_at, np.ndarray) else keep_at)
+            row["gate_agreement"] = float(np.mean([(kept(a, o[1][0]) == kept(b, r[1][0])).mean()
+                                                   for a, b, o, r in zip(am, am_ref, outs, ref)]))
+        rows.append(row)
 
-        # speed: round-robin over the graphs, the best round of each (the least disturbed)
-        x = [f[None] for f in frames[: args.frames]]
-        best = {k: float("inf") for k in sessions}
+    # speed: round-robin over the graphs, the best round of each (the least disturbed)
+    x = [f[None] for f in frames[: args.frames]]
+    best = {k: float("inf") for k in sessions}
+    for k, s in sessions.items():
+        s.run(None, {"image": x[0]})
+    for _ in range(args.rounds):
         for k, s in sessions.items():
-            s.run(None, {"image": x[0]})
-        for _ in range(args.rounds):
-            for k, s in sessions.items():
-                t0 = time.perf_counter()
-                for f in x:
-                    s.run(None, {"image": f})
-                best[k] = min(best[k], (time.perf_counter() - t0) / len(x))
-        for row in rows:
-            row["fps"] = 1.0 / best[(row["graph"], row["precision"])]
-            row["speedup"] = best[(row["graph"], "fp32")] / best[(row["graph"], row["precision"])]
+            t0 = time.perf_counter()
+            for f in x:
+                s.run(None, {"image": f})
+            best[k] = min(best[k], (time.perf_counter() - t0) / len(x))
+    for row in rows:
+        row["fps"] = 1.0 / best[(row["graph"], row["precision"])]
+        row["speedup"] = best[(row["graph"], "fp32")] / best[(row["graph"], row["precision"])]
 
     info = {**machine(), "cpu_flags": cpu_flags(), "ort_threads": threads}
     result = {"machine": info, "command": " ".join(sys.argv), "model": str(args.model), "size": list(hw),
               "val_frames": len(frames), "rows": rows,
-              "export_checks": [{k: r[k] for k in ("graph", "precision", "check")} for r in model.data["reduced"]]}
+              "export_checks": [{k: r.get(k) for k in ("graph", "precision", "form", "check")}
+                                for r in model.data["reduced"]]}
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731
     lines = [f"# ONNX Runtime on the CPU: FP32 vs FP16 vs INT8\n\n`{result['command']}`\n",
              f"{info['cpu']} ({', '.join(info['cpu_flags']) or 'no AVX2'}), {threads} ONNX Runtime thread(s), "
              f"batch 1 at {hw[0]}x{hw[1]}, {len(frames)} CamVid val frames for accuracy; best of {args.rounds} rounds "
              f"of {len(x)} frames for speed.\n",
-             "| graph | precision | FPS | x FP32 | arg-max agreement % | gate agreement % | val mIoU |",
+             "| graph | form | FPS | x FP32 | arg-max agreement % | gate agreement % | val mIoU |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['graph']} | {r['precision']} | {r['fps']:.2f} | {r['speedup']:.2f} | "

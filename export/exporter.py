@@ -76,7 +76,9 @@ class Job:
         """(path, sha256) of the ONNX graph of ``graph`` in ``precision`` that an engine is built from."""
         if precision == "fp32":
             return self.onnx_path(graph), self.graphs[graph]["sha256"]
-        entry = next((r for r in self.reduced if r["graph"] == graph and r["precision"] == precision), None)
+        fits = [r for r in self.reduced if r["graph"] == graph and r["precision"] == precision
+                and "tensorrt" in r.get("runtimes", ("tensorrt",))]
+        entry = fits[0] if fits else None
         if entry is None:
             raise ExportError(f"TensorRT {self.trt.__version__} builds {precision} engines from "
                               f"{graph}.{precision}.onnx, which this model does not have", path=self.out,

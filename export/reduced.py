@@ -1,6 +1,7 @@
 """Reduced-precision ONNX graphs beside the FP32 ones: ``--precision fp16`` and ``int8`` write
-``segmenter.<p>.onnx`` and ``labeler.<p>.onnx``, each checked against the FP32 graph it came from and recorded
-in model.json's ``reduced`` list, which ``ssseg label``/``bench --backend ort:int8`` and ``ssseg-cpp`` read.
+``segmenter.<p>.onnx`` and ``labeler.<p>.onnx`` (INT8 also ``*.int8.u8s8.onnx``, FORMS), each checked against
+the FP32 graph it came from and recorded in model.json's ``reduced`` list with the runtimes it is for, which
+``ssseg label``/``bench --backend ort:int8``, ``ssseg-cpp`` and the TensorRT build read.
 
 INT8 is explicit precision (QuantizeLinear/DequantizeLinear pairs), the form ONNX Runtime runs on any CPU and
 TensorRT 10/11 builds from (11 has no other INT8 path). ONNX Runtime's static quantizer writes it: symmetric
@@ -36,8 +37,16 @@ TOLERANCES = {
 }
 
 
-def file_name(graph: str, precision: str) -> str:
-    return f"{graph}.{precision}.onnx"
+# the forms of each precision: (form, runtimes it is for, unsigned activations). One INT8 graph cannot serve
+# both runtimes well: TensorRT takes only signed symmetric activations (S8S8), while ONNX Runtime's x86 kernels
+# want unsigned ones (U8S8, its documented choice for x86 CPUs; 1.35x the S8S8 rate on this project's CPU)
+FORMS = {"fp16": [("fp16", ("tensorrt", "onnxruntime"), False)],
+         "int8": [("s8s8", ("tensorrt", "onnxruntime"), False), ("u8s8", ("onnxruntime",), True)]}
+
+
+def file_name(graph: str, precision: str, form: str | None = None) -> str:
+    """segmenter.int8.onnx (S8S8, what every runtime runs), segmenter.int8.u8s8.onnx (ONNX Runtime's form)."""
+    return f"{graph}.{precision}{'.' + form if form and form not in (precision, 's8s8') else ''}.onnx"
 
 
 def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], unsigned_activations: bool = False) -> dict:
@@ -141,17 +150,18 @@ def miou_pair(runner: GraphRunner, labeled: list[tuple[np.ndarray, np.ndarray]],
     return {"images": sum(len(f) for f, _ in labeled), "miou_fp32": fp32, "miou": reduced, "miou_drop": fp32 - reduced}
 
 
-def failures(precision: str, graph: str, check: dict) -> list[str]:
+def failures(precision: str, name: str, check: dict) -> list[str]:
+    """What ``check`` of graph ``name`` (its file's stem) breaks of ``precision``'s TOLERANCES."""
     tol = TOLERANCES[precision]
     bad = []
     if check["argmax_agreement"] < tol["min_argmax_agreement"]:
-        bad.append(f"{graph}.{precision} arg-max agreement {100 * check['argmax_agreement']:.2f} % "
+        bad.append(f"{name} arg-max agreement {100 * check['argmax_agreement']:.2f} % "
                    f"< {100 * tol['min_argmax_agreement']:g} %")
     if check.get("gate_agreement") is not None and check["gate_agreement"] < tol["min_gate_agreement"]:
-        bad.append(f"{graph}.{precision} gate agreement {100 * check['gate_agreement']:.2f} % "
+        bad.append(f"{name} gate agreement {100 * check['gate_agreement']:.2f} % "
                    f"< {100 * tol['min_gate_agreement']:g} %")
     if check.get("miou_drop") is not None and 100 * check["miou_drop"] > tol["max_miou_drop"]:
-        bad.append(f"{graph}.{precision} loses {100 * check['miou_drop']:.2f} mIoU points > {tol['max_miou_drop']:g}")
+        bad.append(f"{name} loses {100 * check['miou_drop']:.2f} mIoU points > {tol['max_miou_drop']:g}")
     return bad
 
 
@@ -164,33 +174,37 @@ def write_reduced(precision: str, fp32: dict[str, Path], staging: Path, calib: l
 
     entries, written, bad = [], [], []
     for graph in GRAPHS:
-        t0 = time.perf_counter()
-        out = staging / file_name(graph, precision)
-        how = quantize_int8(fp32[graph], out, calib) if precision == "int8" else convert_fp16(fp32[graph], out)
-        if precision == "int8":  # the same rules as every exported graph, plus explicit quantization's
-            import onnx
+        for form, runtimes, unsigned in FORMS[precision]:
+            t0 = time.perf_counter()
+            out = staging / file_name(graph, precision, form)
+            how = (quantize_int8(fp32[graph], out, calib, unsigned_activations=unsigned) if precision == "int8"
+                   else convert_fp16(fp32[graph], out))
+            if "tensorrt" in runtimes and precision == "int8":  # every graph's rules plus explicit quantization's
+                import onnx
 
-            from ssseg.export.compat import tensorrt_problems
+                from ssseg.export.compat import tensorrt_problems
 
-            problems = tensorrt_problems(onnx.load(str(out)))
-            if problems:
-                raise ExportError(f"{out.name} uses what TensorRT cannot parse: {'; '.join(problems[:3])}",
-                                  path=out, fix="report this with the run and the onnxruntime version")
-        runner = GraphRunner(fp32[graph], out)
-        result = compare(graph, runner, check, keep)
-        if graph == "labeler" and labeled:
-            result.update(miou_pair(runner, labeled, num_classes))
-        bad += failures(precision, graph, result)
-        ins, outs = tensor_specs(out)
-        entries.append({"graph": graph, "precision": precision, "file": out.name, "sha256": sha256_file(out),
-                        "fp32_sha256": sha256_file(fp32[graph]), "inputs": ins, "outputs": outs, "how": how,
-                        "check": result, "tolerances": TOLERANCES[precision]})
-        written.append(out)
-        miou = (f", mIoU {100 * result['miou']:.2f} vs {100 * result['miou_fp32']:.2f} on {result['images']} "
-                f"labeled images" if "miou" in result else "")
-        gate = f", gate {100 * result['gate_agreement']:.2f} %" if result["gate_agreement"] is not None else ""
-        say(f"  {out.name:<22} {out.stat().st_size / 1e6:5.1f} MB  vs FP32 on {result['frames']} held-out frames: "
-            f"arg-max {100 * result['argmax_agreement']:.2f} %{gate}{miou}  ({time.perf_counter() - t0:.1f} s)")
+                problems = tensorrt_problems(onnx.load(str(out)))
+                if problems:
+                    raise ExportError(f"{out.name} uses what TensorRT cannot parse: {'; '.join(problems[:3])}",
+                                      path=out, fix="report this with the run and the onnxruntime version")
+            runner = GraphRunner(fp32[graph], out)
+            result = compare(graph, runner, check, keep)
+            if graph == "labeler" and labeled:
+                result.update(miou_pair(runner, labeled, num_classes))
+            bad += failures(precision, out.name.removesuffix(".onnx"), result)
+            ins, outs = tensor_specs(out)
+            entries.append({"graph": graph, "precision": precision, "form": form, "runtimes": list(runtimes),
+                            "file": out.name, "sha256": sha256_file(out), "fp32_sha256": sha256_file(fp32[graph]),
+                            "inputs": ins, "outputs": outs, "how": how, "check": result,
+                            "tolerances": TOLERANCES[precision]})
+            written.append(out)
+            miou = (f", mIoU {100 * result['miou']:.2f} vs {100 * result['miou_fp32']:.2f} on {result['images']} "
+                    f"labeled images" if "miou" in result else "")
+            gate = f", gate {100 * result['gate_agreement']:.2f} %" if result["gate_agreement"] is not None else ""
+            say(f"  {out.name:<24} {out.stat().st_size / 1e6:5.1f} MB  vs FP32 on {result['frames']} held-out "
+                f"frames: arg-max {100 * result['argmax_agreement']:.2f} %{gate}{miou}  "
+                f"({time.perf_counter() - t0:.1f} s)")
     if bad:
         raise ExportError(f"the {precision} graphs disagree with FP32: {'; '.join(bad)}", path=staging.parent,
                           fix=f"nothing was replaced; calibrate on more frames of the footage (--calib-data), or "

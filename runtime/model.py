@@ -20,9 +20,10 @@ read as they are), every key required unless marked optional:
                     total_coverage, kept_pixel_acc, tables {precision: thresholds}} of --target-precision)}
     method, opset, source {run, segmenter {...}, aux {...} or null}, tools {name: version}
     verification   (optional) the export-time parity table against PyTorch
-    reduced        (optional) [{graph, precision (fp16, int8), file, sha256, fp32_sha256, inputs, outputs, how,
-                    check, tolerances}]: reduced-precision ONNX graphs beside the FP32 ones (INT8 as Q/DQ),
-                    each checked against its FP32 graph at export
+    reduced        (optional) [{graph, precision (fp16, int8), form (fp16, s8s8, u8s8), runtimes (tensorrt,
+                    onnxruntime), file, sha256, fp32_sha256, inputs, outputs, how, check, tolerances}]:
+                    reduced-precision ONNX graphs beside the FP32 ones (INT8 as Q/DQ), each checked against its
+                    FP32 graph at export; a runtime takes the one made for the fewest runtimes that lists it
     engines        [{file, graph, precision, sha256, onnx_sha256, tensorrt, gpu {name, compute_capability},
                     batch {min, opt, max}, workspace_mb, trtexec, rebuild, calibration (int8), check}]
 """
@@ -180,16 +181,23 @@ class ModelSpec:
 
     def precisions(self, graph: str = "labeler") -> list[str]:
         """The ONNX precisions of ``graph`` in this model: fp32 and the reduced ones export wrote."""
-        return ["fp32"] + [r["precision"] for r in self.data.get("reduced", []) if r["graph"] == graph]
+        reduced = [r["precision"] for r in self.data.get("reduced", []) if r["graph"] == graph]
+        return ["fp32"] + sorted(set(reduced), key=reduced.index)
+
+    def reduced_entry(self, name: str, precision: str, runtime: str = "onnxruntime") -> dict | None:
+        """The reduced graph of ``name`` in ``precision`` made for ``runtime`` (onnxruntime, tensorrt): of those
+        that list it, the one made for the fewest runtimes (INT8: U8S8 for ONNX Runtime, S8S8 for TensorRT)."""
+        fits = [r for r in self.data.get("reduced", []) if r["graph"] == name and r["precision"] == precision
+                and runtime in r.get("runtimes", ("tensorrt", "onnxruntime"))]
+        return min(fits, key=lambda r: len(r.get("runtimes", ("tensorrt", "onnxruntime"))), default=None)
 
     def graph(self, name: str, check_hash: bool = True, precision: str = "fp32") -> Path:
-        """Path of graph ``name`` in ``precision`` after checking it exists and, by default, matches its
-        recorded hash."""
+        """Path of graph ``name`` in ``precision`` (for ONNX Runtime) after checking it exists and, by default,
+        matches its recorded hash."""
         if precision == "fp32":
             entry = self.data["graphs"].get(name)
         else:
-            entry = next((r for r in self.data.get("reduced", [])
-                          if r["graph"] == name and r["precision"] == precision), None)
+            entry = self.reduced_entry(name, precision)
             if entry is None:
                 raise ModelError(f"this model has no {precision} {name} graph (has: "
                                  f"{', '.join(self.precisions(name))})", path=self.root / MODEL_FILE,

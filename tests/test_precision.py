@@ -54,14 +54,22 @@ def int8_model(aux_run, frames, tmp_path_factory) -> Path:
 
 def test_int8_and_fp16_graphs_are_written_checked_and_listed(int8_model):
     spec = read_model(int8_model)
-    reduced = {(r["graph"], r["precision"]): r for r in spec.data["reduced"]}
-    assert set(reduced) == {(g, p) for g in ("segmenter", "labeler") for p in ("fp16", "int8")}
+    reduced = {(r["graph"], r["form"]): r for r in spec.data["reduced"]}
+    assert set(reduced) == {(g, f) for g in ("segmenter", "labeler") for f in ("fp16", "s8s8", "u8s8")}
     assert spec.precisions("labeler") == ["fp32", "fp16", "int8"]
-    for (graph, precision), r in reduced.items():
-        assert r["file"] == f"{graph}.{precision}.onnx" and sha256_file(int8_model / r["file"]) == r["sha256"]
+    files = {"fp16": "{}.fp16.onnx", "s8s8": "{}.int8.onnx", "u8s8": "{}.int8.u8s8.onnx"}
+    for (graph, form), r in reduced.items():
+        assert r["file"] == files[form].format(graph) and sha256_file(int8_model / r["file"]) == r["sha256"]
         assert r["fp32_sha256"] == spec.data["graphs"][graph]["sha256"]
         assert r["check"]["argmax_agreement"] >= r["tolerances"]["min_argmax_agreement"]
-    labeler = reduced[("labeler", "int8")]
+    # each runtime its form: TensorRT only takes S8S8, ONNX Runtime's x86 kernels want U8S8
+    assert reduced[("labeler", "s8s8")]["runtimes"] == ["tensorrt", "onnxruntime"]
+    assert spec.reduced_entry("labeler", "int8")["form"] == "u8s8"
+    assert spec.reduced_entry("labeler", "int8", "tensorrt")["form"] == "s8s8"
+    assert spec.graph("labeler", precision="int8").name == "labeler.int8.u8s8.onnx"
+    u8 = onnx.load(str(int8_model / "labeler.int8.u8s8.onnx"))
+    assert any(t.data_type == TensorProto.UINT8 for t in u8.graph.initializer if t.name.endswith("_zero_point"))
+    labeler = reduced[("labeler", "s8s8")]
     assert labeler["check"]["gate_agreement"] >= 0.9 and "miou_drop" in labeler["check"]  # synthetic val is labeled
     assert labeler["tolerances"] == LOOSE
     assert labeler["how"]["frames"] == 8  # 10 frames: the last 2 held out for the check

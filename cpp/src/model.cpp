@@ -1,5 +1,7 @@
 #include "ssseg/model.hpp"
 
+#include <algorithm>
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -157,9 +159,19 @@ fs::path ModelSpec::graph(const std::string& name, bool check_hash, const std::s
       throw Error("this model has no " + name + " graph", (root / "model.json").string(), "re-export the run");
     entry = &graphs.at(name);
   } else {
+    // of the graphs made for ONNX Runtime (ssseg-cpp's reduced-precision backend), the most specific one:
+    // INT8's U8S8 form over the S8S8 one that TensorRT also takes
+    size_t fewest = 0;
     if (data.contains("reduced"))
-      for (const auto& r : data.at("reduced"))
-        if (r.value("graph", "") == name && r.value("precision", "") == precision) entry = &r;
+      for (const auto& r : data.at("reduced")) {
+        if (r.value("graph", "") != name || r.value("precision", "") != precision) continue;
+        const auto runtimes = r.value("runtimes", std::vector<std::string>{"tensorrt", "onnxruntime"});
+        if (std::find(runtimes.begin(), runtimes.end(), "onnxruntime") == runtimes.end()) continue;
+        if (entry == nullptr || runtimes.size() < fewest) {
+          entry = &r;
+          fewest = runtimes.size();
+        }
+      }
     if (entry == nullptr) {
       std::string have;
       for (const auto& p : precisions(name)) have += (have.empty() ? "" : ", ") + p;
@@ -178,8 +190,10 @@ fs::path ModelSpec::graph(const std::string& name, bool check_hash, const std::s
 
 std::vector<std::string> ModelSpec::precisions(const std::string& name) const {
   std::vector<std::string> out{"fp32"};
-  for (const auto& r : data.value("reduced", nlohmann::json::array()))
-    if (r.value("graph", "") == name) out.push_back(r.value("precision", "?"));
+  for (const auto& r : data.value("reduced", nlohmann::json::array())) {
+    const std::string p = r.value("precision", "?");
+    if (r.value("graph", "") == name && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
   return out;
 }
 

@@ -120,8 +120,11 @@ TEST(ModelJson, ParsesTheFieldsTheRuntimeUses) {
 
 TEST(ModelJson, ReducedPrecisionGraphsAreFoundByPrecisionOrNamedWhenMissing) {
   auto d = valid_model();
-  d["reduced"] = nlohmann::json::parse(
-      R"([{"graph": "labeler", "precision": "int8", "file": "labeler.int8.onnx", "sha256": "x"}])");
+  d["reduced"] = nlohmann::json::parse(R"([
+      {"graph": "labeler", "precision": "int8", "file": "labeler.int8.onnx", "sha256": "x",
+       "runtimes": ["tensorrt", "onnxruntime"]},
+      {"graph": "labeler", "precision": "int8", "file": "labeler.int8.u8s8.onnx", "sha256": "y",
+       "runtimes": ["onnxruntime"]}])");
   const auto m = ssseg::parse_model(d, "/m", "/m/model.json");
   EXPECT_EQ(m.precisions("labeler"), (std::vector<std::string>{"fp32", "int8"}));
   EXPECT_EQ(m.precisions("segmenter"), (std::vector<std::string>{"fp32"}));
@@ -134,10 +137,10 @@ TEST(ModelJson, ReducedPrecisionGraphsAreFoundByPrecisionOrNamedWhenMissing) {
     EXPECT_NE(what.find("--precision fp32,fp16"), std::string::npos) << what;
   }
   try {
-    m.graph("labeler", false, "int8");  // listed, but its file is not in /m
+    m.graph("labeler", false, "int8");  // listed, but its file is not in /m; ONNX Runtime's form is U8S8
     FAIL() << "accepted a missing file";
   } catch (const ssseg::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/m/labeler.int8.onnx"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/m/labeler.int8.u8s8.onnx"), std::string::npos) << e.what();
   }
   d["reduced"][0].erase("sha256");
   EXPECT_THROW(ssseg::parse_model(d, "/m", "/m/model.json"), ssseg::Error);
