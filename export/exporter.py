@@ -12,7 +12,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -204,8 +204,9 @@ def gate_decision(job: Job):
     return lambda labels, conf: conf >= t
 
 
-def labeled_batches(job: Job, size: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The run's labeled --calib-split at the export size, in batches of ``size`` (None when unreadable)."""
+def labeled_batches(job: Job, size: int) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None:
+    """The run's labeled --calib-split at the export size, in batches of ``size``, read anew on each call
+    (streamed: a large split never sits in memory); None when it cannot be read."""
     from ssseg.data import open_dataset
 
     try:
@@ -213,10 +214,18 @@ def labeled_batches(job: Job, size: int) -> list[tuple[np.ndarray, np.ndarray]] 
     except Exception as e:  # noqa: BLE001 - the dataset may have moved or lack the split
         job.say(f"  no mIoU check: cannot open the {job.cfg.calib_split} split ({str(e).splitlines()[0][:80]})")
         return None
-    pairs = [ds.load(i) for i in range(len(ds))]
-    frames = batches((resize_rgb(image, job.hw) for image, _ in pairs), size)
-    labels = batches((resize_labels(label, job.hw) for _, label in pairs), size)
-    return list(zip(frames, labels))
+
+    def read() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        frames, labels = [], []
+        for i in range(len(ds)):
+            image, label = ds.load(i)
+            frames.append(resize_rgb(image, job.hw))
+            labels.append(resize_labels(label, job.hw))
+            if len(frames) == size:
+                yield np.stack(frames), np.stack(labels)
+                frames, labels = [], []
+
+    return read
 
 
 def _io(specs: dict) -> str:

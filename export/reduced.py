@@ -137,17 +137,19 @@ def compare(graph: str, runner: GraphRunner, frames: list[np.ndarray], keep) -> 
             "confidence_max_abs_diff": conf_diff if gated else None}
 
 
-def miou_pair(runner: GraphRunner, labeled: list[tuple[np.ndarray, np.ndarray]], num_classes: int) -> dict:
-    """Val mIoU of the FP32 and the reduced labeler on (frame batch, label batch) pairs."""
+def miou_pair(runner: GraphRunner, labeled, num_classes: int) -> dict:
+    """Val mIoU of the FP32 and the reduced labeler; ``labeled()`` yields (frame batch, label batch)."""
     from ssseg.metrics import confusion, scores
 
     conf = [np.zeros((num_classes, num_classes), np.int64) for _ in range(2)]
-    for frames, labels in labeled:
+    images = 0
+    for frames, labels in labeled():
+        images += len(frames)
         for k, out in enumerate(runner(frames)):
             conf[k] += confusion(out[0], labels, num_classes)
     names = [str(i) for i in range(num_classes)]
     fp32, reduced = (scores(c, names)["miou"] for c in conf)
-    return {"images": sum(len(f) for f, _ in labeled), "miou_fp32": fp32, "miou": reduced, "miou_drop": fp32 - reduced}
+    return {"images": images, "miou_fp32": fp32, "miou": reduced, "miou_drop": fp32 - reduced}
 
 
 def failures(precision: str, name: str, check: dict) -> list[str]:
@@ -166,10 +168,12 @@ def failures(precision: str, name: str, check: dict) -> list[str]:
 
 
 def write_reduced(precision: str, fp32: dict[str, Path], staging: Path, calib: list[np.ndarray],
-                  check: list[np.ndarray], labeled: list[tuple[np.ndarray, np.ndarray]] | None, num_classes: int,
+                  check: list[np.ndarray], labeled, num_classes: int,
                   keep, say) -> tuple[list[dict], list[Path]]:
-    """Every graph of GRAPHS in ``precision``: written into ``staging``, checked against ``fp32``; returns
-    model.json's ``reduced`` entries and the files. Raises ExportError below TOLERANCES."""
+    """Every graph of GRAPHS in ``precision`` (each of its FORMS): written into ``staging``, checked against
+    ``fp32`` on ``check`` batches and, when ``labeled`` (a callable yielding frame and label batches) is given,
+    by the labeler's mIoU; returns model.json's ``reduced`` entries and the files. Raises ExportError below
+    TOLERANCES."""
     from ssseg.export.onnx import tensor_specs
 
     entries, written, bad = [], [], []
