@@ -27,7 +27,15 @@ from ssseg.export.sources import Sources, resolve_sources, training_size
 from ssseg.gating import FREE_SOURCES
 from ssseg.io import sha256_file, write_json
 from ssseg.runtime.frames import batches, load_frame, readable_images, resize_labels, resize_rgb, threshold_table
-from ssseg.runtime.model import IGNORE_VALUE, MODEL_FILE, MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model, validate_model
+from ssseg.runtime.model import (
+    IGNORE_VALUE,
+    MODEL_FILE,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    pick_reduced,
+    read_model,
+    validate_model,
+)
 from ssseg.versions import installed_versions
 
 GRAPH_IO = {
@@ -63,6 +71,7 @@ class Job:
         self.calibration: dict | None = None  # --target-precision's tables, from calibrate_gate
         self.graphs: dict[str, dict] = {}
         self.reduced: list[dict] = []  # model.json's reduced-precision graphs
+        self.reference = None  # FP32 outputs the reduced graphs are checked against (export_reduced)
         self.engines: list[dict] = []
         self.verification: dict | None = None
         self.trt = self.cuda = self.trt_api = self.gpu = self.upload = None  # set by _prepare_trt
@@ -76,9 +85,7 @@ class Job:
         """(path, sha256) of the ONNX graph of ``graph`` in ``precision`` that an engine is built from."""
         if precision == "fp32":
             return self.onnx_path(graph), self.graphs[graph]["sha256"]
-        fits = [r for r in self.reduced if r["graph"] == graph and r["precision"] == precision
-                and "tensorrt" in r.get("runtimes", ("tensorrt",))]
-        entry = fits[0] if fits else None
+        entry = pick_reduced(self.reduced, graph, precision, "tensorrt")
         if entry is None:
             raise ExportError(f"TensorRT {self.trt.__version__} builds {precision} engines from "
                               f"{graph}.{precision}.onnx, which this model does not have", path=self.out,
@@ -173,22 +180,23 @@ def export_reduced(job: Job, precision: str) -> list[Path]:
     """segmenter.<precision>.onnx and labeler.<precision>.onnx from the FP32 graphs just written, checked
     against them on the held-out check frames and, when the run's labeled --calib-split is readable, by its
     mIoU (ssseg.export.reduced)."""
-    from ssseg.export.reduced import write_reduced
+    from ssseg.export.reduced import Reference, write_reduced
     from ssseg.export.tensorrt import split_frames
 
     cfg = job.cfg
-    lo, opt, hi = cfg.batch_range
+    lo = cfg.batch_range[0]
     frames, source, _ = job.check_frames()
-    check = list(batches(list(frames), lo, fill=True))
+    if job.reference is None:  # FP32's side of the checks, shared by every precision and form
+        job.reference = Reference({g: job.onnx_path(g) for g in ("segmenter", "labeler")},
+                                  list(batches(list(frames), lo, fill=True)), labeled_batches(job, lo),
+                                  job.sources.classes.num_classes)
     calib = []
     if precision == "int8":
         paths = split_frames(job.frame_paths, cfg.calib_images, cfg.verify_images)[0]
         calib = list(batches((load_frame(p, job.hw) for p in paths), lo, fill=True))
     job.say(f"  {precision}: " + (f"calibrating on {len(paths)} frames of {cfg.calib_data}, " if calib else "")
             + f"checking on {source}")
-    entries, written = write_reduced(precision, {g: job.onnx_path(g) for g in ("segmenter", "labeler")}, job.staging,
-                                     calib, check, labeled_batches(job, lo), job.sources.classes.num_classes,
-                                     gate_decision(job), job.say)
+    entries, written = write_reduced(precision, job.reference, job.staging, calib, gate_decision(job), job.say)
     job.reduced = [e for e in job.reduced if e["precision"] != precision] + entries
     return written
 

@@ -4,8 +4,9 @@ the FP32 graph it came from and recorded in model.json's ``reduced`` list with t
 ``ssseg label``/``bench --backend ort:int8``, ``ssseg-cpp`` and the TensorRT build read.
 
 INT8 is explicit precision (QuantizeLinear/DequantizeLinear pairs), the form ONNX Runtime runs on any CPU and
-TensorRT 10/11 builds from (11 has no other INT8 path). ONNX Runtime's static quantizer writes it: symmetric
-signed INT8 with zero point 0 (the only kind TensorRT accepts) for activations and per-channel weights, on Conv
+TensorRT 10/11 builds from (11 has no other INT8 path). ONNX Runtime's static quantizer writes it: per-channel
+symmetric INT8 weights, and activations either symmetric signed INT8 with zero point 0 (S8S8, the only kind
+TensorRT accepts) or unsigned (U8S8, ONNX Runtime's x86 form), on Conv
 and ConvTranspose alone (nearly all the FLOPs; their biases stay FP32), so the in-graph preprocessing, softmax,
 arg-max and confidence stay FP32. Activation ranges are the min/max over the calibration frames:
 deterministic for the same frames.
@@ -52,8 +53,7 @@ def file_name(graph: str, precision: str, form: str | None = None) -> str:
 def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], unsigned_activations: bool = False) -> dict:
     """Write the Q/DQ INT8 graph of ``fp32`` calibrated on ``frames`` (uint8 NHWC batches of the graph's input);
     returns how it was quantized. ``unsigned_activations``: asymmetric UINT8 activations (U8S8, the form of
-    ONNX Runtime's x86 kernels), which TensorRT refuses; benchmarks/cpu_precision.py compares it, export never
-    writes it."""
+    ONNX Runtime's x86 kernels), which TensorRT refuses."""
     import onnxruntime
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -102,26 +102,51 @@ def convert_fp16(fp32: Path, out: Path) -> dict:
     return {"method": "onnxruntime float16 conversion", "fp32_ops": FP32_OPS, "io": "as FP32"}
 
 
-class GraphRunner:
-    """The FP32 and reduced graph of one name in ONNX Runtime on the CPU, run side by side."""
+class Reference:
+    """What every reduced graph is compared with: the FP32 graphs' outputs on the check batches and the FP32
+    labeler's confusion on the labeled split, each computed once per export and shared by all forms."""
 
-    def __init__(self, fp32: Path, reduced: Path):
-        from ssseg.runtime.ort import ort_session
+    def __init__(self, fp32: dict[str, Path], check: list[np.ndarray], labeled, num_classes: int):
+        self.fp32, self.check, self.labeled, self.num_classes = fp32, check, labeled, num_classes
+        self._outputs: dict[str, list[list[np.ndarray]]] = {}
+        self._confusion: np.ndarray | None = None
 
-        self.fp32 = ort_session(fp32, ["CPUExecutionProvider"])
-        self.reduced = ort_session(reduced, ["CPUExecutionProvider"])
+    def outputs(self, graph: str) -> list[list[np.ndarray]]:
+        if graph not in self._outputs:
+            session = _session(self.fp32[graph])
+            self._outputs[graph] = [session.run(None, {"image": b}) for b in self.check]
+        return self._outputs[graph]
 
-    def __call__(self, batch: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        return self.fp32.run(None, {"image": batch}), self.reduced.run(None, {"image": batch})
+    def confusion(self) -> np.ndarray:
+        if self._confusion is None:
+            self._confusion = _confusion(_session(self.fp32["labeler"]), self.labeled, self.num_classes)[0]
+        return self._confusion
 
 
-def compare(graph: str, runner: GraphRunner, frames: list[np.ndarray], keep) -> dict:
+def _session(path: Path):
+    from ssseg.runtime.ort import ort_session
+
+    return ort_session(path, ["CPUExecutionProvider"])
+
+
+def _confusion(session, labeled, num_classes: int) -> tuple[np.ndarray, int]:
+    """The labeler's confusion on ``labeled()``'s (frame batch, label batch) pairs, and the image count."""
+    from ssseg.metrics import confusion
+
+    conf, images = np.zeros((num_classes, num_classes), np.int64), 0
+    for frames, labels in labeled():
+        images += len(frames)
+        conf += confusion(session.run(None, {"image": frames})[0], labels, num_classes)
+    return conf, images
+
+
+def compare(graph: str, session, reference: Reference, keep) -> dict:
     """Arg-max agreement and (labeler, gated) gate-decision agreement of the reduced graph with FP32;
     ``keep(labels, confidence)`` is the model's gate (None: ungated)."""
     same = kept_same = pixels = 0
     conf_diff = 0.0
-    for batch in frames:
-        a, b = runner(batch)
+    for batch, a in zip(reference.check, reference.outputs(graph)):
+        b = session.run(None, {"image": batch})
         if graph == "segmenter":
             la, lb = a[0].argmax(1), b[0].argmax(1)
         else:
@@ -132,23 +157,18 @@ def compare(graph: str, runner: GraphRunner, frames: list[np.ndarray], keep) -> 
             kept_same += int((keep(la, a[1]) == keep(lb, b[1])).sum())
             conf_diff = max(conf_diff, float(np.abs(a[1] - b[1]).max()))
     gated = graph == "labeler" and keep is not None
-    return {"frames": sum(len(f) for f in frames), "argmax_agreement": same / pixels,
+    return {"frames": sum(len(f) for f in reference.check), "argmax_agreement": same / pixels,
             "gate_agreement": kept_same / pixels if gated else None,
             "confidence_max_abs_diff": conf_diff if gated else None}
 
 
-def miou_pair(runner: GraphRunner, labeled, num_classes: int) -> dict:
-    """Val mIoU of the FP32 and the reduced labeler; ``labeled()`` yields (frame batch, label batch)."""
-    from ssseg.metrics import confusion, scores
+def miou_pair(session, reference: Reference) -> dict:
+    """Val mIoU of the FP32 and the reduced labeler on the labeled split."""
+    from ssseg.metrics import scores
 
-    conf = [np.zeros((num_classes, num_classes), np.int64) for _ in range(2)]
-    images = 0
-    for frames, labels in labeled():
-        images += len(frames)
-        for k, out in enumerate(runner(frames)):
-            conf[k] += confusion(out[0], labels, num_classes)
-    names = [str(i) for i in range(num_classes)]
-    fp32, reduced = (scores(c, names)["miou"] for c in conf)
+    conf, images = _confusion(session, reference.labeled, reference.num_classes)
+    names = [str(i) for i in range(reference.num_classes)]
+    fp32, reduced = (scores(c, names)["miou"] for c in (reference.confusion(), conf))
     return {"images": images, "miou_fp32": fp32, "miou": reduced, "miou_drop": fp32 - reduced}
 
 
@@ -167,13 +187,11 @@ def failures(precision: str, name: str, check: dict) -> list[str]:
     return bad
 
 
-def write_reduced(precision: str, fp32: dict[str, Path], staging: Path, calib: list[np.ndarray],
-                  check: list[np.ndarray], labeled, num_classes: int,
-                  keep, say) -> tuple[list[dict], list[Path]]:
+def write_reduced(precision: str, reference: Reference, staging: Path, calib: list[np.ndarray], keep,
+                  say) -> tuple[list[dict], list[Path]]:
     """Every graph of GRAPHS in ``precision`` (each of its FORMS): written into ``staging``, checked against
-    ``fp32`` on ``check`` batches and, when ``labeled`` (a callable yielding frame and label batches) is given,
-    by the labeler's mIoU; returns model.json's ``reduced`` entries and the files. Raises ExportError below
-    TOLERANCES."""
+    ``reference`` on its check batches and, when it has a labeled split, by the labeler's mIoU; returns
+    model.json's ``reduced`` entries and the files. Raises ExportError below TOLERANCES."""
     from ssseg.export.onnx import tensor_specs
 
     entries, written, bad = [], [], []
@@ -181,8 +199,9 @@ def write_reduced(precision: str, fp32: dict[str, Path], staging: Path, calib: l
         for form, runtimes, unsigned in FORMS[precision]:
             t0 = time.perf_counter()
             out = staging / file_name(graph, precision, form)
-            how = (quantize_int8(fp32[graph], out, calib, unsigned_activations=unsigned) if precision == "int8"
-                   else convert_fp16(fp32[graph], out))
+            fp32 = reference.fp32[graph]
+            how = (quantize_int8(fp32, out, calib, unsigned_activations=unsigned) if precision == "int8"
+                   else convert_fp16(fp32, out))
             if "tensorrt" in runtimes and precision == "int8":  # every graph's rules plus explicit quantization's
                 import onnx
 
@@ -192,14 +211,14 @@ def write_reduced(precision: str, fp32: dict[str, Path], staging: Path, calib: l
                 if problems:
                     raise ExportError(f"{out.name} uses what TensorRT cannot parse: {'; '.join(problems[:3])}",
                                       path=out, fix="report this with the run and the onnxruntime version")
-            runner = GraphRunner(fp32[graph], out)
-            result = compare(graph, runner, check, keep)
-            if graph == "labeler" and labeled:
-                result.update(miou_pair(runner, labeled, num_classes))
+            session = _session(out)
+            result = compare(graph, session, reference, keep)
+            if graph == "labeler" and reference.labeled:
+                result.update(miou_pair(session, reference))
             bad += failures(precision, out.name.removesuffix(".onnx"), result)
             ins, outs = tensor_specs(out)
             entries.append({"graph": graph, "precision": precision, "form": form, "runtimes": list(runtimes),
-                            "file": out.name, "sha256": sha256_file(out), "fp32_sha256": sha256_file(fp32[graph]),
+                            "file": out.name, "sha256": sha256_file(out), "fp32_sha256": sha256_file(fp32),
                             "inputs": ins, "outputs": outs, "how": how, "check": result,
                             "tolerances": TOLERANCES[precision]})
             written.append(out)

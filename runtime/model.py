@@ -131,6 +131,16 @@ def validate_model(d: Any) -> list[str]:
     return problems
 
 
+def pick_reduced(reduced: list[dict], name: str, precision: str, runtime: str) -> dict | None:
+    """The reduced graph of ``name`` in ``precision`` made for ``runtime`` (onnxruntime, tensorrt): of those
+    that list it, the one made for the fewest runtimes (INT8: U8S8 for ONNX Runtime, S8S8 for TensorRT).
+    ssseg-cpp's ModelSpec::graph makes the same choice."""
+    every = ("tensorrt", "onnxruntime")
+    fits = [r for r in reduced if r["graph"] == name and r["precision"] == precision
+            and runtime in r.get("runtimes", every)]
+    return min(fits, key=lambda r: len(r.get("runtimes", every)), default=None)
+
+
 def valid_table(table: Any, n: int) -> bool:
     return isinstance(table, list) and len(table) == n and all(
         t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= 1.0) for t in table)
@@ -185,11 +195,7 @@ class ModelSpec:
         return ["fp32"] + sorted(set(reduced), key=reduced.index)
 
     def reduced_entry(self, name: str, precision: str, runtime: str = "onnxruntime") -> dict | None:
-        """The reduced graph of ``name`` in ``precision`` made for ``runtime`` (onnxruntime, tensorrt): of those
-        that list it, the one made for the fewest runtimes (INT8: U8S8 for ONNX Runtime, S8S8 for TensorRT)."""
-        fits = [r for r in self.data.get("reduced", []) if r["graph"] == name and r["precision"] == precision
-                and runtime in r.get("runtimes", ("tensorrt", "onnxruntime"))]
-        return min(fits, key=lambda r: len(r.get("runtimes", ("tensorrt", "onnxruntime"))), default=None)
+        return pick_reduced(self.data.get("reduced", []), name, precision, runtime)
 
     def graph(self, name: str, check_hash: bool = True, precision: str = "fp32") -> Path:
         """Path of graph ``name`` in ``precision`` (for ONNX Runtime) after checking it exists and, by default,
