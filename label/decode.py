@@ -13,7 +13,10 @@ import numpy as np
 from ssseg.errors import LabelError
 from ssseg.label.inputs import Source
 
-DEFAULT_IMAGE_RATE = Fraction(10)  # overlay frame rate of image sequences, which have no timestamps
+DEFAULT_IMAGE_RATE = Fraction(10)
+# Frames after damaged data within which a gap in the timestamps counts as frames it took: the decoder
+# hands frames out with a delay (reordering), so the gap shows a few frames late. Same in ssseg-cpp.
+GAP_WINDOW = 32  # overlay frame rate of image sequences, which have no timestamps
 # FFmpeg warnings that mean frames are missing or damaged (errors always do).
 DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")
 
@@ -93,9 +96,23 @@ def frame_rate(container) -> Fraction | None:
     return Fraction(rate) if rate else None
 
 
-def video_frames(container) -> Iterator[RawFrame]:
-    """Decoded frames in presentation order. Raises DecodeError when decoding stops early or FFmpeg reports
-    damaged data (it conceals damage and goes on, so its log is the only sign), after the frames it gave."""
+@dataclass
+class Damage:
+    """Damaged data before frame numbers first..last: lost (``skipped``; decoding went on after them), or
+    rebuilt by FFmpeg's error concealment and labeled (the masks may show the damage)."""
+
+    first: int
+    last: int
+    reason: str
+    skipped: bool
+
+
+def video_frames(container) -> Iterator[RawFrame | Damage]:
+    """Decoded frames in presentation order, packet by packet, so a damaged stretch costs only its own
+    frames: a packet that fails to decode is skipped, and the next frame's timestamp says how many frame
+    numbers it took (so later frames keep their numbers). A frame FFmpeg rebuilt from damaged data (it
+    conceals and logs) is labeled, and reported like the lost ones as a ``Damage`` before it. Raises
+    DecodeError when the file cannot be read on (after the frames it gave), or is shorter than it declares."""
     import av.logging
 
     if not container.streams.video:
@@ -105,23 +122,54 @@ def video_frames(container) -> Iterator[RawFrame]:
     stream.codec_context.thread_count = 1
     declared = stream.frames
     rate = frame_rate(container)  # timestamps for streams that carry none (raw .h264)
-    index = 0
+    start = stream.start_time or 0
+    index, damage, since, window = 0, None, 0, 0  # damage: its reason, the frame number it came before
     with av.logging.Capture(local=True) as logs:
+        seen = 0
         try:
-            for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else (float(index / rate) if rate else None)
-                yield RawFrame(index, f"{index:06d}", t, frame)
-                index += 1
-        except Exception as e:  # noqa: BLE001 - FFmpeg raises InvalidDataError, EOFError, ...
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except (av.error.InvalidDataError, av.error.PatchWelcomeError) as e:  # this packet only
+                    if damage is None:
+                        damage, since = _short(e), index
+                    window, frames = GAP_WINDOW, []
+                messages = [m.strip() for lvl, _, m in logs[seen:] if lvl <= av.logging.ERROR or DAMAGE.search(m)]
+                seen = len(logs)
+                if messages:
+                    if damage is None:
+                        damage, since = messages[0], index
+                    window = GAP_WINDOW
+                for frame in frames:
+                    if damage is not None:
+                        at = _frame_number(frame, start, rate)
+                        window -= 1
+                        if at is not None and at > index:  # the frames the damage took
+                            yield Damage(index, at - 1, damage, skipped=True)
+                            index, damage = at, None
+                        elif window <= 0:  # none lost: FFmpeg concealed it
+                            yield Damage(since, since, damage, skipped=False)
+                            damage = None
+                    t = frame.time if frame.time is not None else (float(index / rate) if rate else None)
+                    yield RawFrame(index, f"{index:06d}", t, frame)
+                    index += 1
+        except Exception as e:  # noqa: BLE001 - the container cannot be read on (EOFError, OSError, ...)
             raise DecodeError(f"decoding stopped after {index} frames ({_short(e)})") from None
-    damage = [f"{name}: {msg.strip()}" for level, name, msg in logs if level <= av.logging.ERROR or DAMAGE.search(msg)]
     if index == 0:
-        raise DecodeError("no frame could be decoded" + (f" ({damage[0]})" if damage else ""))
-    if damage:
-        raise DecodeError(f"damaged or truncated data, {index} frames decoded ({damage[0]}; "
-                          f"{len(damage)} FFmpeg message(s))")
+        raise DecodeError("no frame could be decoded" + (f" ({damage})" if damage else ""))
+    if damage is not None and window == GAP_WINDOW:  # no frame after it: the file ends in damage (cut short?)
+        raise DecodeError(f"damaged or truncated data at the end, {index} frames decoded ({damage})")
+    if damage is not None:
+        yield Damage(since, since, damage, skipped=False)
     if declared and index < declared:
-        raise DecodeError(f"decoded {index} of the {declared} frames the file declares (truncated?)")
+        raise DecodeError(f"decoded frames up to {index - 1} of the {declared} frames the file declares (truncated?)")
+
+
+def _frame_number(frame, start: int, rate: Fraction | None) -> int | None:
+    """A frame's number from its timestamp (constant-rate video), as ssseg-cpp computes it from OpenCV's."""
+    if frame.pts is None or frame.time_base is None or not rate:
+        return None
+    return round(float((frame.pts - start) * frame.time_base * rate))
 
 
 def image_frames(source: Source, names: list[str]) -> Iterator[RawFrame]:

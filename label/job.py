@@ -1,5 +1,7 @@
 """``ssseg label``: check everything that can be checked before the first frame, then run the pipeline and
-write the job summary. Returns the exit status: 0 when every source was labeled completely, 1 otherwise."""
+write the job summary. Exit status: 0 when every source was labeled completely, 1 when a source failed (its
+errors are listed; --resume retries them), 3 when every source was labeled but damaged stretches of video were
+skipped or concealed (listed with their frame ranges under ``damaged`` in the summary and each manifest)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from ssseg.label.layouts import make_layout
 from ssseg.label.pipeline import Pipeline, Progress
 from ssseg.label.records import SourceState, check_job, now, summary, summary_name, write_job
 from ssseg.runtime.model import ModelSpec, read_model
+
+DAMAGED = 3  # exit status: everything labeled that could be, damaged stretches skipped
 
 
 def settings_of(cfg: LabelConfig, spec: ModelSpec, threshold: float | None) -> dict:
@@ -127,4 +131,13 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
                 + (f" (+{len(f['errors']) - 1} more)" if len(f["errors"]) > 1 else ""))
         raise LabelError(f"{len(report['failures'])} of {len(results)} sources failed (listed above and in {path})",
                          fix="fix or remove those inputs and run again with --resume")
+    if report["damaged"]:
+        for d in report["damaged"]:
+            ranges = ", ".join(f"{r['first']}-{r['last']}" + ("" if r["skipped"] else " (concealed)")
+                               for r in d["damage"][:5])
+            say(f"DAMAGED {d['input']}: {d['frames_skipped']} frame(s) skipped, frames {ranges}"
+                + (" ..." if len(d["damage"]) > 5 else "") + f" ({d['damage'][0]['reason']})")
+        say(f"{len(report['damaged'])} source(s) had damaged data: the rest of each was labeled; the frame ranges are "
+            f"under 'damaged' in {path} (exit status 3)")
+        return DAMAGED
     return 0

@@ -19,7 +19,9 @@ import numpy as np
 from ssseg.errors import LabelError
 from ssseg.label.decode import (
     DEFAULT_IMAGE_RATE,
+    Damage,
     DecodeError,
+    RawFrame,
     Sampler,
     frame_rate,
     image_frames,
@@ -180,6 +182,9 @@ class Pipeline:
             for raw in self._raw_frames(state):
                 if self.stop.is_set():
                     break
+                if isinstance(raw, Damage):
+                    state.record_damage(raw)
+                    continue
                 if not sampler.take(raw.index, raw.time):
                     continue
                 state.sampled += 1
@@ -226,7 +231,8 @@ class Pipeline:
                 total = len(range(0, total, self.every or 1))
             self.progress.start(state, total)
             for raw in video_frames(container):
-                state.decoded = raw.index + 1
+                if isinstance(raw, RawFrame):
+                    state.decoded += 1
                 yield raw
         finally:
             container.close()
@@ -365,7 +371,8 @@ class Progress:
         if task is not None:
             self.bar.remove_task(task)
         cov = result["totals"]["coverage"]
-        status = "done" if result["complete"] else ("FAILED: " + "; ".join(
+        skipped = f", {result['frames_skipped']} damaged frame(s) skipped" if result.get("frames_skipped") else ""
+        status = f"done{skipped}" if result["complete"] else ("FAILED: " + "; ".join(
             str(e.get("source") or f"frame {e['name']}: {e['error']}") for e in result["errors"][:3])
             if result["errors"] else "stopped")
         self.say(f"{state.source.key}: {result['frames_written']}/{result['frames_sampled']} frames written, "

@@ -23,6 +23,7 @@ from ssseg.label.inputs import Source
 MANIFEST_FORMAT, SUMMARY_FORMAT, JOB_FORMAT = "ssseg.label.manifest", "ssseg.label.summary", "ssseg.label.job"
 FORMAT_VERSION = 1
 NEXT_TO_LABEL = 100
+MAX_DAMAGE = 20  # damaged ranges per source in the summary (the manifest lists all)
 LOWEST_PER_SOURCE = NEXT_TO_LABEL  # so the job's ranking is exact even with one source
 JOB_FILE = "job.json"
 
@@ -154,12 +155,17 @@ class SourceState:
         return True
 
     # --- during the run ---
+    def record_damage(self, damage) -> None:
+        """A damaged stretch of the source (label.decode.Damage): journaled like a frame, so the manifest
+        lists it; a resumed run decodes the source again and finds it again."""
+        self.record({"damage": [damage.first, damage.last], "skipped": damage.skipped, "reason": damage.reason})
+
     def record(self, rec: dict) -> None:
         line = json.dumps(rec)
         with self.lock:
             if "error" in rec:
                 self.frame_errors += 1
-            else:
+            elif "index" in rec:
                 self.labeled += 1
             self.journal.write(line + "\n")
             self.journal.flush()
@@ -174,6 +180,7 @@ class SourceState:
             return compact(self.previous, self.manifest_path, self.out)
         errors = [] if self.error is None else [{"source": self.error}]
         offsets: dict[int, int] = {}  # frame -> its latest journal line; lines are read back one at a time
+        damage: dict[int, dict] = {}  # first frame -> its damage record (a resumed run finds it again)
         with open(self.journal_path, "rb") if self.journal_path.exists() else open(os.devnull, "rb") as f:
             while True:
                 pos, line = f.tell(), f.readline()
@@ -182,7 +189,9 @@ class SourceState:
                 rec = _parse(line)
                 if rec is None or "identity" in rec:
                     continue
-                if "error" in rec:
+                if "damage" in rec:
+                    damage[rec["damage"][0]] = rec
+                elif "error" in rec:
                     errors.append({"index": rec["index"], "name": rec["name"], "error": rec["error"]})
                     offsets.pop(rec["index"], None)
                 else:
@@ -209,6 +218,8 @@ class SourceState:
                 "complete": complete, "interrupted": interrupted, "errors": errors,
                 "frames_decoded": self.decoded, "frames_sampled": self.sampled,
                 "frames_written": written, "frames_below_min_coverage": len(order) - written,
+                "frames_skipped": sum(d["last"] - d["first"] + 1 for d in _ranges(damage) if d["skipped"]),
+                "damage": _ranges(damage),
                 "totals": {"pixels": pixels, "confident": confident,
                            "coverage": confident / pixels if pixels else None,
                            "per_class": dict(zip(self.classes, per_class))},
@@ -229,6 +240,22 @@ class SourceState:
         return compact(head, self.manifest_path, self.out)
 
 
+def _ranges(damage: dict[int, dict]) -> list[dict]:
+    """Damage records as ranges, neighbours of one kind and reason merged (a long damaged stretch of concealed
+    frames is one range, not one per frame)."""
+    out: list[dict] = []
+    for first in sorted(damage):
+        rec = damage[first]
+        a, b = rec["damage"]
+        last = out[-1] if out else None
+        if last and last["first"] <= a <= last["last"] + 1 and last["skipped"] == rec["skipped"] \
+                and last["reason"] == rec["reason"]:
+            last["last"] = max(last["last"], b)
+        else:
+            out.append({"first": a, "last": b, "skipped": rec["skipped"], "reason": rec["reason"]})
+    return out
+
+
 def _records_at(f, order: list[int], offsets: dict[int, int]):
     for index in order:
         f.seek(offsets[index])
@@ -240,12 +267,15 @@ def compact(manifest: dict, path: Path, out: Path) -> dict:
     keys = ("key", "complete", "errors", "frames_decoded", "frames_sampled", "frames_written",
             "frames_below_min_coverage", "totals", "lowest_coverage")
     return {**{k: manifest[k] for k in keys}, "input": manifest["source"]["input"],
+            "frames_skipped": manifest.get("frames_skipped", 0), "damage": manifest.get("damage", [])[:MAX_DAMAGE],
             "manifest": path.relative_to(out).as_posix()}
 
 
 def summary(results: list[dict], settings: dict, run: dict, shard: tuple[int, int] | None) -> dict:
     pool = [{"source": r["key"], **low} for r in results for low in r["lowest_coverage"]]
     failures = [{"source": r["key"], "input": r["input"], "errors": r["errors"]} for r in results if r["errors"]]
+    damaged = [{"source": r["key"], "input": r["input"], "frames_skipped": r.get("frames_skipped", 0),
+                "damage": r.get("damage", [])} for r in results if r.get("damage")]
     pixels = sum(r["totals"]["pixels"] for r in results)
     confident = sum(r["totals"]["confident"] for r in results)
     return {
@@ -255,9 +285,11 @@ def summary(results: list[dict], settings: dict, run: dict, shard: tuple[int, in
         "frames_sampled": sum(r["frames_sampled"] for r in results),
         "frames_written": sum(r["frames_written"] for r in results),
         "frames_below_min_coverage": sum(r["frames_below_min_coverage"] for r in results),
+        "frames_skipped": sum(r.get("frames_skipped", 0) for r in results),
         "coverage": confident / pixels if pixels else None,
         "next_to_label": heapq.nsmallest(NEXT_TO_LABEL, pool, key=lambda f: (f["coverage"], f["source"], f["index"])),
         "failures": failures,
+        "damaged": damaged,
         "per_source": results,
         "run": run,
     }

@@ -40,3 +40,15 @@ def kill_after_files(cmd: list[str], folder: Path, count: int, timeout: float) -
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return finished_files(folder)
+
+
+def damaged_clip(path: Path, frames: int = 40, zero_bytes: int = 3000) -> Path:
+    """An H.264 mp4 (index at the start) with ``zero_bytes`` zeroed at half its size: a damaged spot mid-file,
+    as real cameras leave them. At 48x80 and 40 frames it costs frames 21-23 (both decoders agree)."""
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    write_synthetic_clip(path, frames, (48, 80))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + zero_bytes] = bytes(zero_bytes)
+    path.write_bytes(bytes(data))
+    return path

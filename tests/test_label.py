@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
+from label_files import damaged_clip, kill_after_files
 from label_files import job_files as tree
-from label_files import kill_after_files
 from PIL import Image
 
 from ssseg.data.synthetic import render_scene, write_synthetic_clip
@@ -211,6 +211,28 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(exported, clip, tmp_path):
     assert r.returncode == 1 and "4 of 6 sources failed" in r.stderr
     assert len(list((out / "empty" / "labels").iterdir())) == 12
     assert "drive: complete in an earlier run, skipped" in r.stdout
+
+
+def test_damaged_spot_mid_video_costs_only_its_frames(exported, tmp_path):
+    # Before: decoding stopped at the damage and the rest of the file was never labeled, even with --resume.
+    clip = damaged_clip(tmp_path / "cam.mp4")
+    out = tmp_path / "out"
+    r = label(clip, model=exported, out=out)
+    assert r.returncode == 3, r.stderr
+    m = json.loads((out / "cam" / "manifest.json").read_text())
+    assert m["complete"] and not m["errors"] and m["frames_skipped"] == 3
+    assert [(d["first"], d["last"], d["skipped"]) for d in m["damage"]] == [(21, 23, True)]
+    names = [f["name"] for f in m["frames"]]
+    assert names == [f"{i:06d}" for i in range(40) if not 21 <= i <= 23]  # later frames keep their numbers
+    assert [f["time"] for f in m["frames"]][-1] == 3.9
+    assert len(list((out / "cam" / "labels").iterdir())) == 37
+    assert "DAMAGED" in r.stdout and "21-23" in r.stdout and "exit status 3" in r.stdout
+    s = json.loads((out / "summary.json").read_text())
+    assert s["frames_skipped"] == 3 and s["damaged"][0]["damage"][0]["first"] == 21 and not s["failures"]
+    before = tree(out)
+    r = label(clip, "--resume", model=exported, out=out)  # nothing left to do; the damage is still reported
+    assert r.returncode == 3 and "complete in an earlier run" in r.stdout
+    assert tree(out) == before
 
 
 def test_user_errors_before_any_work(exported, clip, tmp_path):

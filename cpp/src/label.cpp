@@ -20,7 +20,6 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <opencv2/videoio.hpp>
 
 #include "ssseg/engine.hpp"
 #include "ssseg/error.hpp"
@@ -30,6 +29,7 @@
 #include "ssseg/label.hpp"
 #include "ssseg/names.hpp"
 #include "ssseg/records.hpp"
+#include "ssseg/video.hpp"
 
 namespace ssseg {
 
@@ -277,25 +277,27 @@ class Pipeline {
             emit(index, names[i], std::nullopt, bgr);
           }
         } else {
-          cv::VideoCapture cap(src.input, cv::CAP_FFMPEG);
-          cap.set(cv::CAP_PROP_ORIENTATION_AUTO, 0);  // frames as stored, as PyAV and Pillow give them
-          if (!cap.isOpened()) {
+          VideoReader video(src.input);
+          if (!video.opened()) {
             error = "cannot open (OpenCV's FFmpeg backend could not read it)";
           } else {
-            cv::Mat bgr;
-            int index = 0;
-            while (!failed_ && cap.read(bgr)) {
-              const double ms = cap.get(cv::CAP_PROP_POS_MSEC);
-              rec.decoded = index + 1;
-              if (index % every == 0) {
+            std::vector<VideoDamage> damage;
+            while (!failed_) {
+              auto frame = video.next(damage);
+              for (const auto& d : damage) rec.record_damage(d.first, d.last, d.reason, d.skipped);
+              damage.clear();
+              if (!frame) break;
+              rec.decoded = video.decoded();
+              if (frame->index % every == 0) {
                 ++rec.sampled;
                 char name[16];
-                std::snprintf(name, sizeof name, "%06d", index);
-                if (!rec.done(index)) emit(index, name, std::round(ms * 1000.0) / 1e6, bgr);
+                std::snprintf(name, sizeof name, "%06d", frame->index);
+                if (!rec.done(frame->index)) emit(frame->index, name, std::round(frame->ms * 1000.0) / 1e6, frame->bgr);
               }
-              ++index;
             }
-            if (index == 0) error = "no frame could be decoded";
+            video.finish(damage);
+            for (const auto& d : damage) rec.record_damage(d.first, d.last, d.reason, d.skipped);
+            if (video.decoded() == 0) error = "no frame could be decoded";
           }
         }
       }
@@ -385,6 +387,8 @@ class Pipeline {
     char cov[32] = "-";
     if (!totals["coverage"].is_null()) std::snprintf(cov, sizeof cov, "%.1f%%", 100 * totals["coverage"].get<double>());
     std::string status = "done";
+    if (result["frames_skipped"].get<int>() > 0)
+      status += ", " + std::to_string(result["frames_skipped"].get<int>()) + " damaged frame(s) skipped";
     if (!result["errors"].empty()) {
       const auto& e = result["errors"][0];
       status = "FAILED: " + (e.contains("source") ? e["source"].get<std::string>() : "frame " + e["name"].get<std::string>() + ": " + e["error"].get<std::string>());
@@ -423,8 +427,10 @@ int run_label(const LabelOptions& options) {
   const GateChoice gate = resolve_gate(options, model);
   if (options.every && *options.every < 1) throw Error("--every must be >= 1", "--every");
   if (options.writers < 1) throw Error("--writers must be >= 1", "--writers");
-  const int batch = options.batch ? options.batch : model.batch.opt;
-  if (batch < 1 || batch > model.batch.max)
+  if (options.batch && *options.batch < 1)
+    throw Error("--batch " + std::to_string(*options.batch) + " must be >= 1", "--batch");
+  const int batch = options.batch.value_or(model.batch.opt);
+  if (batch > model.batch.max)
     throw Error("--batch " + std::to_string(batch) + " is outside the model's batch range 1.." +
                     std::to_string(model.batch.max), (model.root / "model.json").string(),
                 "use a smaller --batch, or re-export with a larger --dynamic-batch");
@@ -484,6 +490,20 @@ int run_label(const LabelOptions& options) {
     throw Error(std::to_string(report["failures"].size()) + " of " + std::to_string(results.size()) +
                     " sources failed (listed above and in " + (options.out / "summary.json").string() + ")",
                 "", "fix or remove those inputs and run again with --resume");
+  }
+  if (!report["damaged"].empty()) {
+    for (const auto& d : report["damaged"]) {
+      std::string ranges;
+      for (const auto& r : d["damage"])
+        ranges += (ranges.empty() ? "" : ", ") + std::to_string(r["first"].get<int>()) + "-" +
+                  std::to_string(r["last"].get<int>()) + (r["skipped"].get<bool>() ? "" : " (concealed)");
+      std::cout << "DAMAGED " << d["input"].get<std::string>() << ": " << d["frames_skipped"] << " frame(s) skipped, frames "
+                << ranges << std::endl;
+    }
+    std::cout << report["damaged"].size() << " source(s) had damaged data: the rest of each was labeled; the frame "
+              << "ranges are under 'damaged' in " << (options.out / "summary.json").string() << " (exit status 3)"
+              << std::endl;
+    return kExitDamaged;
   }
   return 0;
 }

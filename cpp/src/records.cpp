@@ -175,12 +175,36 @@ void SourceRecords::open_journal() {
 void SourceRecords::record(const ojson& rec) {
   const std::string line = rec.dump();
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!rec.contains("error")) ++labeled;
+  if (!rec.contains("error") && rec.contains("index")) ++labeled;
   journal_ << line << '\n';
   journal_.flush();
   if (!journal_) throw Error("cannot write the journal", journal_path_.string(),
                              "free space there, then run again with --resume");
 }
+
+void SourceRecords::record_damage(int first, int last, const std::string& reason, bool skipped) {
+  record({{"damage", {first, last}}, {"skipped", skipped}, {"reason", reason}});
+}
+
+namespace {
+/// Damage records as ranges, neighbours of one kind and reason merged (label/records.py's _ranges).
+ojson damage_ranges(const std::map<int, ojson>& damage) {
+  ojson out = ojson::array();
+  for (const auto& [first, rec] : damage) {
+    const int a = rec["damage"][0].get<int>(), b = rec["damage"][1].get<int>();
+    if (!out.empty()) {
+      ojson& last = out.back();
+      if (last["first"].get<int>() <= a && a <= last["last"].get<int>() + 1 && last["skipped"] == rec["skipped"] &&
+          last["reason"] == rec["reason"]) {
+        last["last"] = std::max(last["last"].get<int>(), b);
+        continue;
+      }
+    }
+    out.push_back({{"first", a}, {"last", b}, {"skipped", rec["skipped"]}, {"reason", rec["reason"]}});
+  }
+  return out;
+}
+}  // namespace
 
 ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
   auto compact = [&](const ojson& m) {
@@ -189,6 +213,10 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
                           "frames_below_min_coverage", "totals", "lowest_coverage"})
       c[k] = m.at(k);
     c["input"] = m["source"]["input"];
+    c["frames_skipped"] = m.value("frames_skipped", 0);
+    ojson damage = m.value("damage", ojson::array());
+    if (damage.size() > kMaxDamage) damage.erase(damage.begin() + kMaxDamage, damage.end());
+    c["damage"] = damage;
     c["manifest"] = fs::relative(manifest_path_, out_).generic_string();
     return c;
   };
@@ -197,12 +225,17 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
   ojson errors = ojson::array();
   if (!error.empty()) errors.push_back({{"source", error}});
   std::map<int, std::streamoff> offsets;  // frame -> its latest journal line, read back one at a time
+  std::map<int, ojson> damage;             // first frame -> its damage record
   std::ifstream in(journal_path_, std::ios::binary);
   for (std::streamoff pos = in.tellg(); in; pos = in.tellg()) {
     std::string line;
     if (!std::getline(in, line)) break;
     auto rec = parse_line(line);
     if (!rec || rec->contains("identity")) continue;
+    if (rec->contains("damage")) {
+      damage[(*rec)["damage"][0].get<int>()] = *rec;
+      continue;
+    }
     const int index = (*rec)["index"].get<int>();
     if (rec->contains("error")) {
       errors.push_back({{"index", index}, {"name", (*rec)["name"]}, {"error", (*rec)["error"]}});
@@ -251,6 +284,10 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
   this_run["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   runs.push_back(this_run);
   const bool complete = !interrupted && errors.empty();
+  const ojson ranges = damage_ranges(damage);
+  int skipped = 0;
+  for (const auto& d : ranges)
+    if (d["skipped"].get<bool>()) skipped += d["last"].get<int>() - d["first"].get<int>() + 1;
   ojson head = {
       {"format", kManifestFormat}, {"format_version", kFormatVersion}, {"ssseg_version", kVersion},
       {"key", source_.key},
@@ -258,6 +295,7 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
       {"settings", settings_}, {"complete", complete}, {"interrupted", interrupted}, {"errors", errors},
       {"frames_decoded", decoded}, {"frames_sampled", sampled}, {"frames_written", written},
       {"frames_below_min_coverage", static_cast<int>(offsets.size()) - written},
+      {"frames_skipped", skipped}, {"damage", ranges},
       {"totals", {{"pixels", pixels}, {"confident", confident},
                   {"coverage", pixels ? ojson(static_cast<double>(confident) / static_cast<double>(pixels)) : ojson()},
                   {"per_class", per_class_json}}},
@@ -285,7 +323,8 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
 
 ojson summary(const std::vector<ojson>& results, const ojson& settings, const ojson& run) {
   std::vector<ojson> pool;
-  ojson failures = ojson::array();
+  ojson failures = ojson::array(), damaged = ojson::array();
+  int skipped = 0;
   long long pixels = 0, confident = 0;
   int sampled = 0, written = 0, below = 0;
   for (const auto& r : results) {
@@ -295,6 +334,10 @@ ojson summary(const std::vector<ojson>& results, const ojson& settings, const oj
       pool.push_back(entry);
     }
     if (!r["errors"].empty()) failures.push_back({{"source", r["key"]}, {"input", r["input"]}, {"errors", r["errors"]}});
+    if (!r["damage"].empty())
+      damaged.push_back({{"source", r["key"]}, {"input", r["input"]}, {"frames_skipped", r["frames_skipped"]},
+                         {"damage", r["damage"]}});
+    skipped += r["frames_skipped"].get<int>();
     pixels += r["totals"]["pixels"].get<long long>();
     confident += r["totals"]["confident"].get<long long>();
     sampled += r["frames_sampled"].get<int>();
@@ -309,9 +352,9 @@ ojson summary(const std::vector<ojson>& results, const ojson& settings, const oj
   return {{"format", kSummaryFormat}, {"format_version", kFormatVersion}, {"ssseg_version", kVersion},
           {"settings", settings}, {"shard", nullptr}, {"sources", static_cast<int>(results.size())},
           {"failed_sources", static_cast<int>(failures.size())}, {"frames_sampled", sampled},
-          {"frames_written", written}, {"frames_below_min_coverage", below},
+          {"frames_written", written}, {"frames_below_min_coverage", below}, {"frames_skipped", skipped},
           {"coverage", pixels ? ojson(static_cast<double>(confident) / static_cast<double>(pixels)) : ojson()},
-          {"next_to_label", pool}, {"failures", failures}, {"per_source", results}, {"run", run}};
+          {"next_to_label", pool}, {"failures", failures}, {"damaged", damaged}, {"per_source", results}, {"run", run}};
 }
 
 }  // namespace ssseg

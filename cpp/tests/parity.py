@@ -6,6 +6,7 @@ labels identical on >= 99.9 % of pixels, never different where both are confiden
 names and manifest keys; with --threshold, with per-class thresholds in model.json, and with the entropy gate
 (--gate entropy: no confidence net). Prints the measured agreement. Then kills an ssseg-cpp job mid-run,
 resumes it, and requires exactly the files of an uninterrupted run (manifests without their per-run records).
+A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3.
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -24,7 +25,7 @@ from PIL import Image
 
 MARGIN = 0.1
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from label_files import job_files, kill_after_files  # noqa: E402  (shared with tests/test_label.py)
+from label_files import damaged_clip, job_files, kill_after_files  # noqa: E402  (shared with tests/test_label.py)
 
 
 def main() -> int:
@@ -40,6 +41,7 @@ def main() -> int:
         problems += check(Path(args.cpp).resolve(), args.backend, work, variant="entropy")
         problems += check_resume(Path(args.cpp).resolve(), args.backend, work)
         problems += check_bad_inputs(Path(args.cpp).resolve(), work)
+        problems += check_damaged(Path(args.cpp).resolve(), args.backend, work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -191,6 +193,33 @@ def check_bad_inputs(cpp: Path, work: Path) -> list[str]:
     if len(list((work / "bad_out" / "clip" / "labels").iterdir())) != 24:
         problems.append("the good clip after the bad inputs was not labeled in full")
     print(f"bad inputs: exit {r.returncode}, failed sources {failed}, the others labeled")
+    return problems
+
+
+def check_damaged(cpp: Path, backend: str, work: Path) -> list[str]:
+    """Both runtimes label the rest of a clip with a damaged spot, name the frames alike (later frames keep
+    their numbers), record the same skipped ranges and exit with 3. Masks of the frames decoded from damaged
+    references may differ (each decoder conceals damage its own way), so they are not compared."""
+    clip = damaged_clip(work / "damaged.mp4")
+    outs = {"python": work / "damaged_python", "cpp": work / "damaged_cpp"}
+    subprocess.run(["rm", "-rf", *map(str, outs.values())], check=True)
+    codes = {
+        "python": subprocess.run([sys.executable, "-m", "ssseg", "label", str(clip), "--model", str(work / "model"),
+                                  "--backend", "ort", "--out", str(outs["python"])], capture_output=True).returncode,
+        "cpp": subprocess.run([str(cpp), "label", str(clip), "--model", str(work / "model"), "--backend", backend,
+                               "--out", str(outs["cpp"])], capture_output=True).returncode,
+    }
+    m = {k: json.loads((v / "damaged" / "manifest.json").read_text()) for k, v in outs.items()}
+    skipped = {k: [(d["first"], d["last"]) for d in v["damage"] if d["skipped"]] for k, v in m.items()}
+    print(f"damaged clip: exit {codes}, skipped {skipped}, {len(m['cpp']['frames'])} frames labeled by each")
+    problems = []
+    if codes != {"python": 3, "cpp": 3}:
+        problems.append(f"damaged clip: exit statuses {codes}, expected 3 from both")
+    if skipped["python"] != skipped["cpp"] or not skipped["cpp"]:
+        problems.append(f"damaged clip: skipped ranges differ or are missing: {skipped}")
+    for key in ("name", "time"):
+        if [f[key] for f in m["python"]["frames"]] != [f[key] for f in m["cpp"]["frames"]]:
+            problems.append(f"damaged clip: frame {key}s differ between the runtimes")
     return problems
 
 

@@ -14,7 +14,7 @@ struct LabelOptions {
   std::optional<double> threshold;  // default: model.json's per-class thresholds, else its threshold
   std::optional<double> target_precision;  // or: the per-class thresholds export calibrated for this precision
   std::optional<int> every;  // label every K-th frame (unset: all, recorded as null like the Python CLI)
-  int batch = 0;  // 0: the model's optimal batch
+  std::optional<int> batch;  // unset: the model's optimal batch
   std::string format = "png";
   bool confidence = false;
   bool resume = false;
@@ -23,7 +23,10 @@ struct LabelOptions {
   int writers = 2;
 };
 
-/// Returns the exit status: 0 when every source was labeled completely, 1 when some failed.
+/// Exit status when every source was labeled but damaged stretches of video were skipped (as `ssseg label`).
+inline constexpr int kExitDamaged = 3;
+/// Returns the exit status: 0 when every source was labeled completely, kExitDamaged when damaged stretches
+/// were skipped; throws (exit status 1) when some source failed.
 int run_label(const LabelOptions& options);
 
 struct BenchOptions {

@@ -21,6 +21,7 @@ using ojson = nlohmann::ordered_json;
 
 inline constexpr const char* kVersion = "0.1.0";
 inline constexpr int kNextToLabel = 100;
+inline constexpr size_t kMaxDamage = 20;  // damaged ranges per source in the summary (the manifest lists all)
 
 /// UTC time as ISO 8601.
 std::string now();
@@ -45,6 +46,8 @@ class SourceRecords {
   void prepare(bool resume);
   void open_journal();
   void record(const ojson& rec);
+  /// A damaged stretch of the source, journaled like a frame (a resumed run finds it again).
+  void record_damage(int first, int last, const std::string& reason, bool skipped);
   /// Write manifest.json; returns the compact result the job summary needs.
   ojson finalize(const ojson& run, bool interrupted);
 
