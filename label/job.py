@@ -15,6 +15,7 @@ from ssseg.errors import ConfigError, LabelError
 from ssseg.io import write_json
 from ssseg.label.inputs import expand_inputs, shard
 from ssseg.label.layouts import make_layout
+from ssseg.label.lock import JobLock, is_lock_file
 from ssseg.label.pipeline import Pipeline, Progress
 from ssseg.label.records import SourceState, check_job, now, summary, summary_name, write_job
 from ssseg.runtime.model import ModelSpec, read_model
@@ -78,7 +79,21 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
         say(f"shard {cfg.shard[0]}/{cfg.shard[1]}: {len(mine)} of {len(sources)} sources")
     settings = settings_of(cfg, spec, threshold)
     out = Path(cfg.out)
-    check_job(out, settings)
+    existed = out.exists()
+    lock = JobLock(out, cfg.shard, "ssseg", say)
+    lock.acquire()
+    try:
+        return _run(cfg, spec, threshold, batch, sources, mine, settings, say)
+    finally:
+        lock.release()
+        if not existed and not any(out.iterdir()):
+            out.rmdir()  # a job that could not start leaves no trace
+
+
+def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list, mine: list, settings: dict,
+         say: Callable[[str], None]) -> int:
+    out = Path(cfg.out)
+    check_job(out, settings, ignore=is_lock_file)
     layout = make_layout(cfg.format, out, spec.classes, cfg.confidence)
     states = [SourceState(s, layout.meta_dir(s.key), settings, list(spec.classes.names), out) for s in mine]
     for state in states:

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from ssseg import __version__
 from ssseg.errors import LabelError
@@ -32,8 +33,9 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def check_job(out: Path, settings: dict) -> None:
-    """Refuse an OUT_DIR that holds someone else's files or labels made with other settings."""
+def check_job(out: Path, settings: dict, ignore: Callable[[str], bool] = lambda name: False) -> None:
+    """Refuse an OUT_DIR that holds someone else's files (names ``ignore`` accepts aside: the job locks) or
+    labels made with other settings."""
     out = Path(out)
     job = out / JOB_FILE
     if job.is_file():
@@ -47,7 +49,7 @@ def check_job(out: Path, settings: dict) -> None:
             raise LabelError(f"labels here were made with other settings ({diffs})", path=job,
                              fix="repeat the original options to continue, or choose a new --out")
         return
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(not ignore(e.name) for e in out.iterdir()):
         raise LabelError("output folder is not empty and was not written by ssseg label", path=out,
                          fix="choose a new or empty --out; nothing is overwritten")
 

@@ -32,7 +32,7 @@ def remove_stale_temporaries(folder: Path, prefix: str = "") -> int:
         return 0
     for entry in os.scandir(folder):
         m = _TEMPORARY.match(entry.name)
-        if not m or not m["name"].startswith(prefix) or _alive(int(m["pid"])):
+        if not m or not m["name"].startswith(prefix) or process_alive(int(m["pid"])):
             continue
         try:
             os.unlink(entry.path)
@@ -42,7 +42,9 @@ def remove_stale_temporaries(folder: Path, prefix: str = "") -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (this process never counts: what it left from an earlier
+    job in this process is not in flight)."""
     if pid == os.getpid():
         return False  # ours from an earlier job in this process cannot be in flight now
     try:

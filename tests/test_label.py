@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -165,13 +166,52 @@ def test_shards_share_one_output_folder(exported, clip, tmp_path):
     other = write_clip(tmp_path / "other.mp4", 6)
     out = tmp_path / "out"
     keys = []
-    for i in range(2):
-        r = label(clip, shots, other, "--shard", f"{i}/2", "--format", "camvid", model=exported, out=out)
-        assert r.returncode == 0, r.stderr
+    shards = [subprocess.Popen([sys.executable, "-m", "ssseg", "label", str(clip), str(shots), str(other), "--shard",
+                                f"{i}/2", "--format", "camvid", "--model", str(exported), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for i, proc in enumerate(shards):  # side by side: each holds its own shard's lock
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
         summary = json.loads((out / f"summary.shard-{i}-of-2.json").read_text())
         keys.append({s["key"] for s in summary["per_source"]})
+    r = label(clip, shots, other, "--shard", "1/2", "--format", "camvid", "--resume", model=exported, out=out)
+    assert r.returncode == 0, r.stderr  # the last shard to finish lists every source
     assert keys[0] | keys[1] == {"drive", "shots", "other"} and not keys[0] & keys[1]
     assert len((out / "train.txt").read_text().splitlines()) == 12 + 3 + 6  # the last shard lists every source
+
+
+def test_one_job_per_output_folder(exported, tmp_path):
+    # Before: a second job on the same --out exited 0 and the two left a manifest listing no frames.
+    from ssseg.label.lock import LOCK
+
+    long_clip = write_clip(tmp_path / "long.mp4", 150)
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-m", "ssseg", "label", str(long_clip), "--batch", "1", "--model",
+                              str(exported), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    while not (out / "long" / "labels").is_dir() and first.poll() is None:
+        time.sleep(0.01)
+    for extra in ((), ("--resume",)):
+        r = label(long_clip, *extra, model=exported, out=out)
+        assert r.returncode == 1 and "is labeling into this folder" in r.stderr and len(r.stderr.splitlines()) == 1
+        assert f"process {first.pid}" in r.stderr and LOCK in r.stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    m = json.loads((out / "long" / "manifest.json").read_text())
+    assert m["complete"] and m["frames_written"] == 150 and len(m["frames"]) == 150
+    assert not (out / LOCK).exists()  # released
+
+    # A lock left by a killed process on this host is taken over, and says so.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / LOCK).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "runtime": "ssseg",
+                                        "started": "earlier"}))
+    r = label(long_clip, "--resume", model=exported, out=out)
+    assert r.returncode == 0 and "removed a stale lock" in r.stdout and not (out / LOCK).exists()
+    # One from another machine (a shared disk) cannot be checked: refused, naming the holder and the fix.
+    (out / LOCK).write_text(json.dumps({"host": "elsewhere", "pid": 1, "runtime": "ssseg-cpp", "started": "now"}))
+    r = label(long_clip, "--resume", model=exported, out=out)
+    assert r.returncode == 1 and "ssseg-cpp job (process 1 on elsewhere" in r.stderr and "delete" in r.stderr
 
 
 def test_bad_inputs_are_recorded_and_the_job_goes_on(exported, clip, tmp_path):

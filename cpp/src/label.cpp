@@ -26,7 +26,9 @@
 #include "ssseg/files.hpp"
 #include "ssseg/gate.hpp"
 #include "ssseg/image.hpp"
+#include "ssseg/inputs.hpp"
 #include "ssseg/label.hpp"
+#include "ssseg/lock.hpp"
 #include "ssseg/names.hpp"
 #include "ssseg/records.hpp"
 #include "ssseg/video.hpp"
@@ -72,81 +74,6 @@ class BoundedQueue {
   std::mutex mutex_;
   std::condition_variable not_empty_, not_full_;
 };
-
-const std::vector<std::string> kImageExts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"};
-const std::vector<std::string> kListExts = {".txt", ".lst", ".list"};
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-bool has_ext(const fs::path& p, const std::vector<std::string>& exts) {
-  return std::find(exts.begin(), exts.end(), lower(p.extension().string())) != exts.end();
-}
-
-/// INPUT arguments -> sources, in order (as ssseg.label.inputs.expand_inputs, without globs and streams).
-std::vector<SourceInfo> expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<SourceInfo> sources;
-  std::map<std::string, size_t> folders, videos;
-  auto add_images = [&](const fs::path& folder, const std::vector<fs::path>& images, const std::string& label) {
-    const std::string key = fs::weakly_canonical(folder).string();
-    if (!folders.count(key)) {
-      folders[key] = sources.size();
-      sources.push_back({label, "images", "", {}, ""});
-    }
-    auto& src = sources[folders[key]];
-    src.images.insert(src.images.end(), images.begin(), images.end());
-    std::sort(src.images.begin(), src.images.end());
-    src.images.erase(std::unique(src.images.begin(), src.images.end()), src.images.end());
-  };
-  std::function<void(const std::string&, const std::string&, int)> add = [&](const std::string& item,
-                                                                               const std::string& origin, int depth) {
-    const fs::path path(item);
-    const std::string where = origin.empty() ? "" : " (listed in " + origin + ")";
-    if (fs::is_directory(path)) {
-      std::vector<fs::path> images;
-      for (const auto& e : fs::directory_iterator(path))
-        if (e.is_regular_file() && has_ext(e.path(), kImageExts)) images.push_back(e.path());
-      add_images(path, images, path.string());
-      if (images.empty()) sources[folders[fs::weakly_canonical(path).string()]].error = "folder holds no images (.png/.jpg/...)";
-      return;
-    }
-    if (fs::is_regular_file(path)) {
-      if (has_ext(path, kListExts)) {
-        if (depth > 4) throw Error("list files nest too deeply", path.string(), "list videos, folders or images");
-        std::ifstream in(path);
-        for (std::string line; std::getline(in, line);) {
-          const auto a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r");
-          if (a == std::string::npos || line[a] == '#') continue;
-          const fs::path target(line.substr(a, b - a + 1));
-          add(target.is_absolute() ? target.string() : (path.parent_path() / target).string(), path.string(), depth + 1);
-        }
-        return;
-      }
-      if (has_ext(path, kImageExts)) {
-        add_images(path.parent_path(), {path}, path.parent_path().string());
-        return;
-      }
-      const std::string key = fs::weakly_canonical(path).string();
-      if (!videos.count(key)) {
-        videos[key] = sources.size();
-        sources.push_back({path.string(), "video", "", {}, fs::file_size(path) ? "" : "file is empty"});
-      }
-      return;
-    }
-    throw Error("input does not exist" + where, item, "pass video files, image folders or list files (.txt)");
-  };
-  for (const auto& item : inputs) add(item, "", 0);
-  std::vector<std::string> bases;
-  for (const auto& s : sources) {
-    fs::path p = fs::path(s.input).lexically_normal();
-    if (!p.has_filename()) p = p.parent_path();  // "frames/" is named like "frames"
-    bases.push_back(s.kind == "images" ? p.filename().string() : p.stem().string());
-  }
-  const auto keys = assign_keys(bases);
-  for (size_t i = 0; i < sources.size(); ++i) sources[i].key = keys[i];
-  return sources;
-}
 
 struct Source {
   std::unique_ptr<SourceRecords> records;
@@ -419,6 +346,9 @@ class Pipeline {
 
 }  // namespace
 
+static int label_job(const LabelOptions& options, const ModelSpec& model, const GateChoice& gate, int batch,
+              std::vector<SourceInfo>& infos, ojson settings);
+
 int run_label(const LabelOptions& options) {
   const ModelSpec model = read_model(options.model);
   if (options.format != "png")
@@ -441,6 +371,19 @@ int run_label(const LabelOptions& options) {
                     {"every", options.every ? ojson(*options.every) : ojson()}, {"fps", nullptr},
                     {"format", options.format}, {"confidence", options.confidence}, {"overlay", false},
                     {"min_coverage", nullptr}};
+  const bool existed = fs::exists(options.out);
+  try {
+    JobLock lock(options.out);
+    return label_job(options, model, gate, batch, infos, settings);
+  } catch (...) {
+    std::error_code ec;
+    if (!existed && fs::is_empty(options.out, ec)) fs::remove(options.out, ec);  // could not start: no trace
+    throw;
+  }
+}
+
+static int label_job(const LabelOptions& options, const ModelSpec& model, const GateChoice& gate, int batch,
+              std::vector<SourceInfo>& infos, ojson settings) {
   check_job(options.out, settings);
   std::vector<std::unique_ptr<Source>> sources;
   for (auto& info : infos) {

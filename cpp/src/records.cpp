@@ -1,4 +1,5 @@
 #include "ssseg/records.hpp"
+#include "ssseg/lock.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -71,8 +72,10 @@ void check_job(const fs::path& out, const ojson& settings) {
     return;
   }
   std::error_code ec;
-  if (fs::is_directory(out) && fs::directory_iterator(out, ec) != fs::directory_iterator())
-    throw Error("output folder is not empty and was not written by ssseg label", out.string(),
+  if (!fs::is_directory(out)) return;
+  for (const auto& entry : fs::directory_iterator(out, ec))
+    if (!is_lock_file(entry.path().filename().string()))
+      throw Error("output folder is not empty and was not written by ssseg label", out.string(),
                 "choose a new or empty --out; nothing is overwritten");
 }
 

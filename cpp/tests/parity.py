@@ -6,7 +6,8 @@ labels identical on >= 99.9 % of pixels, never different where both are confiden
 names and manifest keys; with --threshold, with per-class thresholds in model.json, and with the entropy gate
 (--gate entropy: no confidence net). Prints the measured agreement. Then kills an ssseg-cpp job mid-run,
 resumes it, and requires exactly the files of an uninterrupted run (manifests without their per-run records).
-A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3.
+A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3. The
+job lock: a live job's lock (Python's format) refuses ssseg-cpp; a dead process's is taken over.
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -42,6 +43,7 @@ def main() -> int:
         problems += check_resume(Path(args.cpp).resolve(), args.backend, work)
         problems += check_bad_inputs(Path(args.cpp).resolve(), work)
         problems += check_damaged(Path(args.cpp).resolve(), args.backend, work)
+        problems += check_lock(Path(args.cpp).resolve(), work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -193,6 +195,30 @@ def check_bad_inputs(cpp: Path, work: Path) -> list[str]:
     if len(list((work / "bad_out" / "clip" / "labels").iterdir())) != 24:
         problems.append("the good clip after the bad inputs was not labeled in full")
     print(f"bad inputs: exit {r.returncode}, failed sources {failed}, the others labeled")
+    return problems
+
+
+def check_lock(cpp: Path, work: Path) -> list[str]:
+    import os
+    import socket
+
+    out = work / "locked_out"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    out.mkdir()
+    lock = out / ".ssseg-label.shard-0-of-2.lock"  # a Python shard's lock: ssseg-cpp has no shards, so it conflicts
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "runtime": "ssseg", "started": "x"}))
+    cmd = [str(cpp), "label", str(work / "clip.mp4"), "--model", str(work / "model"), "--out", str(out)]
+    live = subprocess.run(cmd, capture_output=True, text=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "runtime": "ssseg", "started": "x"}))
+    stale = subprocess.run(cmd, capture_output=True, text=True)
+    print(f"job lock: live holder -> exit {live.returncode}; dead holder -> exit {stale.returncode}")
+    problems = []
+    if live.returncode != 1 or f"process {os.getpid()}" not in live.stderr or live.stderr.count("\n") != 1:
+        problems.append(f"a live job's lock did not refuse ssseg-cpp: exit {live.returncode}, {live.stderr.strip()!r}")
+    if stale.returncode != 0 or "removed a stale lock" not in stale.stdout or any(out.glob(".ssseg-label*")):
+        problems.append(f"a dead job's lock was not taken over: exit {stale.returncode}, {stale.stderr.strip()!r}")
     return problems
 
 
