@@ -39,9 +39,11 @@ class RawFrame:
             return self.payload.to_ndarray(format="rgb24")
         from PIL import Image
 
+        from ssseg.data.base import to_rgb8
+
         try:
             with Image.open(self.payload) as im:
-                return np.asarray(im.convert("RGB"))
+                return to_rgb8(im)
         except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt files
             raise DecodeError(f"cannot decode image ({type(e).__name__}: {str(e)[:80]})") from None
 

@@ -52,3 +52,53 @@ def damaged_clip(path: Path, frames: int = 40, zero_bytes: int = 3000) -> Path:
     data[len(data) // 2: len(data) // 2 + zero_bytes] = bytes(zero_bytes)
     path.write_bytes(bytes(data))
     return path
+
+
+def mode_images(folder: Path, hw: tuple[int, int] = (48, 80)) -> dict:
+    """One frame in each pixel format Pillow opens (16-bit grey and RGB, palette with and without
+    transparency, CMYK JPEG, grey+alpha, RGBA, bilevel, 8-bit grey) written to ``folder``; returns name -> the
+    RGB each must read as, computed here from the stored values (16-bit: the high byte; CMYK: within 1 of
+    (255 - C)(255 - K)/255, checked by the caller)."""
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    from ssseg.data.synthetic import render_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = render_scene(5, "val", 0, hw)[0]
+    rng = np.random.default_rng(0)
+    expected = {}
+    grey16 = (rgb[..., 1].astype(np.uint16) << 8) | rng.integers(0, 256, hw, dtype=np.uint16)
+    Image.fromarray(grey16).save(folder / "grey16.png")
+    expected["grey16.png"] = np.repeat((grey16 >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    rgb16 = (rgb.astype(np.uint16) << 8) | rng.integers(0, 256, rgb.shape, dtype=np.uint16)
+    rows = b"".join(b"\0" + rgb16[y].astype(">u2").tobytes() for y in range(hw[0]))  # Pillow cannot write it
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", hw[1], hw[0], 16, 2, 0, 0, 0)  # 16-bit RGB
+    (folder / "rgb16.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                       + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    expected["rgb16.png"] = rgb
+    pal = Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE)
+    pal.save(folder / "palette.png")
+    pal.save(folder / "palette_transparent.png", transparency=0)
+    expected["palette.png"] = expected["palette_transparent.png"] = np.asarray(pal.convert("RGB"))
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    cmyk.save(folder / "cmyk.jpg", quality=95)
+    with Image.open(folder / "cmyk.jpg") as im:
+        c = np.asarray(im).astype(float)
+    expected["cmyk.jpg"] = (255 - c[..., :3]) * (255 - c[..., 3:]) / 255  # float: compared within 1
+    grey = rgb[..., 0]
+    Image.fromarray(np.dstack([grey, rgb[..., 2]])).save(folder / "grey_alpha.png")
+    Image.fromarray(grey).save(folder / "grey.png")
+    expected["grey_alpha.png"] = expected["grey.png"] = np.repeat(grey[..., None], 3, axis=2)
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(folder / "rgba.png")
+    expected["rgba.png"] = rgb
+    Image.fromarray(grey > 100).save(folder / "bilevel.png")
+    expected["bilevel.png"] = np.repeat(np.where(grey > 100, 255, 0).astype(np.uint8)[..., None], 3, axis=2)
+    return expected

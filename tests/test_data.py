@@ -136,3 +136,20 @@ def test_write_synthetic_round_trips(tmp_path):
     ds = open_dataset(f"folder:{tmp_path / 's'}", "train")
     assert ds.classes == SYNTHETIC
     assert np.array_equal(ds.load(1)[0], render_scene(7, "train", 1, (40, 48))[0])
+
+
+def test_every_image_mode_reads_as_8_bit_rgb(tmp_path):
+    # Before: 16-bit grey frames became all-white (Pillow's RGB conversion saturates), so their masks were wrong.
+    from label_files import mode_images
+
+    from ssseg.data.base import read_image
+
+    for name, want in mode_images(tmp_path).items():
+        got = read_image(tmp_path / name)
+        assert got.dtype == np.uint8 and got.shape == (48, 80, 3), name
+        if name == "cmyk.jpg":
+            assert np.abs(got - want).max() <= 1, name  # ssseg-cpp's (OpenCV's) integer formula: same bytes
+        else:
+            assert np.array_equal(got, want), name
+    grey16 = read_image(tmp_path / "grey16.png")
+    assert 0 < grey16.mean() < 250 and len(np.unique(grey16)) > 10  # not the saturated white frame

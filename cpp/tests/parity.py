@@ -7,7 +7,8 @@ names and manifest keys; with --threshold, with per-class thresholds in model.js
 (--gate entropy: no confidence net). Prints the measured agreement. Then kills an ssseg-cpp job mid-run,
 resumes it, and requires exactly the files of an uninterrupted run (manifests without their per-run records).
 A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3. The
-job lock: a live job's lock (Python's format) refuses ssseg-cpp; a dead process's is taken over.
+job lock: a live job's lock (Python's format) refuses ssseg-cpp; a dead process's is taken over. A folder
+of frames in every pixel format Pillow opens (16-bit grey and RGB, palette, CMYK, alpha): the same labels.
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -26,7 +27,7 @@ from PIL import Image
 
 MARGIN = 0.1
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from label_files import damaged_clip, job_files, kill_after_files  # noqa: E402  (shared with tests/test_label.py)
+from label_files import damaged_clip, job_files, kill_after_files, mode_images  # noqa: E402  (shared with tests/test_label.py)
 
 
 def main() -> int:
@@ -44,6 +45,7 @@ def main() -> int:
         problems += check_bad_inputs(Path(args.cpp).resolve(), work)
         problems += check_damaged(Path(args.cpp).resolve(), args.backend, work)
         problems += check_lock(Path(args.cpp).resolve(), work)
+        problems += check_modes(Path(args.cpp).resolve(), args.backend, work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -219,6 +221,26 @@ def check_lock(cpp: Path, work: Path) -> list[str]:
         problems.append(f"a live job's lock did not refuse ssseg-cpp: exit {live.returncode}, {live.stderr.strip()!r}")
     if stale.returncode != 0 or "removed a stale lock" not in stale.stdout or any(out.glob(".ssseg-label*")):
         problems.append(f"a dead job's lock was not taken over: exit {stale.returncode}, {stale.stderr.strip()!r}")
+    return problems
+
+
+def check_modes(cpp: Path, backend: str, work: Path) -> list[str]:
+    frames = work / "modes"
+    subprocess.run(["rm", "-rf", str(frames), str(work / "modes_python"), str(work / "modes_cpp")], check=True)
+    names = sorted(mode_images(frames))
+    subprocess.run([sys.executable, "-m", "ssseg", "label", str(frames), "--model", str(work / "model"), "--backend",
+                    "ort", "--out", str(work / "modes_python")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(cpp), "label", str(frames), "--model", str(work / "model"), "--backend", backend, "--out",
+                    str(work / "modes_cpp")], check=True, stdout=subprocess.DEVNULL)
+    problems, shares = [], {}
+    for name in names:
+        stem = Path(name).stem
+        a, b = (np.asarray(Image.open(work / f"modes_{k}" / "modes" / "labels" / f"{stem}.png"))
+                for k in ("python", "cpp"))
+        shares[stem] = float((a == b).mean())
+        if shares[stem] < 0.999:
+            problems.append(f"{name}: labels identical on only {100 * shares[stem]:.2f}% of pixels")
+    print("pixel formats: labels identical on " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in shares.items()))
     return problems
 
 

@@ -24,13 +24,28 @@ class Sample:
     label: Path | None = None
 
 
+def to_rgb8(im) -> np.ndarray:
+    """A Pillow image of any mode as HxWx3 uint8 RGB, as OpenCV's imread gives it to ssseg-cpp. Pillow's own
+    convert("RGB") saturates 16-bit grey (a frame turns white), so 16- and 32-bit grey keep their high byte
+    (16-bit RGB PNGs already open as their high bytes); CMYK uses OpenCV's integer formula, within 1 of
+    the exact (255 - C)(255 - K)/255 and identical to ssseg-cpp; alpha is dropped, palettes are looked up."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = (np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode == "CMYK":
+        cmyk = np.asarray(im).astype(np.int32)
+        white = 255 - cmyk[..., 3:]  # Pillow's C, M, Y, K (Adobe's inverted JPEGs are already turned back)
+        return (white - ((cmyk[..., :3] * white) >> 8)).astype(np.uint8)
+    return np.asarray(im.convert("RGB"))
+
+
 def read_image(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB."""
+    """HxWx3 uint8 RGB (``to_rgb8``)."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return to_rgb8(im)
     except FileNotFoundError:
         raise DataError("image file is missing", path=path, fix="restore it or remove it from the split list") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt files
