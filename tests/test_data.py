@@ -153,3 +153,24 @@ def test_every_image_mode_reads_as_8_bit_rgb(tmp_path):
             assert np.array_equal(got, want), name
     grey16 = read_image(tmp_path / "grey16.png")
     assert 0 < grey16.mean() < 250 and len(np.unique(grey16)) > 10  # not the saturated white frame
+
+
+def test_truncated_images_are_found_before_the_first_epoch(folder_root, tmp_path):
+    # Before: data checks read headers only; a truncated image failed mid-epoch inside a loader worker with a
+    # 23-line traceback (even with --skip-bad), and a truncated val image cost a whole training epoch.
+    from conftest import run_cli
+
+    for path in (folder_root / "train" / "images" / "train_00002.png",
+                 folder_root / "val" / "images" / "val_00001.png"):
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])  # the header survives, the pixels do not
+    args = ["train", "--method", "weak-strong", "--data", f"folder:{folder_root}", "--epochs", "1", "--batch-size",
+            "2", "--workers", "1", "--device", "cpu", "--labeled-fraction", "0.5"]
+    proc = run_cli(*args, "--out", str(tmp_path / "strict"))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "cannot decode image" in proc.stderr and "--skip-bad" in proc.stderr
+    assert not (tmp_path / "strict" / "metrics.jsonl").exists()  # refused before any training
+    proc = run_cli(*args, "--out", str(tmp_path / "skip"), "--skip-bad")
+    assert proc.returncode == 0, proc.stderr
+    skipped = (tmp_path / "skip" / "skipped.txt").read_text()
+    assert "train_00002" in skipped and "val_00001" in skipped

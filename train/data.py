@@ -38,14 +38,19 @@ def read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def scan(ds: SegDataset, skip_bad: bool, log=print) -> tuple[SegDataset, np.ndarray, list[str]]:
-    """Validate every sample (labels decoded, image headers read); return the dataset (bad samples
-    removed only with skip_bad), its class pixel counts, and one "id<TAB>reason" line per skipped sample."""
+def scan(ds: SegDataset, skip_bad: bool, log=print, labels: bool = True) -> tuple[SegDataset, np.ndarray, list[str]]:
+    """Decode every sample before the first epoch (a truncated image found mid-epoch would cost the epoch, and
+    fail inside a loader worker); return the dataset (bad samples removed only with skip_bad), its class pixel
+    counts, and one "id<TAB>reason" line per skipped sample. ``labels=False``: images only (unlabeled ones)."""
     hist = np.zeros(ds.classes.num_classes, np.int64)
     bad: dict[str, str] = {}
     for i in range(len(ds)):
         try:
-            label = ds.check(i, decode_image=False)
+            if labels:
+                label = ds.check(i)
+            else:
+                ds.load_image(i)
+                continue
         except DataError as e:
             if not skip_bad:
                 raise

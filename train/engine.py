@@ -41,7 +41,7 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
     info = dist.setup(cfg.device)
     try:
         say = log if info.is_main else (lambda *_: None)
-        run = prepare(cfg, method.layout(cfg), info, say)
+        run = prepare(cfg, method.layout(cfg), info, say, needs_unlabeled=method.needs_unlabeled)
         t0 = time.perf_counter()
         run_stages(method.stages(run), run)
         if info.is_main:

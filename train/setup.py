@@ -184,9 +184,11 @@ def take_init(run: Run, stage_dir: Path) -> None:
     run.log(f"stage 1 is {cfg.init} (--init; val mIoU {100 * ckpt.get('best_miou', -1.0):.1f})")
 
 
-def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[str], None]) -> Run:
-    """Resolve the config, split and validate the data, then (rank 0) write config.json, run.json, splits/ and
-    skipped.txt. The run directory is written only once the data has passed its checks."""
+def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[str], None],
+            needs_unlabeled: bool = True) -> Run:
+    """Resolve the config, split and decode-check the data the method will read (the split's unlabeled images
+    only when it reads them), then (rank 0) write config.json, run.json, splits/ and skipped.txt. The run
+    directory is written only once the data has passed its checks."""
     kind, _ = parse_spec(cfg.data)
     cfg = cfg.resolve(kind)
     rundir = RunDir(cfg.out)
@@ -197,6 +199,11 @@ def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[
     else:
         labeled_ids, unlabeled_ids = read_list(rundir.split_file("labeled")), read_list(rundir.split_file("unlabeled"))
     labeled, pixel_counts, skipped = scan(train_all.subset(labeled_ids), cfg.skip_bad, log)
+    if needs_unlabeled and unlabeled_ids and cfg.unlabeled_split:
+        unlabeled, _, unlabeled_skipped = scan(train_all.subset(unlabeled_ids), cfg.skip_bad, log, labels=False)
+        skipped += unlabeled_skipped
+        train_all = train_all.subset(set(labeled.ids) | set(unlabeled.ids))  # the split lists stay as drawn
+        unlabeled_ids = [i for i in unlabeled_ids if i in set(unlabeled.ids)]
     try:
         val, _, val_skipped = scan(open_dataset(cfg.data, "val"), cfg.skip_bad, log)
     except DataError as e:
