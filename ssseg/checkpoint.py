@@ -3,7 +3,7 @@ written atomically (temporary file + rename) so a kill never leaves a half-writt
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from ssseg import __version__
 from ssseg.classes import ClassSet
 from ssseg.config import MEAN, STD
 from ssseg.errors import CheckpointError
-from ssseg.io import check_format
+from ssseg.io import atomic_write_bytes, check_format
 
 FORMAT = "ssseg.checkpoint"
 FORMAT_VERSION = 1
@@ -32,11 +32,11 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, classes:
         "state_dict": state_dict,
         **extra,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    # serialised in memory and written by Python: a full disk is an OSError naming the file (torch.save's own
+    # writer reports it as a RuntimeError), and the write is atomic (a temporary, then a rename)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

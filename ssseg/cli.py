@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from ssseg.errors import SsegError
+from ssseg.errors import SsegError, filesystem_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Semi-supervised real-time road-scene segmentation: train, evaluate, export, benchmark, "
@@ -338,6 +338,9 @@ def main() -> None:
         sys.exit(rc if isinstance(rc, int) else 0)
     except SsegError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except OSError as e:  # a full disk, a read-only or misnamed --out: one line, not a traceback
+        typer.echo(f"error: {filesystem_error(e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted; files written so far are complete (a training run continues with --resume)", err=True)

@@ -51,3 +51,26 @@ class BackendError(SsegError):
 class LabelError(SsegError):
     """A labeling job that cannot start (options the model cannot honour, an output folder written with
     other settings) or an input that cannot be labeled."""
+
+
+def filesystem_error(e: OSError) -> SsegError:
+    """An OSError from writing or reading ssseg's files as one line naming the path and the fix. Every file
+    is written under a temporary name and renamed, so what was written before is intact."""
+    import errno
+
+    path = e.filename or None
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = ("free space there (or choose another --out), then run the same command again (train and label: "
+               "with --resume; what was written before is intact)")
+    elif e.errno == errno.EROFS:
+        fix = "the file system is read-only: choose a writable --out"
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        fix = "choose a --out you can write to, or fix the permissions there"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+        reason, fix = "a file is where a folder is needed", "--out names a folder: choose another path or move the file"
+    elif e.errno == errno.EISDIR:
+        fix = "a folder is where a file is expected: pass the file's path"
+    else:
+        fix = "check that path and the disk, then run the command again"
+    return SsegError(reason[0].lower() + reason[1:], path=path, fix=fix)

@@ -60,8 +60,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written temporary left behind either
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -76,10 +80,16 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
+    """One whole line or none: a line torn by a full disk is cut off again before the error goes on."""
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+        size = f.tell()
+        try:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError:
+            f.truncate(size)
+            raise
 
 
 def sha256_file(path: Path) -> str:

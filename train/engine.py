@@ -138,17 +138,19 @@ def fit(task: Task, out: Path, run: Run) -> dict:
                 best = score
             record = {"epoch": epoch + 1, "iteration": iteration, task.best: best, "config": cfg.to_dict(),
                       **task.record()}
-            save_checkpoint(out / "last.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
-                            classes=run.classes, state_dict=task.model.state_dict(),
-                            extra={**record, **training_state(task, scalers)})
+            # metrics line, best.pt, the method's files, last.pt, in that order: last.pt marks the epoch done, so
+            # a failure (a full disk) before it repeats the epoch on --resume, which rewrites the line and best.pt
+            append_jsonl(out / "metrics.jsonl", {
+                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lrs[main_optim], **parts,
+                **task.epoch_fields(iteration), **progress.record(), "val": val_record})
             keep = improved or (score is None and last)  # without a score, best.pt is the last epoch
             if keep:
                 save_checkpoint(out / "best.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
                                 classes=run.classes, state_dict=task.model.state_dict(), extra=record)
             task.saved(out, record, keep)
-            append_jsonl(out / "metrics.jsonl", {
-                "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lrs[main_optim], **parts,
-                **task.epoch_fields(iteration), **progress.record(), "val": val_record})
+            save_checkpoint(out / "last.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
+                            classes=run.classes, state_dict=task.model.state_dict(),
+                            extra={**record, **training_state(task, scalers)})
             parts_text = f" ({' '.join(f'{k} {v:.3f}' for k, v in parts.items())})" if parts else ""
             log(f"{task.title}epoch {epoch + 1}/{task.epochs}  loss {mean_loss:.4f}{parts_text}  lr "
                 f"{lrs[main_optim]:.6f}{val_text}{task.epoch_note(iteration)}  {progress.seen / progress.seconds:.1f} "

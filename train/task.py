@@ -93,7 +93,7 @@ class Task:
         return {}
 
     def saved(self, out: Path, record: dict, best_saved: bool) -> None:
-        """After last.pt (and best.pt when ``best_saved``) were written: files of the method's own."""
+        """After best.pt (when ``best_saved``), before last.pt: files of the method's own."""
 
     def epoch_fields(self, iteration: int) -> dict:
         """More fields of the epoch's metrics.jsonl line (rank 0)."""

@@ -1,0 +1,98 @@
+"""Filesystem faults a user meets (read-only and full disks, a file where --out should be): one line naming the
+path and the fix, nothing already written lost, and a training record that stays complete after --resume.
+Disks are small tmpfs mounts, so these tests need root; elsewhere they skip with a line saying so."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from ssseg.io import read_jsonl
+
+TRAIN = ["--method", "supervised", "--data", "synthetic:size=32x32,train=4,val=2", "--batch-size", "2",
+         "--workers", "0", "--device", "cpu"]
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """mount(size_mb, read_only) -> a fresh tmpfs folder, unmounted after the test."""
+    mounted = []
+
+    def make(size_mb: int, read_only: bool = False) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root (run the tests as root to check disk faults)")
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        opts = f"size={size_mb}m" + (",ro" if read_only else "")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}): disk-fault tests skipped")
+        mounted.append(where)
+        return where
+
+    yield make
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def one_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_full_disk_during_training_keeps_the_record_whole(mount, tmp_path):
+    # Before: a traceback, and when the disk filled between last.pt and best.pt the resumed run's
+    # metrics.jsonl lacked that epoch's line forever. 36 MB holds epoch 1 (best.pt 8 MB, last.pt 17 MB) but
+    # not epoch 2's last.pt beside the old one.
+    disk = mount(36)
+    run = disk / "run"
+    err = one_line(run_cli("train", *TRAIN, "--epochs", "3", "--out", str(run)))
+    assert "no space left on device" in err and "--resume" in err
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]  # no half-written temporaries
+    moved = tmp_path / "run"
+    shutil.copytree(run, moved)  # "free space": the same files on a disk with room
+    r = run_cli("train", "--out", str(moved), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert [m["epoch"] for m in read_jsonl(moved / "metrics.jsonl")] == [1, 2, 3]
+    best = json.loads((moved / "done.json").read_text())
+    assert best["epochs"] == 3
+
+
+def test_read_only_and_misnamed_out(mount, tmp_path, exported):
+    ro = mount(1, read_only=True)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    run = tmp_path / "run"
+    assert run_cli("train", *TRAIN, "--epochs", "1", "--out", str(run)).returncode == 0
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    clip = write_synthetic_clip(tmp_path / "clip.mp4", 4, (48, 80))
+    for out, want in ((ro / "x", "read-only"), (a_file, "a file is where a folder is needed")):
+        for cmd in (["train", *TRAIN, "--epochs", "1", "--out", str(out)],
+                    ["export", str(run), "--out", str(out)],
+                    ["label", str(clip), "--model", str(exported), "--out", str(out)]):
+            err = one_line(run_cli(*cmd))
+            assert want in err and "--out" in err, (cmd[0], err)
+    assert a_file.read_text() == "mine"
+
+
+def test_full_disk_during_export_and_label(mount, tmp_path, exported):
+    run = tmp_path / "run"
+    assert run_cli("train", *TRAIN, "--epochs", "1", "--out", str(run)).returncode == 0
+    small = mount(1)
+    err = one_line(run_cli("export", str(run), "--out", str(small / "model")))
+    assert "no space left on device" in err
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    clip = write_synthetic_clip(tmp_path / "clip.mp4", 40, (240, 320))
+    free = shutil.disk_usage(small).free
+    (small / "filler").write_bytes(bytes(free - 48 * 1024))  # room for a few masks, not 40
+    err = one_line(run_cli("label", str(clip), "--model", str(exported), "--out", str(small / "labels")))
+    assert "no space left on device" in err.lower() and "--resume" in err
