@@ -27,8 +27,13 @@ void write_then_rename(const fs::path& path, const Bytes& bytes) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw Error(std::string("cannot write (") + std::strerror(errno) + ")", tmp.string(),
-                          "free space or fix permissions there, then run again with --resume");
+    out.flush();
+    if (!out) {
+      const std::error_code code(errno ? errno : EIO, std::generic_category());
+      std::error_code ignored;
+      fs::remove(tmp, ignored);  // no half-written temporary left behind
+      throw filesystem_error(path, code);
+    }
   }
   fs::rename(tmp, path);
 }

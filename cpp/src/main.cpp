@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const ssseg::Error& e) {
     std::cerr << "error: " << e.what() << std::endl;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "error: " << ssseg::filesystem_error(e.path1(), e.code()).what() << std::endl;
   } catch (const std::exception& e) {
     std::cerr << "error: internal: " << e.what() << std::endl;
   }

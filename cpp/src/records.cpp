@@ -2,6 +2,7 @@
 #include "ssseg/lock.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <iomanip>
@@ -181,8 +182,7 @@ void SourceRecords::record(const ojson& rec) {
   if (!rec.contains("error") && rec.contains("index")) ++labeled;
   journal_ << line << '\n';
   journal_.flush();
-  if (!journal_) throw Error("cannot write the journal", journal_path_.string(),
-                             "free space there, then run again with --resume");
+  if (!journal_) throw filesystem_error(journal_path_, std::error_code(errno ? errno : EIO, std::generic_category()));
 }
 
 void SourceRecords::record_damage(int first, int last, const std::string& reason, bool skipped) {
@@ -316,7 +316,14 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
       first = false;
     }
     out << "\n  ]\n}\n";
-    if (!out) throw Error("cannot write the manifest", tmp.string(), "free space there, then run again with --resume");
+    out.flush();
+    if (!out) {
+      const std::error_code code(errno ? errno : EIO, std::generic_category());
+      out.close();
+      std::error_code ignored;
+      fs::remove(tmp, ignored);  // the journal stays: --resume writes the manifest from it
+      throw filesystem_error(manifest_path_, code);
+    }
   }
   fs::rename(tmp, manifest_path_);
   in.close();

@@ -9,6 +9,8 @@ resumes it, and requires exactly the files of an uninterrupted run (manifests wi
 A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3. The
 job lock: a live job's lock (Python's format) refuses ssseg-cpp; a dead process's is taken over. A folder
 of frames in every pixel format Pillow opens (16-bit grey and RGB, palette, CMYK, alpha): the same labels.
+Filesystem faults (a file as --out; as root, read-only and full tmpfs disks): one line with the fix, and a
+full-disk job completed by --resume.
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -46,6 +48,7 @@ def main() -> int:
         problems += check_damaged(Path(args.cpp).resolve(), args.backend, work)
         problems += check_lock(Path(args.cpp).resolve(), work)
         problems += check_modes(Path(args.cpp).resolve(), args.backend, work)
+        problems += check_filesystem(Path(args.cpp).resolve(), work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -241,6 +244,45 @@ def check_modes(cpp: Path, backend: str, work: Path) -> list[str]:
         if shares[stem] < 0.999:
             problems.append(f"{name}: labels identical on only {100 * shares[stem]:.2f}% of pixels")
     print("pixel formats: labels identical on " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in shares.items()))
+    return problems
+
+
+def check_filesystem(cpp: Path, work: Path) -> list[str]:
+    import os
+    import shutil
+
+    cmd = [str(cpp), "label", str(work / "clip.mp4"), "--model", str(work / "model"), "--out"]
+    a_file = work / "a_file"
+    a_file.write_text("mine")
+    cases = {"a file as --out": (a_file, "a file is where a folder is needed")}
+    mounts = []
+    if os.geteuid() == 0:
+        for name, opts in (("read-only", "ro,size=1m"), ("full", "size=1m")):
+            where = work / f"disk_{name}"
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+            where.mkdir(exist_ok=True)
+            if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)]).returncode == 0:
+                mounts.append(where)
+                if name == "full":
+                    (where / "filler").write_bytes(bytes(shutil.disk_usage(where).free - 32 * 1024))
+                cases[name] = (where / "out", "read-only" if name == "read-only" else "no space left on device")
+    else:
+        print("filesystem faults: read-only and full disks skipped (mounting a tmpfs needs root)")
+    problems = []
+    try:
+        for name, (out, want) in cases.items():
+            r = subprocess.run([*cmd, str(out)], capture_output=True, text=True)
+            if r.returncode != 1 or want not in r.stderr or r.stderr.count("\n") != 1:
+                problems.append(f"{name}: exit {r.returncode}, stderr {r.stderr.strip()[:300]!r}")
+            if name == "full":
+                (out.parent / "filler").unlink()
+                r = subprocess.run([*cmd, str(out), "--resume"], capture_output=True, text=True)
+                if r.returncode != 0 or len(list((out / "clip" / "labels").iterdir())) != 24:
+                    problems.append(f"full disk: --resume did not complete the job (exit {r.returncode})")
+        print(f"filesystem faults: {', '.join(cases)}: one line each" + ("" if problems else ", all as expected"))
+    finally:
+        for where in mounts:
+            subprocess.run(["umount", "-l", str(where)], check=False)
     return problems
 
 
