@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssseg.config import LabelConfig
-from ssseg.errors import ConfigError, LabelError
+from ssseg.errors import ConfigError, Interrupted, LabelError, continue_command
 from ssseg.io import write_json
 from ssseg.label.inputs import expand_inputs, shard
 from ssseg.label.layouts import make_layout
@@ -138,7 +138,8 @@ def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list
         say(f"lowest confident coverage: {worst['source']} frame {worst['name']} ({100 * worst['coverage']:.1f}%); "
             f"the {len(report['next_to_label'])} lowest are listed under next_to_label")
     if interrupted:
-        raise KeyboardInterrupt
+        raise Interrupted(f"{pipeline.labeled} frames labeled in this run are kept in {out} (every frame on disk is "
+                          f"complete; {path.name} lists them); continue with: {continue_command()}")
     if report["failures"]:
         for f in report["failures"]:
             first = f["errors"][0]

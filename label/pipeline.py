@@ -7,6 +7,7 @@ its last frame is on disk."""
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -70,6 +71,7 @@ class Pipeline:
         self.slots = threading.BoundedSemaphore(4 * writers)  # frames handed to writers, not yet on disk
         self.writers = ThreadPoolExecutor(writers, thread_name_prefix="ssseg-write")
         self.stop = threading.Event()
+        self.interrupt = threading.Event()  # Ctrl-C
         self.fatal: BaseException | None = None
         self.results: list[dict] = []
         self.results_lock = threading.Lock()
@@ -90,11 +92,28 @@ class Pipeline:
         threading.Thread(target=lambda: (wait(futures), self.frames.put(DONE)), daemon=True).start()
         pending: list[Item] = []  # frames waiting for a full batch, not yet handed to a writer
         interrupted = False
+        # Ctrl-C sets a flag, acted on between frames: a KeyboardInterrupt raised mid-handoff would lose a frame
+        # between `pending` and the writers, and its source would never settle. A second Ctrl-C raises at once.
+        handler = None
+
+        def on_interrupt(*_) -> None:
+            self.interrupt.set()
+            signal.signal(signal.SIGINT, handler)
+
+        if threading.current_thread() is threading.main_thread():
+            handler = signal.signal(signal.SIGINT, on_interrupt)
         try:
             while True:
+                if self.interrupt.is_set() and not self.stop.is_set():
+                    interrupted = True
+                    self._stop(pending)
                 t = time.perf_counter()
-                item = self.frames.get()
-                self.timings["wait_frames_s"] += time.perf_counter() - t
+                try:
+                    item = self.frames.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                finally:
+                    self.timings["wait_frames_s"] += time.perf_counter() - t
                 if item is DONE:
                     break
                 if isinstance(item, End):
@@ -109,13 +128,15 @@ class Pipeline:
                     self._stop(pending)
             if pending and not self.stop.is_set():
                 self._infer(pending)
-        except BaseException as e:  # Ctrl-C, or a backend error: stop the decoders, settle every source
+        except BaseException as e:  # a second Ctrl-C, or a backend error: stop the decoders, settle every source
             interrupted = isinstance(e, KeyboardInterrupt)
             if not interrupted:
                 self.fatal = self.fatal or e
             self._stop(pending)
             self._drain()
         finally:
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)
             self.writers.shutdown(wait=True)
             decoders.shutdown(wait=True)
         if isinstance(self.fatal, OSError):

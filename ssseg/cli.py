@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from ssseg.errors import SsegError, filesystem_error
+from ssseg.errors import Interrupted, SsegError, continue_command, filesystem_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Semi-supervised real-time road-scene segmentation: train, evaluate, export, benchmark, "
@@ -71,7 +71,11 @@ def _train(config: Optional[Path] = None, **flags: Any) -> None:
     from ssseg.train.engine import train as run_training
 
     cfg = build_train_config(flags, config)
-    run = run_training(cfg, explicit={k for k, v in flags.items() if v is not None}, log=_say)
+    try:
+        run = run_training(cfg, explicit={k for k, v in flags.items() if v is not None}, log=_say)
+    except KeyboardInterrupt:
+        raise Interrupted(f"every finished epoch is kept in {cfg.out} (last.pt of the stage it was in); continue "
+                          f"with: {continue_command()}") from None
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         _say(f"run directory: {run}")
 
@@ -342,10 +346,15 @@ def main() -> None:
     except OSError as e:  # a full disk, a read-only or misnamed --out: one line, not a traceback
         typer.echo(f"error: {filesystem_error(e)}", err=True)
         sys.exit(1)
+    except Interrupted as e:
+        typer.echo(f"interrupted: {e}", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
-        typer.echo("interrupted; files written so far are complete (a training run continues with --resume)", err=True)
+        typer.echo("interrupted; files written so far are complete", err=True)
         sys.exit(130)
     except typer.Exit as e:
+        if e.exit_code == 130 and isinstance(e.__cause__, KeyboardInterrupt):  # Typer's own Ctrl-C
+            typer.echo("interrupted; files written so far are complete", err=True)
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)

@@ -18,6 +18,19 @@ class SsegError(Exception):
         super().__init__(" — ".join(parts))
 
 
+class Interrupted(Exception):
+    """Ctrl-C: what was kept and the command that continues (the CLI prints it and exits 130)."""
+
+
+def continue_command() -> str:
+    """This command line with --resume: how an interrupted or stopped job continues."""
+    import shlex
+    import sys
+
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    return " ".join(shlex.quote(a) for a in ["ssseg", *args, "--resume"])
+
+
 class ConfigError(SsegError):
     """A bad option, config file or combination of options."""
 

@@ -96,3 +96,47 @@ def test_full_disk_during_export_and_label(mount, tmp_path, exported):
     (small / "filler").write_bytes(bytes(free - 48 * 1024))  # room for a few masks, not 40
     err = one_line(run_cli("label", str(clip), "--model", str(exported), "--out", str(small / "labels")))
     assert "no space left on device" in err.lower() and "--resume" in err
+
+
+def interrupt_when(cmd: list[str], ready, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``cmd`` and press Ctrl-C (SIGINT, as a terminal sends it) once ``ready()`` holds."""
+    import signal
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ssseg", *cmd] if cmd[0] != "cpp" else cmd[1:],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path, exported):
+    # Before: `ssseg train` exited 130 without a word and `ssseg label` never printed its --resume line.
+    run = tmp_path / "run"
+    cmd = ["train", *TRAIN, "--epochs", "30", "--out", str(run)]
+    r = interrupt_when(cmd, lambda: len(read_jsonl(run / "metrics.jsonl")) >= 1)
+    assert r.returncode == 130 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "interrupted: every finished epoch is kept in" in r.stderr and r.stderr.strip().endswith("--resume")
+    continued = r.stderr.strip().split("continue with: ")[1].split()
+    assert continued[0] == "ssseg" and continued[1:-1] == cmd  # the same command, with --resume
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    clip = write_synthetic_clip(tmp_path / "clip.mp4", 300, (48, 80))
+    out = tmp_path / "labels"
+    r = interrupt_when(["label", str(clip), "--batch", "1", "--model", str(exported), "--out", str(out)],
+                       lambda: len(list((out / "clip" / "labels").glob("*.png"))) >= 5 if (out / "clip").is_dir()
+                       else False)
+    assert r.returncode == 130 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "frames labeled in this run are kept in" in r.stderr and r.stderr.strip().endswith("--resume"), r.stdout
+    assert (out / "clip" / "manifest.json").exists(), r.stdout + r.stderr + str(sorted(out.rglob("*"))[:20])
+    m = json.loads((out / "clip" / "manifest.json").read_text())
+    assert m["interrupted"] and not m["complete"] and 0 < m["frames_written"] < 300
+    r = subprocess.run(r.stderr.strip().split("continue with: ")[1].replace("ssseg", f"{os.sys.executable} -m ssseg", 1)
+                       .split(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "clip" / "manifest.json").read_text())["frames_written"] == 300

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -38,6 +39,13 @@ namespace ssseg {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Set by the first Ctrl-C (a second one ends the process at once): the job settles and says how to continue.
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) {
+  g_interrupted = true;
+  std::signal(SIGINT, SIG_DFL);
+}
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -171,7 +179,7 @@ class Pipeline {
     for (auto& s : sources) {
       SourceRecords& rec = *s->records;
       if (rec.complete_before()) continue;
-      if (failed_) return;
+      if (stopping()) return;
       std::string error = rec.error;
       if (error.empty()) {
         rec.open_journal();
@@ -191,7 +199,7 @@ class Pipeline {
           for (const auto& p : src.images) stems.push_back(p.stem().string());
           const auto names = frame_names(stems);
           rec.decoded = static_cast<int>(src.images.size());
-          for (size_t i = 0; i < src.images.size() && !failed_; ++i) {
+          for (size_t i = 0; i < src.images.size() && !stopping(); ++i) {
             const int index = static_cast<int>(i);
             if (index % every) continue;
             ++rec.sampled;
@@ -209,7 +217,7 @@ class Pipeline {
             error = "cannot open (OpenCV's FFmpeg backend could not read it)";
           } else {
             std::vector<VideoDamage> damage;
-            while (!failed_) {
+            while (!stopping()) {
               auto frame = video.next(damage);
               for (const auto& d : damage) rec.record_damage(d.first, d.last, d.reason, d.skipped);
               damage.clear();
@@ -309,7 +317,7 @@ class Pipeline {
   }
 
   void finish(Source& s) {
-    ojson result = s.records->finalize(run_, failed_.load());
+    ojson result = s.records->finalize(run_, stopping());
     const auto& totals = result["totals"];
     char cov[32] = "-";
     if (!totals["coverage"].is_null()) std::snprintf(cov, sizeof cov, "%.1f%%", 100 * totals["coverage"].get<double>());
@@ -338,6 +346,8 @@ class Pipeline {
   ojson run_;
   BoundedQueue<Message> frames_;
   BoundedQueue<WriteJob> writes_;
+  // a failure stops everything; Ctrl-C (g_interrupted) stops decoding, and what was decoded is still written
+  bool stopping() const { return failed_ || g_interrupted; }
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;
   std::mutex error_mutex_, count_mutex_;
@@ -410,20 +420,28 @@ static int label_job(const LabelOptions& options, const ModelSpec& model, const 
   ojson run = {{"started", now()}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};
   Pipeline pipeline(options, model, *engine, gate.table, batch, run);
   const auto t0 = Clock::now();
+  std::signal(SIGINT, on_interrupt);
   auto results = pipeline.run(sources);
+  std::signal(SIGINT, SIG_DFL);
   const double secs = seconds_since(t0);
   std::sort(results.begin(), results.end(), [](const ojson& a, const ojson& b) { return a["key"] < b["key"]; });
   run["finished"] = now();
   run["seconds"] = secs;
   run["frames_labeled"] = pipeline.labeled;
   run["fps"] = secs > 0 ? ojson(pipeline.labeled / secs) : ojson();
-  run["interrupted"] = false;
+  run["interrupted"] = g_interrupted.load();
   run["timings"] = {{"infer_s", pipeline.infer_s}, {"wait_frames_s", pipeline.wait_frames_s},
                     {"wait_writers_s", pipeline.wait_writers_s}};
   const ojson report = summary(results, settings, run);
   atomic_write(options.out / "summary.json", report.dump(2) + "\n");
   std::printf("%d frames labeled in %.1f s (%.1f frames/s); summary: %s\n", pipeline.labeled, secs,
               run["fps"].is_null() ? 0.0 : run["fps"].get<double>(), (options.out / "summary.json").c_str());
+  if (g_interrupted) {
+    std::cerr << "interrupted: " << pipeline.labeled << " frames labeled in this run are kept in "
+              << options.out.string() << " (every frame on disk is complete; summary.json lists them); continue with: "
+              << options.resume_command << std::endl;
+    return kExitInterrupted;
+  }
   if (!report["failures"].empty()) {
     for (const auto& f : report["failures"]) {
       const auto& e = f["errors"][0];

@@ -44,6 +44,10 @@ int main(int argc, char** argv) {
   try {
     if (*lab) {
       label.every = every;
+      label.resume_command = "ssseg-cpp";
+      for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) != "--resume") label.resume_command += std::string(" ") + argv[i];
+      label.resume_command += " --resume";
       return ssseg::run_label(label);
     }
     ssseg::run_bench(bench);

@@ -10,7 +10,8 @@ A clip with a damaged spot mid-file: both skip the same frames, record the same 
 job lock: a live job's lock (Python's format) refuses ssseg-cpp; a dead process's is taken over. A folder
 of frames in every pixel format Pillow opens (16-bit grey and RGB, palette, CMYK, alpha): the same labels.
 Filesystem faults (a file as --out; as root, read-only and full tmpfs disks): one line with the fix, and a
-full-disk job completed by --resume.
+full-disk job completed by --resume. Ctrl-C: manifest and summary written, one line with the command that
+continues, exit status 130; that command completes the job.
 
     python cpp/tests/parity.py --cpp build/cpp/ssseg-cpp [--backend opencv|ort] [--keep DIR]
 """
@@ -49,6 +50,7 @@ def main() -> int:
         problems += check_lock(Path(args.cpp).resolve(), work)
         problems += check_modes(Path(args.cpp).resolve(), args.backend, work)
         problems += check_filesystem(Path(args.cpp).resolve(), work)
+        problems += check_interrupt(Path(args.cpp).resolve(), args.backend, work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -283,6 +285,39 @@ def check_filesystem(cpp: Path, work: Path) -> list[str]:
     finally:
         for where in mounts:
             subprocess.run(["umount", "-l", str(where)], check=False)
+    return problems
+
+
+def check_interrupt(cpp: Path, backend: str, work: Path) -> list[str]:
+    import signal
+    import time
+
+    out = work / "interrupted"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    cmd = [str(cpp), "label", str(work / "long.mp4"), "--model", str(work / "model"), "--batch", "1", "--backend",
+           backend, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    labels = out / "long" / "labels"
+    while proc.poll() is None and (not labels.is_dir() or len(list(labels.iterdir())) < 20):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    manifest = out / "long" / "manifest.json"
+    m = json.loads(manifest.read_text()) if manifest.exists() else {}
+    print(f"Ctrl-C: exit {proc.returncode}, manifest interrupted={m.get('interrupted')} with "
+          f"{m.get('frames_written')} frames, {err.strip()[:160]!r}")
+    problems = []
+    if proc.returncode != 130 or "continue with: ssseg-cpp label" not in err or err.count("\n") != 1:
+        problems.append(f"Ctrl-C: exit {proc.returncode}, stderr {err.strip()[:300]!r}")
+    if not m.get("interrupted") or not (out / "summary.json").exists():
+        problems.append("Ctrl-C: the manifest or summary was not written")
+    if not problems:
+        again = subprocess.run(err.strip().split("continue with: ")[1].replace("ssseg-cpp", str(cpp), 1).split(),
+                               capture_output=True, text=True)
+        done = json.loads(manifest.read_text())
+        if again.returncode != 0 or not done["complete"] or done["frames_written"] != 600:
+            problems.append(f"Ctrl-C: the printed command did not finish the job (exit {again.returncode})")
     return problems
 
 
