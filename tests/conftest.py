@@ -75,7 +75,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
 
 
 def kill_when(cmd: list[str], metrics: Path, records: int, env: dict, timeout: float = 240) -> int:
-    """Start ``cmd``, SIGKILL it once ``metrics`` (a jsonl) holds ``records`` lines; returns the lines then."""
+    """Start ``cmd``, SIGKILL it once ``metrics`` (a jsonl) holds ``records`` lines and last.pt beside it exists
+    (the line is written before the checkpoint, so the kill lands after a saved epoch); returns the lines then."""
     import signal
     import time
 
@@ -83,7 +84,7 @@ def kill_when(cmd: list[str], metrics: Path, records: int, env: dict, timeout: f
 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + timeout
-    while time.time() < deadline and len(read_jsonl(metrics)) < records:
+    while time.time() < deadline and (len(read_jsonl(metrics)) < records or not (metrics.parent / "last.pt").exists()):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
