@@ -110,7 +110,8 @@ class Job:
         src, gate = self.sources, self.cfg.gate
         if gate == "net" and src.aux_path is None:
             raise ExportError(f"--gate net, but the run has no confidence net ({src.no_aux_reason})", path=self.cfg.run,
-                              fix="choose --gate softmax (or margin, entropy) with --target-precision P")
+                              fix=f"finish it (ssseg train --resume --out {self.cfg.run}) or train one, or choose "
+                                  "--gate softmax (or margin, entropy), the default")
         return gate
 
     @property

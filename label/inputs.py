@@ -4,6 +4,7 @@ their output names, and the deterministic split of the sources into shards."""
 from __future__ import annotations
 
 import glob
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -137,24 +138,35 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Source]:
 
 
 def assign_keys(sources: list[Source]) -> None:
-    """Output names from file/folder names, made unique in input order (a/cam.mp4 and b/cam.mp4 become
-    cam and cam-2). Underscores are avoided: Cityscapes file names split on them."""
-    used: set[str] = set()
+    """Output names from file/folder names (of the absolute path: ``sub/..`` is named after the folder it
+    means), made unique in the order of their absolute paths, not of the arguments (a/cam.mp4 and b/cam.mp4
+    become cam and cam-2 however they are given, so a --resume with the inputs reordered finds its files).
+    Underscores are avoided: Cityscapes file names split on them. ssseg-cpp names them alike (names.cpp)."""
+    bases = []
     for src in sources:
         if src.kind == "stream":  # host and last path part: rtsp://cam7:554/live/main -> cam7-554-main
             url = urlsplit(src.input)
             base = f"{url.netloc}-{PurePosixPath(url.path).name}"
         else:
-            base = src.path.name if src.kind == "images" else src.path.stem
+            path = Path(os.path.abspath(src.path))
+            base = path.name if src.kind == "images" else path.stem
         base = safe_name(base, allow_underscore=False)
         if RESERVED.match(base):  # OUT/<source>/ must not collide with the job's own files
             base += "-source"
-        key, n = base, 1
+        bases.append(base)
+    used: set[str] = set()
+    order = sorted(range(len(sources)), key=lambda i: src_order(sources[i]))
+    for i in order:
+        key, n = bases[i], 1
         while key in used:
             n += 1
-            key = f"{base}-{n}"
+            key = f"{bases[i]}-{n}"
         used.add(key)
-        src.key = key
+        sources[i].key = key
+
+
+def src_order(src: Source) -> str:
+    return src.input if src.kind == "stream" else os.path.abspath(src.path)
 
 
 def shard(sources: list[Source], index: int, count: int) -> list[Source]:

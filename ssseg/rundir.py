@@ -210,8 +210,10 @@ class RunDir:
             return (f"method {self.method!r} trains no confidence net (train one for this segmenter: ssseg train "
                     f"--method aux --from-stage 2 --init {self.root} --until-stage 2 --out {self.root}-aux, then "
                     f"export that run)")
-        if not self.is_done(self.root / folder) or not (self.root / folder / "best.pt").is_file():
-            return f"{folder} (the confidence net) is not finished"
+        if not (self.root / folder / "best.pt").is_file():
+            return f"{folder}/best.pt (the confidence net) is missing"
+        if not self.is_done(self.root / folder):
+            return f"{folder} (the confidence net) is not finished: no {folder}/done.json"
         return None
 
     def gater(self) -> Path | None:

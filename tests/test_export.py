@@ -5,6 +5,7 @@ operator check, model.json, errors before long work, and the TensorRT plumbing t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import types
@@ -218,6 +219,12 @@ def test_unfinished_run_and_bad_options_fail_before_writing(aux_run, tmp_path, f
         ExportConfig(run=aux_run, precision="fp16,int4")
     with pytest.raises(ExportError, match="not a segmenter"):
         run_export(ExportConfig(run=aux_run, out=tmp_path / "m", gate="net", segmenter=aux_run / "stage2" / "best.pt"))
+    # Before: an aux run without stage2/best.pt exported ungated with exit 0, saying stage 2 was "not finished".
+    no_net = tmp_path / "no_net"
+    shutil.copytree(aux_run, no_net)
+    (no_net / "stage2" / "best.pt").unlink()
+    with pytest.raises(ExportError, match=r"--gate net, but .*stage2/best.pt \(the confidence net\) is missing"):
+        run_export(ExportConfig(run=no_net, out=tmp_path / "m", gate="net"))
     assert not (tmp_path / "m").exists()
 
 

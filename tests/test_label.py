@@ -366,7 +366,12 @@ def test_output_names_stay_inside_out(tmp_path):
     assert frame_names([Path("a.png"), Path("a.jpg"), Path("../b c.png")]) == ["a", "a-2", "b_c"]
     srcs = [Source("summary.json.mp4", "video"), Source("job.json.avi", "video"), Source("summary.json", "images")]
     assign_keys(srcs)
-    assert [s.key for s in srcs] == ["summary.json-source", "job.json-source", "summary.json-source-2"]
+    assert [s.key for s in srcs] == ["summary.json-source-2", "job.json-source", "summary.json-source"]
+    # Before: suffixes followed the argument order, so a --resume with the inputs reordered was refused as
+    # "changed since it was labeled". Now they follow the absolute paths; `sub/..` is named after its folder.
+    srcs = [Source("y/cam.mp4", "video"), Source("x/cam.mp4", "video"), Source(f"{tmp_path}/sub/..", "images")]
+    assign_keys(srcs)
+    assert [s.key for s in srcs] == ["cam-2", "cam", safe_name(tmp_path.name, allow_underscore=False)]
 
 
 def test_a_backend_failure_mid_run_stops_cleanly(exported, tmp_path, monkeypatch):

@@ -77,13 +77,15 @@ std::vector<SourceInfo> expand_inputs(const std::vector<std::string>& inputs) {
     throw Error("input does not exist" + where, item, "pass video files, image folders or list files (.txt)");
   };
   for (const auto& item : inputs) add(item, "", 0);
-  std::vector<std::string> bases;
+  std::vector<std::string> bases, order;
   for (const auto& s : sources) {
-    fs::path p = fs::path(s.input).lexically_normal();
+    // named after the absolute path, as Python's os.path.abspath: "sub/.." is the folder it means
+    fs::path p = fs::absolute(fs::path(s.input)).lexically_normal();
     if (!p.has_filename()) p = p.parent_path();  // "frames/" is named like "frames"
     bases.push_back(s.kind == "images" ? p.filename().string() : p.stem().string());
+    order.push_back(p.string());
   }
-  const auto keys = assign_keys(bases);
+  const auto keys = assign_keys(bases, order);
   for (size_t i = 0; i < sources.size(); ++i) sources[i].key = keys[i];
   return sources;
 }

@@ -1,5 +1,6 @@
 #include "ssseg/names.hpp"
 
+#include <algorithm>
 #include <regex>
 #include <set>
 #include <unordered_map>
@@ -19,17 +20,25 @@ std::string safe_name(const std::string& text, bool allow_underscore) {
   return name.empty() ? "input" : name;
 }
 
-std::vector<std::string> assign_keys(const std::vector<std::string>& bases) {
+std::vector<std::string> assign_keys(const std::vector<std::string>& bases, const std::vector<std::string>& order) {
   static const std::regex reserved(R"(^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta)$)");
-  std::set<std::string> used;
-  std::vector<std::string> keys;
+  std::vector<std::string> safe;
   for (const auto& b : bases) {
     std::string base = safe_name(b, false);
     if (std::regex_match(base, reserved)) base += "-source";
-    std::string key = base;
-    for (int n = 2; used.count(key); ++n) key = base + "-" + std::to_string(n);
+    safe.push_back(base);
+  }
+  std::vector<size_t> by_order(bases.size());
+  for (size_t i = 0; i < by_order.size(); ++i) by_order[i] = i;
+  if (order.size() == bases.size())
+    std::stable_sort(by_order.begin(), by_order.end(), [&](size_t a, size_t b) { return order[a] < order[b]; });
+  std::set<std::string> used;
+  std::vector<std::string> keys(bases.size());
+  for (const size_t i : by_order) {
+    std::string key = safe[i];
+    for (int n = 2; used.count(key); ++n) key = safe[i] + "-" + std::to_string(n);
     used.insert(key);
-    keys.push_back(key);
+    keys[i] = key;
   }
   return keys;
 }
