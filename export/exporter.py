@@ -433,6 +433,9 @@ def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
         for path in written:
             os.replace(path, job.out / path.name)
         model_path = write_json(job.out / MODEL_FILE, model)
+    except OSError as e:  # a full disk: writers that name no file are named by the folder being written
+        e.filename = e.filename or str(job.out)
+        raise
     finally:
         shutil.rmtree(job.staging, ignore_errors=True)
     say(f"wrote {model_path} ({len(written)} artifact(s)) in {time.perf_counter() - t0:.0f} s")

@@ -63,8 +63,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except BaseException:  # a full disk: no half-written temporary left behind either
+    except BaseException as e:  # a full disk: no half-written temporary left behind either
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and not e.filename:
+            e.filename = str(path)  # write() names no file
         raise
     return path
 
@@ -87,8 +89,9 @@ def append_jsonl(path: Path, record: dict) -> None:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        except OSError:
+        except OSError as e:
             f.truncate(size)
+            e.filename = e.filename or str(path)
             raise
 
 

@@ -1,5 +1,6 @@
 // ssseg-cpp: the C++ runtime's command line. Flags mirror `ssseg label` and `ssseg bench`.
 
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +9,10 @@
 #include "ssseg/label.hpp"
 
 int main(int argc, char** argv) {
+  // FFmpeg's and OpenCV's own log lines would bury the one error line; what they report about a source is
+  // recorded in its manifest. Set these variables to see them.
+  ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);  // AV_LOG_QUIET
+  ::setenv("OPENCV_LOG_LEVEL", "SILENT", 0);
   CLI::App app{"ssseg-cpp: auto-label footage and benchmark exported ssseg models without Python"};
   app.require_subcommand(1);
 
