@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install install-test cpp cpp-deps clean
+.PHONY: demo test test-slow install install-test cpp cpp-deps clean
 
 # The C++ runtime (cpp/): Debian 12 package names; `make cpp-deps` installs them as root with apt, and
 # elsewhere prints what to install.
@@ -33,11 +33,16 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/ssseg demo
 
-# ruff is pinned by the test extra (pyproject.toml) and reads its settings there.
+# ruff is pinned by the test extra (pyproject.toml) and reads its settings there. `make test` keeps to 10 minutes
+# on a 2-core CPU: the long end-to-end tests (kill-and-resume, multi-process, disk faults, the demo, golden
+# metrics; marked slow) run in `make test-slow`, which CI runs after it (.ci/run).
 test: install-test cpp
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
 	ctest --test-dir $(BUILD) --output-on-failure
+
+test-slow: install-test cpp
+	$(PY) -m pytest -q -m slow tests
 
 cpp-deps:
 	@if ! command -v dpkg >/dev/null 2>&1; then \

@@ -195,8 +195,8 @@ def data_synth(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Where the demo writes its run."),
-    epochs: int = typer.Option(100, help="Segmenter epochs (stages 1 and 3) on the synthetic data."),
-    aux_epochs: int = typer.Option(30, help="Auxiliary-net epochs (stage 2)."),
+    epochs: int = typer.Option(60, help="Segmenter epochs (stages 1 and 3) on the synthetic data."),
+    aux_epochs: int = typer.Option(20, help="Auxiliary-net epochs (stage 2)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """The main job end to end on the embedded synthetic data.

@@ -95,6 +95,7 @@ def test_warmup_in_iterations_or_epochs():
 
 @pytest.mark.parametrize("method, model, threshold", [("adversarial", "fc-discriminator", 0.2),
                                                        ("dual-disc", "dual-disc-gater", 0.5)])
+@pytest.mark.slow
 def test_short_run_exports_and_gates(tmp_path, method, model, threshold):
     from ssseg.config import ExportConfig
     from ssseg.export import run_export

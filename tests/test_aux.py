@@ -241,6 +241,7 @@ def test_a_light_auxiliary_net_costs_a_fraction_of_the_segmenter_and_exports(tmp
     assert spec.gated and spec.data["verification"]["passed"] and "aux" in spec.data["graphs"]
 
 
+@pytest.mark.slow
 def test_pseudo_labeling_resumes_image_by_image(tmp_path):
     run = train(aux_cfg(tmp_path / "run"), log=lambda *_: None)
     pseudo = run / "stage3" / "pseudo"
@@ -263,6 +264,7 @@ def test_pseudo_labeling_resumes_image_by_image(tmp_path):
     assert manifest["images"] == 6 and [r["id"] for r in manifest["per_image"]] == sorted(r["id"] for r in records)
 
 
+@pytest.mark.slow
 def test_kill_during_stage_two_then_resume_equals_uninterrupted(tmp_path):
     args = ["--data", TINY, "--labeled-fraction", "0.5", "--epochs", "2", "--aux-epochs", "4", "--batch-size", "3",
             "--workers", "0", "--device", "cpu", "--t-aux", "0.5"]
@@ -286,6 +288,7 @@ def test_kill_during_stage_two_then_resume_equals_uninterrupted(tmp_path):
     assert ma["per_image"] == mb["per_image"]
 
 
+@pytest.mark.slow
 def test_eval_gate_through_the_cli(tmp_path):
     run = train(aux_cfg(tmp_path / "run"), log=lambda *_: None)
     proc = run_cli("eval", str(run), "--gate", "0,0.5,0.9", "--split", "test", "--device", "cpu")
@@ -332,6 +335,7 @@ def test_eval_gate_through_the_cli(tmp_path):
     assert proc.returncode == 1 and "--from-stage applies to the staged methods" in proc.stderr
 
 
+@pytest.mark.slow
 def test_two_process_gloo_aux_run(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ssseg",

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import run_cli
 from typer.testing import CliRunner
 
@@ -32,6 +33,7 @@ def test_runtime_never_imports_torch():
                           check=True).stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_train_then_eval_through_the_cli(tmp_path):
     data = "synthetic:size=64x64,train=8,val=4,test=4"
     run = tmp_path / "run"
@@ -48,6 +50,7 @@ def test_train_then_eval_through_the_cli(tmp_path):
     assert "mIoU" in proc.stdout
 
 
+@pytest.mark.slow
 def test_eval_refuses_a_dataset_with_other_classes(tmp_path, camvid_root):
     run = tmp_path / "run"
     assert run_cli("train", "--method", "supervised", "--data", "synthetic:size=32x32,train=4,val=2", "--out", str(run),
@@ -57,6 +60,7 @@ def test_eval_refuses_a_dataset_with_other_classes(tmp_path, camvid_root):
     assert proc.stderr.count("\n") == 1 and "best.pt" in proc.stderr and "11 classes of 'camvid'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line_naming_the_file(tmp_path):
     proc = run_cli("train", "--data", f"camvid:{tmp_path / 'nowhere'}", "--labeled-fraction", "0.5",
                    "--out", str(tmp_path / "r"))
@@ -94,6 +98,7 @@ def test_data_synth_and_check(tmp_path):
     assert proc.returncode == 1 and "val_00000.png" in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_the_three_stages_and_compares(tmp_path):
     proc = run_cli("demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--aux-epochs", "1", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr

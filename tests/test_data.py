@@ -155,6 +155,7 @@ def test_every_image_mode_reads_as_8_bit_rgb(tmp_path):
     assert 0 < grey16.mean() < 250 and len(np.unique(grey16)) > 10  # not the saturated white frame
 
 
+@pytest.mark.slow
 def test_truncated_images_are_found_before_the_first_epoch(folder_root, tmp_path):
     # Before: data checks read headers only; a truncated image failed mid-epoch inside a loader worker with a
     # 23-line traceback (even with --skip-bad), and a truncated val image cost a whole training epoch.

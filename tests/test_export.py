@@ -239,6 +239,7 @@ def test_cli_errors_are_one_line_without_traceback(aux_run, tmp_path):
     assert r.returncode == 1 and "not a multiple of 8" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_failed_verification_leaves_the_previous_export_untouched(aux_run, tmp_path, monkeypatch):
     out = tmp_path / "m"
     run_export(ExportConfig(run=aux_run, out=out, gate="net", verify_images=2), say=lambda *_: None)
@@ -468,6 +469,7 @@ def loose_int8_check(monkeypatch) -> None:
                                                      "max_miou_drop": 20.0})
 
 
+@pytest.mark.slow
 def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, monkeypatch):
     """The --trt code around TensorRT, run against tests/fake_tensorrt.py (TensorRT itself is not installable
     here): engines staged and listed in model.json, INT8 calibrated on the calibration frames at the opt
@@ -521,6 +523,7 @@ def test_trt_path_with_a_stand_in_for_tensorrt(aux_run, frames_dir, tmp_path, mo
         ExportConfig(**{**cfg, "calib_data": None})
 
 
+@pytest.mark.slow
 def test_trt_10_and_11_build_reduced_engines_from_the_qdq_and_fp16_graphs(aux_run, frames_dir, tmp_path,
                                                                          monkeypatch):
     """Explicit precision: a strongly typed network from labeler.int8.onnx / .fp16.onnx, no builder flag and no
@@ -547,6 +550,7 @@ def test_trt_10_and_11_build_reduced_engines_from_the_qdq_and_fp16_graphs(aux_ru
                                 input_size=(64, 64), threshold=0.5), say=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_killed_export_leaves_the_model_directory_as_it_was(aux_run, tmp_path):
     import signal
     import time

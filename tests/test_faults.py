@@ -47,6 +47,7 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
     return proc.stderr
 
 
+@pytest.mark.slow
 def test_full_disk_during_training_keeps_the_record_whole(mount, tmp_path):
     # Before: a traceback, and when the disk filled between last.pt and best.pt the resumed run's
     # metrics.jsonl lacked that epoch's line forever. 36 MB holds epoch 1 (best.pt 8 MB, last.pt 17 MB) but
@@ -65,6 +66,7 @@ def test_full_disk_during_training_keeps_the_record_whole(mount, tmp_path):
     assert best["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_read_only_and_misnamed_out(mount, tmp_path, exported):
     ro = mount(1, read_only=True)
     a_file = tmp_path / "a_file"
@@ -83,6 +85,7 @@ def test_read_only_and_misnamed_out(mount, tmp_path, exported):
     assert a_file.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_full_disk_during_export_and_label(mount, tmp_path, exported):
     run = tmp_path / "run"
     assert run_cli("train", *TRAIN, "--epochs", "1", "--out", str(run)).returncode == 0
@@ -115,6 +118,7 @@ def interrupt_when(cmd: list[str], ready, timeout: float = 120) -> subprocess.Co
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path, exported):
     # Before: `ssseg train` exited 130 without a word and `ssseg label` never printed its --resume line.
     run = tmp_path / "run"

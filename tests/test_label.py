@@ -311,6 +311,7 @@ def test_user_errors_before_any_work(exported, clip, tmp_path):
     assert r.returncode == 0 and "complete in an earlier run, skipped" in r.stdout
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_an_uninterrupted_run(exported, tmp_path):
     long_clip = write_clip(tmp_path / "long.mp4", 400)
     args = [str(long_clip), "--model", str(exported), "--confidence", "--overlay", "--batch", "2"]

@@ -103,6 +103,7 @@ def test_latent_groups_table():
     assert rows[0]["share"] == pytest.approx(18 / 24)
 
 
+@pytest.mark.slow
 def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
     from ssseg.config import ExportConfig
     from ssseg.errors import ConfigError

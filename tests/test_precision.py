@@ -110,6 +110,7 @@ def test_int8_calibration_is_deterministic_for_the_same_frames(int8_model, tmp_p
     assert sha256_file(a) == sha256_file(b)
 
 
+@pytest.mark.slow
 def test_a_reduced_graph_below_tolerance_fails_the_export_and_replaces_nothing(aux_run, frames, int8_model,
                                                                               tmp_path, monkeypatch):
     import shutil

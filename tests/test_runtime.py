@@ -114,6 +114,7 @@ def test_auto_selection_and_missing_backends(exported):
         open_backend(exported.parent, "ort")
 
 
+@pytest.mark.slow
 def test_tensorrt_backend_through_the_stand_in(aux_run, tmp_path, monkeypatch):
     import fake_tensorrt
 

@@ -125,6 +125,7 @@ def test_task2_head_shares_all_but_its_own_blocks(own_blocks, shared_block4):
     assert not torch.allclose(net.head.classifier.weight, seg.classifier.weight)  # initialised afresh
 
 
+@pytest.mark.slow
 def test_three_stages_redo_and_stop(tmp_path):
     from ssseg.config import ExportConfig
     from ssseg.export import run_export
@@ -170,6 +171,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_interrupted_stage_two_resumes_to_the_uninterrupted_result(tmp_path):
     from ssseg.checkpoint import load_checkpoint
     from ssseg.train.engine import train

@@ -21,6 +21,7 @@ from ssseg.train.evaluate import run_eval
 TINY = "synthetic:size=64x64,train=8,val=4,test=4"
 
 
+@pytest.mark.slow
 def test_tiny_overfit_reaches_high_train_miou(tmp_path):
     """Four images, 200 steps: the segmenter must fit them (measured: mIoU ~0.79, pixel accuracy ~0.97)."""
     data = "synthetic:size=64x64,train=4,val=2,test=2"
@@ -49,6 +50,7 @@ def test_run_directory_contents(tmp_path):
         train(_fast_cfg(tmp_path / "r"), log=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     args = ["--method", "supervised", "--data", TINY, "--epochs", "4", "--batch-size", "4", "--lr", "0.05",
             "--workers", "0", "--device", "cpu", "--seed", "5"]
@@ -80,6 +82,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert again.returncode == 1 and "--resume cannot change --lr" in again.stderr
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ssseg",
