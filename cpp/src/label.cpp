@@ -436,37 +436,7 @@ static int label_job(const LabelOptions& options, const ModelSpec& model, const 
   atomic_write(options.out / "summary.json", report.dump(2) + "\n");
   std::printf("%d frames labeled in %.1f s (%.1f frames/s); summary: %s\n", pipeline.labeled, secs,
               run["fps"].is_null() ? 0.0 : run["fps"].get<double>(), (options.out / "summary.json").c_str());
-  if (g_interrupted) {
-    std::cerr << "interrupted: " << pipeline.labeled << " frames labeled in this run are kept in "
-              << options.out.string() << " (every frame on disk is complete; summary.json lists them); continue with: "
-              << options.resume_command << std::endl;
-    return kExitInterrupted;
-  }
-  if (!report["failures"].empty()) {
-    for (const auto& f : report["failures"]) {
-      const auto& e = f["errors"][0];
-      std::cout << "FAILED " << f["input"].get<std::string>() << ": "
-                << (e.contains("source") ? e["source"].get<std::string>() : e["error"].get<std::string>()) << std::endl;
-    }
-    throw Error(std::to_string(report["failures"].size()) + " of " + std::to_string(results.size()) +
-                    " sources failed (listed above and in " + (options.out / "summary.json").string() + ")",
-                "", "fix or remove those inputs and run again with --resume");
-  }
-  if (!report["damaged"].empty()) {
-    for (const auto& d : report["damaged"]) {
-      std::string ranges;
-      for (const auto& r : d["damage"])
-        ranges += (ranges.empty() ? "" : ", ") + std::to_string(r["first"].get<int>()) + "-" +
-                  std::to_string(r["last"].get<int>()) + (r["skipped"].get<bool>() ? "" : " (concealed)");
-      std::cout << "DAMAGED " << d["input"].get<std::string>() << ": " << d["frames_skipped"] << " frame(s) skipped, frames "
-                << ranges << std::endl;
-    }
-    std::cout << report["damaged"].size() << " source(s) had damaged data: the rest of each was labeled; the frame "
-              << "ranges are under 'damaged' in " << (options.out / "summary.json").string() << " (exit status 3)"
-              << std::endl;
-    return kExitDamaged;
-  }
-  return 0;
+  return job_outcome(report, options.out, pipeline.labeled, g_interrupted, options.resume_command);
 }
 
 }  // namespace ssseg

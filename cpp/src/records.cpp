@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -365,6 +366,41 @@ ojson summary(const std::vector<ojson>& results, const ojson& settings, const oj
           {"frames_written", written}, {"frames_below_min_coverage", below}, {"frames_skipped", skipped},
           {"coverage", pixels ? ojson(static_cast<double>(confident) / static_cast<double>(pixels)) : ojson()},
           {"next_to_label", pool}, {"failures", failures}, {"damaged", damaged}, {"per_source", results}, {"run", run}};
+}
+
+int job_outcome(const ojson& report, const fs::path& out, int labeled, bool interrupted,
+                const std::string& resume_command) {
+  if (interrupted) {
+    std::cerr << "interrupted: " << labeled << " frames labeled in this run are kept in "
+              << out.string() << " (every frame on disk is complete; summary.json lists them); continue with: "
+              << resume_command << std::endl;
+    return kExitInterrupted;
+  }
+  if (!report["failures"].empty()) {
+    for (const auto& f : report["failures"]) {
+      const auto& e = f["errors"][0];
+      std::cout << "FAILED " << f["input"].get<std::string>() << ": "
+                << (e.contains("source") ? e["source"].get<std::string>() : e["error"].get<std::string>()) << std::endl;
+    }
+    throw Error(std::to_string(report["failures"].size()) + " of " + std::to_string(report["per_source"].size()) +
+                    " sources failed (listed above and in " + (out / "summary.json").string() + ")",
+                "", "fix or remove those inputs and run again with --resume");
+  }
+  if (!report["damaged"].empty()) {
+    for (const auto& d : report["damaged"]) {
+      std::string ranges;
+      for (const auto& r : d["damage"])
+        ranges += (ranges.empty() ? "" : ", ") + std::to_string(r["first"].get<int>()) + "-" +
+                  std::to_string(r["last"].get<int>()) + (r["skipped"].get<bool>() ? "" : " (concealed)");
+      std::cout << "DAMAGED " << d["input"].get<std::string>() << ": " << d["frames_skipped"] << " frame(s) skipped, frames "
+                << ranges << std::endl;
+    }
+    std::cout << report["damaged"].size() << " source(s) had damaged data: the rest of each was labeled; the frame "
+              << "ranges are under 'damaged' in " << (out / "summary.json").string() << " (exit status 3)"
+              << std::endl;
+    return kExitDamaged;
+  }
+  return 0;
 }
 
 }  // namespace ssseg

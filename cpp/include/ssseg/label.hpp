@@ -24,12 +24,8 @@ struct LabelOptions {
   std::string resume_command;  // this command line with --resume: how an interrupted job continues
 };
 
-/// Exit status when every source was labeled but damaged stretches of video were skipped (as `ssseg label`).
-inline constexpr int kExitDamaged = 3;
-/// Exit status after Ctrl-C (as a shell reports SIGINT), once the manifests and summary are written.
-inline constexpr int kExitInterrupted = 130;
-/// Returns the exit status: 0 when every source was labeled completely, kExitDamaged when damaged stretches
-/// were skipped; throws (exit status 1) when some source failed.
+/// Returns the exit status (records.hpp: job_outcome): 0 when every source was labeled completely, 3 when
+/// damaged stretches were skipped, 130 after Ctrl-C; throws (exit status 1) when some source failed.
 int run_label(const LabelOptions& options);
 
 struct BenchOptions {

@@ -21,6 +21,10 @@ using ojson = nlohmann::ordered_json;
 
 inline constexpr const char* kVersion = "0.1.0";
 inline constexpr int kNextToLabel = 100;
+/// Exit status when every source was labeled but damaged stretches of video were skipped (as `ssseg label`).
+inline constexpr int kExitDamaged = 3;
+/// Exit status after Ctrl-C (as a shell reports SIGINT), once the manifests and summary are written.
+inline constexpr int kExitInterrupted = 130;
 inline constexpr size_t kMaxDamage = 20;  // damaged ranges per source in the summary (the manifest lists all)
 
 /// UTC time as ISO 8601.
@@ -75,5 +79,11 @@ class SourceRecords {
 };
 
 ojson summary(const std::vector<ojson>& results, const ojson& settings, const ojson& run);
+
+/// The job's closing lines and exit status, as `ssseg label` ends (label/job.py): 130 after Ctrl-C (what was
+/// kept, the command that continues), an Error for failed sources (exit 1), 3 when damaged stretches were
+/// skipped (their frame ranges), else 0.
+int job_outcome(const ojson& report, const fs::path& out, int labeled, bool interrupted,
+                const std::string& resume_command);
 
 }  // namespace ssseg
