@@ -38,13 +38,6 @@ class JobLock:
         self.path = self.out / lock_name(shard)
         self.held = False
 
-    def __enter__(self) -> "JobLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
     def acquire(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         for other in self._conflicting():

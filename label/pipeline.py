@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ssseg.errors import LabelError
+from ssseg.errors import filesystem_error
 from ssseg.label.decode import (
     DEFAULT_IMAGE_RATE,
     Damage,
@@ -139,10 +139,9 @@ class Pipeline:
                 signal.signal(signal.SIGINT, handler)
             self.writers.shutdown(wait=True)
             decoders.shutdown(wait=True)
-        if isinstance(self.fatal, OSError):
-            e = self.fatal
-            raise LabelError(f"cannot write ({e.strerror or e})", path=e.filename or self.layout.out,
-                             fix="free space or fix permissions there, then run again with --resume") from None
+        if isinstance(self.fatal, OSError):  # a full disk: one line naming the file, as every command says it
+            self.fatal.filename = self.fatal.filename or str(self.layout.out)
+            raise filesystem_error(self.fatal) from None
         if self.fatal is not None:
             raise self.fatal
         if interrupted:
