@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssseg.config import LabelConfig
-from ssseg.errors import ConfigError, Interrupted, LabelError, continue_command
+from ssseg.errors import ConfigError, Interrupted, LabelError, continue_command, invoked_command
 from ssseg.io import write_json
 from ssseg.label.inputs import expand_inputs, shard
 from ssseg.label.layouts import make_layout
@@ -112,7 +112,8 @@ def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list
     say(f"labeling {len(mine)} source(s) with {info['backend']} ({info.get('provider') or info['precision']}), "
         f"batch {batch}, {gate_text}, format {cfg.format} -> {out}")
 
-    run = {"started": now(), "backend": info, "batch": batch}
+    run = {"started": now(), "backend": info, "batch": batch, "command": invoked_command(),
+           "model": str(Path(cfg.model).resolve())}
     pipeline = Pipeline(backend, layout, batch=batch, threshold=threshold, min_coverage=cfg.min_coverage,
                         every=cfg.every, fps=cfg.fps, overlay=cfg.overlay, writers=cfg.writers, decoders=2,
                         progress=None, say=say)

@@ -220,8 +220,8 @@ class SourceState:
                 "complete": complete, "interrupted": interrupted, "errors": errors,
                 "frames_decoded": self.decoded, "frames_sampled": self.sampled,
                 "frames_written": written, "frames_below_min_coverage": len(order) - written,
-                "frames_skipped": sum(d["last"] - d["first"] + 1 for d in _ranges(damage) if d["skipped"]),
-                "damage": _ranges(damage),
+                "frames_skipped": sum(d["last"] - d["first"] + 1 for d in damage_ranges(damage) if d["skipped"]),
+                "damage": damage_ranges(damage),
                 "totals": {"pixels": pixels, "confident": confident,
                            "coverage": confident / pixels if pixels else None,
                            "per_class": dict(zip(self.classes, per_class))},
@@ -242,7 +242,7 @@ class SourceState:
         return compact(head, self.manifest_path, self.out)
 
 
-def _ranges(damage: dict[int, dict]) -> list[dict]:
+def damage_ranges(damage: dict[int, dict]) -> list[dict]:
     """Damage records as ranges, neighbours of one kind and reason merged (a long damaged stretch of concealed
     frames is one range, not one per frame)."""
     out: list[dict] = []

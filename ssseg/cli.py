@@ -336,6 +336,23 @@ def label(
     raise typer.Exit(run_label(cfg, _say))
 
 
+@app.command()
+def report(
+    target: Path = typer.Argument(..., help="The --out folder of ssseg label (every shard together) or of ssseg "
+                                            "train."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the page (default: TARGET/report.html); its JSON "
+                                                  "goes beside it."),
+) -> None:
+    """Write a self-contained HTML report of a label job or a training run, and its data as JSON.
+
+    Label jobs: coverage along each source, the frames to label next, class shares, damaged stretches, the model
+    and gate, the commands. Runs: loss and validation curves, per-class IoU, the gate's coverage and precision,
+    pseudo-label class shares, split, timings and configuration."""
+    from ssseg.report import write_report
+
+    write_report(target, out, _say)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)  # returns a typer.Exit's code instead of exiting

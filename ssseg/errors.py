@@ -22,13 +22,25 @@ class Interrupted(Exception):
     """Ctrl-C: what was kept and the command that continues (the CLI prints it and exits 130)."""
 
 
-def continue_command() -> str:
-    """This command line with --resume: how an interrupted or stopped job continues."""
+def command_line(drop: tuple[str, ...] = ()) -> str:
+    """This ssseg command line (without the options in ``drop``), quoted for a shell."""
     import shlex
     import sys
 
-    args = [a for a in sys.argv[1:] if a != "--resume"]
-    return " ".join(shlex.quote(a) for a in ["ssseg", *args, "--resume"])
+    return shlex.join(["ssseg", *(a for a in sys.argv[1:] if a not in drop)])
+
+
+def invoked_command() -> str | None:
+    """This process's ssseg command line, or None when ssseg was called from Python (another program's argv)."""
+    import sys
+
+    return command_line() if sys.argv and sys.argv[0].replace("\\", "/").endswith(("ssseg", "ssseg/__main__.py")) \
+        else None
+
+
+def continue_command() -> str:
+    """This command line with --resume: how an interrupted or stopped job continues."""
+    return command_line(drop=("--resume",)) + " --resume"
 
 
 class ConfigError(SsegError):
@@ -59,6 +71,10 @@ class ModelError(SsegError):
 class BackendError(SsegError):
     """An inference backend that cannot run what it was given (batch outside the profile, wrong frames,
     device out of memory)."""
+
+
+class ReportError(SsegError):
+    """A folder that is not a label job or a run, or files in it that cannot be read."""
 
 
 class LabelError(SsegError):

@@ -84,6 +84,8 @@ class CommonOptions:
                                      "CutMix), as weak-strong gives its unlabeled ones: the fair supervised control "
                                      "(supervised, the staged methods' segmenter stages, weak-strong's labeled batch).")
     resume: bool = option(False, "Continue the run in --out (finished stages are skipped).", resumable=True)
+    report: bool = option(True, "When the run ends, measure its gate on the val split (gate_val.json) and write "
+                                "report.html (ssseg report RUN does it later).", resumable=True)
 
     def check_common(self) -> None:
         if not 0.0 < self.labeled_fraction <= 1.0:

@@ -47,10 +47,32 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
         if info.is_main:
             for line in method.finish(run, time.perf_counter() - t0):
                 say(line)
+            if cfg.report:
+                write_reports(run)
         dist.barrier(info)
         return cfg.out
     finally:
         dist.teardown(info)
+
+
+GATE_THRESHOLDS = (0.5, 0.7, 0.8, 0.9)  # the paper's Tables 3-4, plus the run's own threshold
+
+
+def write_reports(run: Run) -> None:
+    """The run's gate measured on its val split (as ``ssseg eval --gate`` measures it) and its report.html."""
+    from ssseg.errors import CheckpointError, DataError
+    from ssseg.report import write_report
+    from ssseg.report.run import GATE_FILE
+    from ssseg.train.evaluate import run_gate_eval
+
+    own = run.dir.gate_threshold
+    thresholds = tuple(sorted({*GATE_THRESHOLDS, *([own] if own is not None else [])}))
+    try:
+        run_gate_eval(run.dir.root, None, "val", run.dir.root / GATE_FILE, thresholds, device=run.cfg.device,
+                      workers=0)
+    except (DataError, CheckpointError) as e:  # no val split, or no gater yet (--until-stage): the report says so
+        run.log(f"no gate measurement for the report: {e}")
+    write_report(run.dir.root, say=run.log)
 
 
 def run_stages(stages: list[Stage], run: Run) -> None:

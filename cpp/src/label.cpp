@@ -417,7 +417,8 @@ static int label_job(const LabelOptions& options, const ModelSpec& model, const 
   std::cout << "labeling " << sources.size() << " source(s) with " << info["backend"].get<std::string>() << ", batch "
             << batch << ", " << gate.describe() << ", format png -> " << options.out.string() << std::endl;
 
-  ojson run = {{"started", now()}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"}};
+  ojson run = {{"started", now()}, {"backend", info}, {"batch", batch}, {"runtime", "ssseg-cpp"},
+               {"command", options.command}, {"model", fs::absolute(options.model).lexically_normal().string()}};
   Pipeline pipeline(options, model, *engine, gate.table, batch, run);
   const auto t0 = Clock::now();
   std::signal(SIGINT, on_interrupt);

@@ -49,9 +49,11 @@ int main(int argc, char** argv) {
   try {
     if (*lab) {
       label.every = every;
-      label.resume_command = "ssseg-cpp";
-      for (int i = 1; i < argc; ++i)
+      label.command = label.resume_command = "ssseg-cpp";
+      for (int i = 1; i < argc; ++i) {
+        label.command += std::string(" ") + argv[i];
         if (std::string(argv[i]) != "--resume") label.resume_command += std::string(" ") + argv[i];
+      }
       label.resume_command += " --resume";
       return ssseg::run_label(label);
     }

@@ -21,6 +21,7 @@ struct LabelOptions {
   std::string backend = "auto";
   int threads = 0;  // 0: OpenCV's default
   int writers = 2;
+  std::string command;  // this command line, recorded in the summary's run
   std::string resume_command;  // this command line with --resume: how an interrupted job continues
 };
 
