@@ -16,7 +16,7 @@ from ssseg.classes import PRESETS
 from ssseg.errors import ModelError, ReportError
 from ssseg.io import read_format
 from ssseg.label.layouts import make_layout
-from ssseg.label.records import (FORMAT_VERSION, JOB_FILE, JOB_FORMAT, SUMMARY_FORMAT, damage_ranges, now)
+from ssseg.label.records import FORMAT_VERSION, JOB_FILE, JOB_FORMAT, SUMMARY_FORMAT, damage_ranges, now
 from ssseg.report import frames as pictures
 from ssseg.report import page, plots
 from ssseg.report.manifests import Timeline, read_journal, read_manifest
@@ -65,8 +65,7 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
                    "frames_skipped": sum(s["frames_skipped"] for s in sources),
                    "coverage": sum(per_class) / pixels if pixels else None,
                    "per_class": dict(zip(names, per_class))},
-        "sources": [{k: v for k, v in s.items() if k not in ("per_class",)} | {"per_class": dict(zip(names, s["per_class"]))}
-                    for s in sources],
+        "sources": [{**s, "per_class": dict(zip(names, s["per_class"]))} for s in sources],
         "failures": failures,
         "next_to_label": [{k: p[k] for k in ("source", "index", "name", "coverage", "time", "files", "note")}
                           for p in pics],
@@ -270,8 +269,9 @@ def _html(data: dict, sources: list[dict], pics: list[dict], names: list[str], c
         scale = 60.0 if videos else 1.0
         key = "t0" if videos else "index"
         t_first = s["timeline"][0][key] if s["timeline"] else 0
-        series = [{"t0": (b[key] - t_first) / scale, "t1": ((b["t1"] if videos else b["index"] + b["frames"] - 1)
-                                                            - t_first) / scale, "mean": b["mean"]} for b in s["timeline"]]
+        series = [{"t0": (b[key] - t_first) / scale, "mean": b["mean"],
+                   "t1": ((b["t1"] if videos else b["index"] + b["frames"] - 1) - t_first) / scale}
+                  for b in s["timeline"]]
         rows.append({"name": s["key"], "series": series, "length": max((b["t1"] for b in series), default=0.0),
                      "damage": _damage_spans(s, videos, t_first, scale)})
     overview = page.png(plots.coverage_overview(rows, unit)) if sources else None
@@ -285,7 +285,7 @@ def _html(data: dict, sources: list[dict], pics: list[dict], names: list[str], c
     by_source = {p["source"]: [] for p in pics}
     for p in pics:
         by_source[p["source"]].append(p)
-    return page.render(LABEL_BODY, title=f"Label job {Path(data['job']['folder']).name}",
+    return page.render("label.html", title=f"Label job {Path(data['job']['folder']).name}",
                        subtitle=f"{data['job']['folder']} · {totals['sources']} sources · {totals['frames_labeled']} "
                                 f"frames labeled · {_pct(totals['coverage'])} of pixels confident",
                        nav=[("summary", "Summary"), ("timeline", "Coverage"), ("next", "Label next"),
@@ -314,58 +314,3 @@ def _damage_spans(s: dict, videos: bool, t_first: float, scale: float) -> list[t
     return spans
 
 
-LABEL_BODY = """{% extends "base.html" %}{% from "macros.html" import figure, table, pictures %}
-{% block body %}
-<h2 id="summary">Summary</h2>
-{{ table(["sources", "frames labeled", "frames written", "frames skipped (damage)", "confident pixels", "failed sources"],
-   [[data.totals.sources, data.totals.frames_labeled, data.totals.frames_written, data.totals.frames_skipped,
-     pct(data.totals.coverage), data.failures|length]], numeric=(0, 1, 2, 3, 4, 5)) }}
-<table><tr><th>source</th><th>input</th><th>state</th><th>frames</th><th>confident</th><th>skipped</th><th>errors</th></tr>
-{% for s in sources %}<tr><td>{{ s.key }}</td><td><code>{{ s.input }}</code></td><td>{{ s.state }}</td>
-<td class="n">{{ s.frames }}</td><td class="n">{{ pct(s.coverage) }}</td><td class="n">{{ s.frames_skipped }}</td>
-<td class="n">{{ s.errors|length }}</td></tr>
-{% endfor %}</table>
-
-<h2 id="timeline">Confident coverage along the footage</h2>
-{% if overview %}{{ figure(overview, "coverage overview") }}{% endif %}
-{% for s in detailed %}<h3>{{ s.key }} <span class="sub">({{ s.frames }} frames, {{ pct(s.coverage) }} confident)</span></h3>
-{{ figure(s.plot, "coverage of " ~ s.key) }}
-{% endfor %}
-{% if more_sources %}<p class="note">{{ more_sources }} more sources are in the overview above and in report.json
-(timelines are drawn for the {{ detailed|length }} sources with the lowest-covered stretches).</p>{% endif %}
-
-<h2 id="next">Frames to label next</h2>
-<p class="sub">The least confident frames of each source, spread out (at most {{ max_pictures }} pictures); click one to
-enlarge it. Panels: the frame, the gated mask over it (not-confident pixels darkened), the confidence.</p>
-{% for source, items in by_source.items() %}<h3>{{ source }}</h3>{{ pictures(items) }}{% endfor %}
-{% if not by_source %}<p>No labeled frames to show.</p>{% endif %}
-
-<h2 id="classes">Class shares</h2>
-{% if shares %}{{ figure(shares, "class shares") }}{% else %}<p>No confident pixels.</p>{% endif %}
-
-<h2 id="damage">Skipped and damaged frames</h2>
-{% set damaged = sources|selectattr("damage")|list %}
-{% if damaged %}<table><tr><th>source</th><th>frames</th><th>what happened</th><th>reason</th></tr>
-{% for s in damaged %}{% for d in s.damage %}<tr><td>{{ s.key }}</td><td class="n">{{ d.first }}–{{ d.last }}</td>
-<td>{{ "skipped (lost)" if d.skipped else "concealed by the decoder, labeled" }}</td><td><code>{{ d.reason }}</code></td></tr>
-{% endfor %}{% endfor %}</table>{% else %}<p>No damaged stretches.</p>{% endif %}
-{% if data.failures %}<h3 class="bad">Failed sources</h3><table><tr><th>source</th><th>input</th><th>errors</th></tr>
-{% for f in data.failures %}<tr><td>{{ f.source }}</td><td><code>{{ f.input }}</code></td><td><code>{{ f.errors|tojson }}</code></td></tr>
-{% endfor %}</table>{% endif %}
-
-<h2 id="model">Model and gate</h2>
-<table><tr><th>model</th><td><code>{{ data.model.path or "not recorded" }}</code>{% if data.model.note %} <span class="note">({{ data.model.note }})</span>{% endif %}</td></tr>
-<tr><th>method</th><td>{{ data.model.method or "-" }}</td></tr>
-<tr><th>gate</th><td>{{ gate_text }}</td></tr>
-<tr><th>threshold(s) used</th><td><code>{{ data.model.threshold_used|tojson }}</code></td></tr>
-<tr><th>classes</th><td>{{ names|join(", ") }}</td></tr>
-<tr><th>settings</th><td><code>{{ data.job.settings|tojson }}</code></td></tr></table>
-
-<h2 id="runs">Commands and runs</h2>
-<table><tr><th>summary</th><th>started</th><th>frames</th><th>frames/s</th><th>backend</th><th>command</th></tr>
-{% for r in data.runs %}<tr><td>{{ r.summary }}</td><td>{{ r.started }}</td><td class="n">{{ r.frames_labeled }}</td>
-<td class="n">{{ "%.1f"|format(r.fps) if r.fps else "-" }}</td><td>{{ r.backend.get("backend", "-") }} {{ r.backend.get("provider") or r.backend.get("precision") or "" }}</td>
-<td><code>{{ r.command or "not recorded (called from Python)" }}</code></td></tr>
-{% endfor %}</table>
-{% endblock %}
-"""

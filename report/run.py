@@ -41,8 +41,7 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
         "split": _split(run),
         "stages": [{k: v for k, v in s.items() if k not in ("epochs_list",)} for s in stages],
         "evaluations": {p.name: _json(p) for p in sorted(run.root.rglob("eval_*.json"))},
-        "gate": gate and {k: v for k, v in gate.items() if k not in ("curve", "reliability", "sources")} | {
-            "sources": {n: {k: v for k, v in src.items() if k != "curve"} for n, src in gate.get("sources", {}).items()}},
+        "gate": gate and _gate_summary(gate),
         "pseudo_labels": _pseudo(run, stages),
         "config": cfg,
     }
@@ -61,7 +60,7 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
         colours = _colours(names)
         shares = page.png(plots.class_shares(list(pseudo["class_share"]), list(pseudo["class_share"].values()),
                                              colours, pseudo["title"], pseudo["xlabel"]))
-    html = page.render(RUN_BODY, title=f"Training run {Path(root).resolve().name}",
+    html = page.render("run.html", title=f"Training run {Path(root).resolve().name}",
                        subtitle=f"{data['run']} · method {run.method} · "
                                 + ("finished" if not data["unfinished"] else f"unfinished: {data['unfinished']}"),
                        nav=[("curves", "Curves"), ("iou", "Per-class IoU"), ("gate", "Gate"),
@@ -122,6 +121,12 @@ def _gate(run: RunDir) -> dict | None:
         if data:
             return data
     return None
+
+
+def _gate_summary(gate: dict) -> dict:
+    """gate_val.json without its curves (the figure shows them)."""
+    sources = {n: {k: v for k, v in src.items() if k != "curve"} for n, src in gate.get("sources", {}).items()}
+    return {**{k: v for k, v in gate.items() if k not in ("curve", "reliability")}, "sources": sources}
 
 
 def _gate_png(run: RunDir) -> str | None:
@@ -196,51 +201,3 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-RUN_BODY = """{% extends "base.html" %}{% from "macros.html" import figure, table %}
-{% block body %}
-{% if data.summary %}<table>{% for k, v in data.summary.items() %}<tr><th>{{ k }}</th><td><code>{{ v|tojson }}</code></td></tr>{% endfor %}</table>{% endif %}
-
-<h2 id="curves">Loss and validation score per stage</h2>
-{% if curves %}{{ figure(curves, "training curves") }}{% else %}<p>No epoch finished yet.</p>{% endif %}
-<table><tr><th>stage</th><th>epochs</th><th>best val score</th><th>best epoch</th></tr>
-{% for s in stages %}<tr><td>{{ s.title }}</td><td class="n">{{ s.epochs }}</td>
-<td class="n">{{ s.score_name }} {{ "%.3f"|format(s.best) if s.best is not none else "-" }}</td><td class="n">{{ s.best_epoch or "-" }}</td></tr>
-{% endfor %}</table>
-
-<h2 id="iou">Per-class IoU</h2>
-{% if iou %}{{ figure(iou, "per-class IoU") }}{% else %}<p>No validation with per-class IoU (no val split, or no epoch validated).</p>{% endif %}
-{% for name, e in data.evaluations.items() %}<h3>{{ name }}</h3>
-<p>mIoU {{ pct(e.miou) }}, pixel accuracy {{ pct(e.pixel_acc) }} on {{ e.images }} images of {{ e.split }}</p>{% endfor %}
-
-<h2 id="gate">Gate: coverage against precision</h2>
-{% if data.gate %}<p class="sub">{{ data.gate.images }} {{ data.gate.split }} images, segmenter <code>{{ data.gate.segmenter }}</code>{% if data.gate.aux %}, confidence net <code>{{ data.gate.aux }}</code>{% endif %}.
-How many pixels each confidence source keeps at a kept-pixel precision, and the class it starves.</p>
-{% if gate_png %}{{ figure(gate_png, "gate curves") }}{% endif %}
-<table><tr><th>source</th><th>AUROC</th>{% for a in (data.gate.sources.values()|first).at_accuracy %}<th>coverage at {{ pct(a.accuracy) }} (lowest class)</th>{% endfor %}</tr>
-{% for name, src in data.gate.sources.items() %}<tr><td>{{ name }}</td><td class="n">{{ "%.3f"|format(src.auroc) if src.auroc is not none else "-" }}</td>
-{% for a in src.at_accuracy %}<td class="n">{{ pct(a.coverage) }} ({{ a.lowest_class }} {{ pct(a.lowest_share) }})</td>{% endfor %}</tr>
-{% endfor %}</table>
-{% else %}<p>No gate measurement in this run (it had no val split, or was trained by an older ssseg): measure it with
-<code>ssseg eval {{ data.run }} --gate 0.5,0.7,0.9 --json {{ data.run }}/gate_val.json</code> and report again.</p>{% endif %}
-
-<h2 id="pseudo">Pseudo-labels</h2>
-{% if data.pseudo_labels %}<p class="sub">From <code>{{ data.pseudo_labels.source }}</code>{% if data.pseudo_labels.kept_share is defined %}: {{ data.pseudo_labels.images }} images, {{ pct(data.pseudo_labels.kept_share) }} of their pixels kept at threshold {{ data.pseudo_labels.threshold }}{% endif %}{% if data.pseudo_labels.selected is defined %}: {{ pct(data.pseudo_labels.selected) }} of unlabeled pixels selected{% endif %}.</p>
-{% if shares %}{{ figure(shares, "pseudo-label class shares") }}{% endif %}
-{% else %}<p>This method trains on labeled images only (or wrote no pseudo-labels yet).</p>{% endif %}
-
-<h2 id="split">Split</h2>
-{{ table(["dataset", "labeled images", "unlabeled images", "labeled fraction", "footage frames"],
-   [[data.split.data, data.split.labeled, data.split.unlabeled, data.split.labeled_fraction,
-     data.split.footage_frames|tojson]], numeric=(1, 2)) }}
-
-<h2 id="timings">Timings</h2>
-<table><tr><th>stage</th><th>epochs</th><th>training time</th><th>images/s</th><th>finished</th></tr>
-{% for s in stages %}<tr><td>{{ s.title }}</td><td class="n">{{ s.epochs }}</td><td class="n">{{ "%.0f"|format(s.seconds) }} s</td>
-<td class="n">{{ s.images_per_s or "-" }}</td><td>{{ s.finished or "not yet" }}</td></tr>{% endfor %}</table>
-
-<h2 id="config">Configuration</h2>
-<p>Reproduce with <code>{{ reproduce }}</code>.</p>
-<details><summary>All {{ data.config|length }} options (config.json)</summary>
-<table>{% for k, v in data.config.items() %}<tr><th>{{ k }}</th><td><code>{{ v|tojson }}</code></td></tr>{% endfor %}</table></details>
-{% endblock %}
-"""
