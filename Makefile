@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-slow install install-test cpp cpp-deps clean
+.PHONY: demo test test-slow install install-test cpp cpp-deps browser clean
 
 # The C++ runtime (cpp/): Debian 12 package names; `make cpp-deps` installs them as root with apt, and
 # elsewhere prints what to install.
@@ -36,7 +36,7 @@ demo: install
 # ruff is pinned by the test extra (pyproject.toml) and reads its settings there. `make test` keeps to 10 minutes
 # on a 2-core CPU: the long end-to-end tests (kill-and-resume, multi-process, disk faults, the demo, golden
 # metrics; marked slow) run in `make test-slow`, which CI runs after it (.ci/run).
-test: install-test cpp
+test: install-test cpp browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow" tests
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -56,6 +56,17 @@ cpp-deps:
 	else \
 	  echo "cpp-deps: install $$missing (Debian/Ubuntu names; elsewhere: CMake >= 3.18, a C++17 compiler, OpenCV >= 4.6 with dnn/videoio/imgcodecs, nlohmann-json >= 3.9, CLI11 >= 2, GoogleTest, OpenSSL), then run make again" >&2; \
 	  exit 1; \
+	fi
+
+# Headless Chromium for the report tests (tests/test_report.py opens the reports in it): Debian's package,
+# installed as root with apt when missing; elsewhere the browser tests are skipped with a line saying so.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	    || echo "browser: chromium could not be installed; the report's browser tests will be skipped" >&2; \
+	else \
+	  echo "browser: no chromium and no apt as root; the report's browser tests will be skipped (install chromium)" >&2; \
 	fi
 
 # ssseg-cpp with warnings as errors; the parity test runs `ssseg label` from the virtual environment.

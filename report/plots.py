@@ -47,8 +47,7 @@ def coverage_overview(rows: list[dict], unit: str, columns: int = 480) -> bytes:
             grid[y, a:z + 1] = 100 * b["mean"]
     height = min(1.6 + 0.22 * len(rows), 14.0)
     fig, ax = plt.subplots(figsize=(10, height), dpi=DPI)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#f0f0f0")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#f0f0f0")
     im = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=100, interpolation="nearest",
                    extent=(0, span, len(rows) - 0.5, -0.5))
     for y, r in enumerate(rows):

@@ -322,6 +322,8 @@ def label(
     threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process "
                                                      "may use)."),
     writers: int = typer.Option(2, help="PNG-writing threads."),
+    report: bool = typer.Option(False, "--report", help="Also write OUT/report.html: coverage along the footage, "
+                                                        "frames to label next, damage, model and gate."),
 ) -> None:
     """Auto-label footage with confidence-gated masks.
 
@@ -332,7 +334,8 @@ def label(
     cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold,
                       target_precision=target_precision, every=every, fps=fps,
                       batch=batch, backend=backend, format=format, confidence=confidence, overlay=overlay,
-                      min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers)
+                      min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers,
+                      report=report)
     raise typer.Exit(run_label(cfg, _say))
 
 
@@ -348,7 +351,7 @@ def report(
     Label jobs: coverage along each source, the frames to label next, class shares, damaged stretches, the model
     and gate, the commands. Runs: loss and validation curves, per-class IoU, the gate's coverage and precision,
     pseudo-label class shares, split, timings and configuration."""
-    from ssseg.report import write_report
+    from ssseg.report.write import write_report
 
     write_report(target, out, _say)
 

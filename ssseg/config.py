@@ -240,6 +240,7 @@ class LabelConfig:
     resume: bool = False
     threads: int | None = None  # ORT intra-op threads (default: the cores this process may use)
     writers: int = 2  # PNG encoding threads
+    report: bool = False  # also write OUT/report.html (ssseg report OUT)
 
     def __post_init__(self) -> None:
         self.inputs = tuple(str(i) for i in self.inputs)

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # package -> folder, as pyproject.toml maps them
 FOLDERS = {"ssseg": "ssseg", "ssseg.train": "train", "ssseg.export": "export", "ssseg.runtime": "runtime",
-           "ssseg.label": "label"}
+           "ssseg.label": "label", "ssseg.report": "report"}
 
 
 def modules() -> dict[str, Path]:
@@ -78,6 +78,9 @@ def test_layers():
             assert not any(i == "torch" or i.startswith("torch.") for i in found), f"{m} imports torch"
         if package_of(m) == "ssseg.export":
             assert not any(package_of(i) == "ssseg.train" for i in found), f"{m} imports ssseg.train"
+        if package_of(m) == "ssseg.report":  # reports read files: quick, and possible where torch is not
+            assert not any(i == "torch" or i.startswith("torch.") or package_of(i) in ("ssseg.train", "ssseg.export")
+                           for i in found), f"{m} reaches for the networks"
         if package_of(m) in ("ssseg.runtime", "ssseg.label"):
             assert not any(package_of(i) in ("ssseg.train", "ssseg.export") for i in found), f"{m} reaches up"
 
