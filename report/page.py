@@ -41,6 +41,6 @@ def render(name: str, **context) -> str:
 def write(html_path: Path, html: str, data: dict) -> tuple[Path, Path]:
     """report.html and its JSON (report.json beside it)."""
     json_path = html_path.with_suffix(".json")
-    atomic_write_text(json_path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(json_path, json.dumps(data, separators=(",", ":")) + "\n")  # compact: C encoder, 10x faster
     atomic_write_text(html_path, html)
     return html_path, json_path

@@ -24,7 +24,7 @@ def _plt():
 def _png(fig) -> bytes:
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})  # 3x faster, a bit larger
     plt.close(fig)
     return buf.getvalue()
 
@@ -67,26 +67,26 @@ def coverage_overview(rows: list[dict], unit: str, columns: int = 480) -> bytes:
 
 def source_timeline(series: list[dict], damage: list[dict], picks: list[dict], threshold_note: str) -> bytes:
     """Coverage along one source by frame number: mean per bin, its minimum shaded, damage in red, the frames
-    picked to label next marked."""
+    picked to label next marked (the page explains the marks once; a legend and tight_layout per figure would
+    double a large job's report time)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 2.1), dpi=DPI)
+    fig = plt.figure(figsize=(10, 1.8), dpi=DPI)
+    ax = fig.add_axes((0.07, 0.26, 0.91, 0.62))
     x = [b["index"] for b in series]
     ax.fill_between(x, [100 * b["min"] for b in series], [100 * b["mean"] for b in series], step="post",
-                    color="#1f77b4", alpha=0.25, lw=0, label="lowest frame in bin")
-    ax.step(x, [100 * b["mean"] for b in series], where="post", color="#1f77b4", lw=1.2, label="mean")
+                    color="#1f77b4", alpha=0.25, lw=0)
+    ax.step(x, [100 * b["mean"] for b in series], where="post", color="#1f77b4", lw=1.2)
     for d in damage:
         ax.axvspan(d["first"] - 0.5, d["last"] + 0.5, color=DAMAGE_COLOUR, alpha=0.35, lw=0)
     if picks:
-        ax.plot([p["index"] for p in picks], [100 * p["coverage"] for p in picks], "v", color=PICK_COLOUR, ms=7,
-                label="label next")
+        ax.plot([p["index"] for p in picks], [100 * p["coverage"] for p in picks], "v", color=PICK_COLOUR, ms=7)
     ax.set_ylim(0, 100)
     ax.set_xlim(min(x, default=0), max(series[-1]["index"] + series[-1]["frames"] if series else 1, 1))
-    ax.set_xlabel("frame number")
-    ax.set_ylabel("confident %")
+    ax.set_xlabel("frame number", fontsize=8, labelpad=1)
+    ax.set_ylabel("confident %", fontsize=8)
+    ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right", ncols=3)
     ax.set_title(threshold_note, fontsize=8, loc="left")
-    fig.tight_layout()
     return _png(fig)
 
 
