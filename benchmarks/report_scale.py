@@ -124,9 +124,9 @@ def time_report(job: Path, runs: int) -> dict:
 
 
 def time_page(html: Path, runs: int) -> dict:
-    from playwright.sync_api import sync_playwright
-
     import shutil
+
+    from playwright.sync_api import sync_playwright
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     loads = []
@@ -168,7 +168,8 @@ def main() -> None:
           f"Machine: {result['machine'].get('cpu')}; command: `python benchmarks/report_scale.py` "
           f"(`--hours {args.hours:g} --fps {args.fps:g} --shards {args.shards}`).\n\n"
           f"| sources | frames | shards | manifests | report (median of {args.runs}) | peak memory | report.html | "
-          f"report.json | page load in Chromium (median) | images on the page |\n|---|---|---|---|---|---|---|---|---|---|\n"
+          f"report.json | page load in Chromium (median) | images on the page |\n"
+          f"|---|---|---|---|---|---|---|---|---|---|\n"
           f"| {size['sources']} | {size['frames']} | {size['shards']} | {size['manifest_mb']} MB | "
           f"{report['median_s']} s | {report['peak_rss_mb']} MB | {page['html_mb']} MB | {page['json_mb']} MB | "
           f"{page['median_load_s']} s | {page['images']} |\n")
