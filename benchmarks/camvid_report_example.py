@@ -36,7 +36,7 @@ def shoot(html: Path, png: Path, height: int) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.getuid() == 0 else [])
         page = browser.new_context(offline=True, viewport={"width": 1150, "height": height}).new_page()
-        page.goto(html.as_uri(), wait_until="load")
+        page.goto(html.resolve().as_uri(), wait_until="load")
         page.screenshot(path=str(png))
         browser.close()
     Image.open(png).convert("RGB").quantize(128).save(png, optimize=True)  # small enough to commit
