@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from ssseg import __version__
-from ssseg.classes import PRESETS
 from ssseg.errors import ModelError, ReportError
 from ssseg.io import read_format
 from ssseg.label.layouts import make_layout
@@ -48,7 +47,7 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
         raise ReportError("the label job has no labeled source yet (no manifest.json or frames.jsonl)", path=job,
                           fix="report it once ssseg label has labeled a frame")
     names = model["class_names"] or _names_from(sources)
-    colours = model["colours"] or _colours(names)
+    colours = model["colours"] or plots.class_colours(names)
     layout = make_layout(settings.get("format", "png"), job, _ClassNames(names, colours), settings.get("confidence"))
     sources.sort(key=lambda s: s["key"])
     _pick(sources)
@@ -181,16 +180,6 @@ def _model(runs: list[dict], settings: dict) -> dict:
 def _names_from(sources: list[dict]) -> list[str]:
     n = max((len(s["per_class"]) for s in sources), default=0)
     return [f"class {i}" for i in range(n)]
-
-
-def _colours(names: list[str]) -> list:
-    for preset in PRESETS.values():
-        if tuple(preset.names) == tuple(names):
-            return [list(c) for c in preset.colors]
-    from matplotlib import colormaps
-
-    table = colormaps["tab20"](np.arange(len(names)) % 20)[:, :3]
-    return [[int(255 * v) for v in c] for c in table]
 
 
 # --- what to show ---------------------------------------------------------------------------------------

@@ -33,6 +33,17 @@ def rgb(colour) -> tuple[float, float, float]:
     return tuple(c / 255 for c in colour)
 
 
+def class_colours(names: list[str]) -> list[list[int]]:
+    """The colours of a known class set with these names (CamVid, Cityscapes, synthetic), else tab20's."""
+    from ssseg.classes import PRESETS
+
+    for preset in PRESETS.values():
+        if tuple(preset.names) == tuple(names):
+            return [list(c) for c in preset.colors]
+    table = _plt().get_cmap("tab20")(np.arange(len(names)) % 20)[:, :3]
+    return [[int(255 * v) for v in c] for c in table]
+
+
 def coverage_overview(rows: list[dict], unit: str, columns: int = 480) -> bytes:
     """One row per source: mean confident coverage along the source (colour), damaged stretches in red.
     ``rows``: {name, series (t0, t1, mean), damage [(t0, t1)], length}; ``unit`` names the x axis."""

@@ -57,7 +57,7 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
     pseudo = data["pseudo_labels"]
     shares = None
     if pseudo and pseudo.get("class_share"):
-        colours = _colours(names)
+        colours = plots.class_colours(list(pseudo["class_share"]))
         shares = page.png(plots.class_shares(list(pseudo["class_share"]), list(pseudo["class_share"].values()),
                                              colours, pseudo["title"], pseudo["xlabel"]))
     html = page.render("run.html", title=f"Training run {Path(root).resolve().name}",
@@ -176,15 +176,6 @@ def _split(run: RunDir) -> dict:
         if run.footage.is_dir() else {}
     return {"data": run.config.get("data"), "labeled": count("labeled"), "unlabeled": count("unlabeled"),
             "labeled_fraction": run.config.get("labeled_fraction"), "footage_frames": footage}
-
-
-def _colours(names: list[str]) -> list:
-    from ssseg.classes import PRESETS
-
-    for preset in PRESETS.values():
-        if tuple(preset.names) == tuple(names):
-            return [list(c) for c in preset.colors]
-    return [[31, 119, 180]] * len(names)
 
 
 def _json(path: Path) -> dict | None:

@@ -60,7 +60,7 @@ GATE_THRESHOLDS = (0.5, 0.7, 0.8, 0.9)  # the paper's Tables 3-4, plus the run's
 
 def write_reports(run: Run) -> None:
     """The run's gate measured on its val split (as ``ssseg eval --gate`` measures it) and its report.html."""
-    from ssseg.errors import CheckpointError, DataError
+    from ssseg.errors import CheckpointError, DataError, SsegError, filesystem_error
     from ssseg.report.run import GATE_FILE
     from ssseg.report.write import write_report
     from ssseg.train.evaluate import run_gate_eval
@@ -70,9 +70,12 @@ def write_reports(run: Run) -> None:
     try:
         run_gate_eval(run.dir.root, None, "val", run.dir.root / GATE_FILE, thresholds, device=run.cfg.device,
                       workers=0)
-    except (DataError, CheckpointError) as e:  # no val split, or no gater yet (--until-stage): the report says so
-        run.log(f"no gate measurement for the report: {e}")
-    write_report(run.dir.root, say=run.log)
+    except (DataError, CheckpointError, OSError) as e:  # no val split, no gater yet (--until-stage), a full disk
+        run.log(f"no gate measurement for the report: {filesystem_error(e) if isinstance(e, OSError) else e}")
+    try:
+        write_report(run.dir.root, say=run.log)
+    except (SsegError, OSError) as e:  # the run is finished and intact either way; ssseg report RUN retries
+        run.log(f"report not written: {filesystem_error(e) if isinstance(e, OSError) else e}")
 
 
 def run_stages(stages: list[Stage], run: Run) -> None:
