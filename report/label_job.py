@@ -149,7 +149,9 @@ def _journal_source(path: Path) -> dict:
             first = json.loads(f.readline())
         except ValueError:
             return {}
-    return {"input": first.get("input"), "kind": None}
+    found = first.get("input") or ""
+    kind = "images" if Path(found).is_dir() else "video" if Path(found).is_file() else None  # for the pictures
+    return {"input": found or None, "kind": kind}
 
 
 def _model(runs: list[dict], settings: dict) -> dict:

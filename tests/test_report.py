@@ -94,6 +94,27 @@ def test_report_picture_is_the_labeled_frame(label_job, tmp_path):
     assert np.abs(strip[:, :w].astype(int) - frame).mean() < 15  # JPEG of a noisy frame (another frame: ~60)
 
 
+def test_a_running_job_is_reported_from_its_journal(label_job, tmp_path):
+    """A source still being labeled (or stopped) has no manifest yet: its journal is read, lines torn by a kill
+    skipped, a frame journaled twice counted once."""
+    from ssseg.report.write import write_report
+
+    job = tmp_path / "job"
+    shutil.copytree(label_job, job)
+    manifest = json.loads((job / "clean" / "manifest.json").read_text())
+    (job / "clean" / "manifest.json").unlink()
+    lines = [json.dumps({"identity": manifest["source"]["identity"], "input": manifest["source"]["input"]})]
+    lines += [json.dumps(f) for f in manifest["frames"][:20]] + [json.dumps(manifest["frames"][3]), '{"index": 2']
+    (job / "clean" / "frames.jsonl").write_text("\n".join(lines))
+    write_report(job, say=lambda m: None)
+    clean = next(s for s in report_data(job)["sources"] if s["key"] == "clean")
+    assert clean["state"].startswith("in progress") and clean["frames"] == 20
+    assert clean["per_class"] == dict(zip(clean["per_class"], np.sum([f["classes"] for f in manifest["frames"][:20]],
+                                                                      axis=0).tolist()))
+    pics = [p for p in report_data(job)["next_to_label"] if p["source"] == "clean"]
+    assert pics and all(p["note"] is None for p in pics)  # frames found in the video the journal names
+
+
 def test_timeline_stays_bounded_and_exact(tmp_path):
     from ssseg.report.manifests import Timeline
 
