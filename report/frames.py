@@ -88,24 +88,29 @@ def read_png(path: Path) -> np.ndarray | None:
         return None
 
 
-def picture(labels: np.ndarray, confidence: np.ndarray | None, rgb: np.ndarray | None, palette: np.ndarray,
-            num_classes: int, thumb_height: int, full_height: int) -> Picture:
+def picture(labels: np.ndarray | None, confidence: np.ndarray | None, rgb: np.ndarray | None, palette: np.ndarray,
+            num_classes: int, thumb_height: int, full_height: int, missing_mask: str = "") -> Picture:
     """Panels [frame | mask over the frame | confidence]; labels >= ``num_classes`` are not confident (255, or
-    CamVid's void) and show the frame darkened."""
-    h, w = labels.shape[:2]
+    CamVid's void) and show the frame darkened. Without labels (a frame below --min-coverage is not written)
+    the frame alone, ``missing_mask`` saying why."""
     notes = []
-    if rgb is None or rgb.shape[:2] != (h, w):
-        notes.append("frame not found (the source moved, or is a stream)")
-        rgb = np.full((h, w, 3), 96, np.uint8)
-    confident = labels < num_classes
-    colours = palette[np.where(confident, labels, 0)]
-    overlay = np.where(confident[..., None], (0.45 * rgb + 0.55 * colours), 0.35 * rgb).astype(np.uint8)
-    panels, names = [rgb, overlay], ["frame", "gated mask"]
-    if confidence is not None and confidence.shape[:2] == (h, w):
-        panels.append(_lut()[confidence])
-        names.append("confidence")
+    if labels is None:
+        panels, names = [rgb], ["frame"]
+        notes.append(missing_mask or "no mask on disk")
     else:
-        notes.append("no confidence map (label with --confidence)")
+        h, w = labels.shape[:2]
+        if rgb is None or rgb.shape[:2] != (h, w):
+            notes.append("frame not found (the source moved, or is a stream)")
+            rgb = np.full((h, w, 3), 96, np.uint8)
+        confident = labels < num_classes
+        colours = palette[np.where(confident, labels, 0)]
+        overlay = np.where(confident[..., None], (0.45 * rgb + 0.55 * colours), 0.35 * rgb).astype(np.uint8)
+        panels, names = [rgb, overlay], ["frame", "gated mask"]
+        if confidence is not None and confidence.shape[:2] == (h, w):
+            panels.append(_lut()[confidence])
+            names.append("confidence")
+        else:
+            notes.append("no confidence map (label with --confidence)")
     strip = np.concatenate([np.pad(p, ((0, 0), (0, 4), (0, 0)), constant_values=255) for p in panels], axis=1)
     strip = strip[:, :-4]
     return Picture(_jpeg(strip, thumb_height), _jpeg(strip, full_height), names, "; ".join(notes) or None)

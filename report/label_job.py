@@ -209,19 +209,21 @@ def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours:
             break
         picks = s["picks"][:room]
         files = {p["index"]: layout.files(s["key"], p["index"], p["name"]) for p in picks}
-        own = {i: pictures.read_png(job / f["image"]) for i, f in files.items() if "image" in f}
+        own = {p["index"]: pictures.read_png(job / files[p["index"]]["image"]) for p in picks
+               if "image" in files[p["index"]] and p["files"]}
         missing = [p for p in picks if own.get(p["index"]) is None]
         images = {**pictures.source_images(s, missing), **{i: a for i, a in own.items() if a is not None}}
         for p in picks:
             f = files[p["index"]]
-            labels = pictures.read_png(job / f["labels"])
-            if labels is None:
-                continue  # its files were removed since
-            conf = pictures.read_png(job / f["confidence"]) if "confidence" in f else None
+            labels = pictures.read_png(job / f["labels"]) if p["files"] else None
+            conf = pictures.read_png(job / f["confidence"]) if "confidence" in f and p["files"] else None
             rgb = images.get(p["index"])
             if rgb is not None and rgb.ndim == 3 and rgb.shape[2] == 4:
                 rgb = rgb[..., :3]
-            pic = pictures.picture(labels, conf, rgb, palette, len(names), THUMB_HEIGHT, FULL_HEIGHT)
+            if labels is None and rgb is None:
+                continue  # nothing left to show: files removed since, source moved
+            why = "not written: below --min-coverage" if not p["files"] else "its label file is missing or damaged"
+            pic = pictures.picture(labels, conf, rgb, palette, len(names), THUMB_HEIGHT, FULL_HEIGHT, why)
             when = f", {p['time']:.1f} s" if p.get("time") is not None else ""
             out.append({"source": s["key"], **p, "note": pic.note, "id": f"f{len(out)}",
                         "thumb": page.jpeg(pic.thumb), "full": page.jpeg(pic.full), "panels": " | ".join(pic.panels),

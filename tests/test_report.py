@@ -115,6 +115,25 @@ def test_a_running_job_is_reported_from_its_journal(label_job, tmp_path):
     assert pics and all(p["note"] is None for p in pics)  # frames found in the video the journal names
 
 
+def test_frames_below_min_coverage_are_shown_without_a_mask(exported, label_job, tmp_path):
+    """--min-coverage writes no files for the least confident frames, which are the ones to label next: the
+    report shows the frame itself and says why there is no mask."""
+    from ssseg.config import LabelConfig
+    from ssseg.label import run_label
+    from ssseg.report.write import write_report
+
+    out = tmp_path / "job"
+    run_label(LabelConfig(inputs=(str(label_job.parent / "stills"),), model=exported, out=out, threshold=0.999,
+                          min_coverage=1.0, backend="ort"), say=lambda m: None)
+    manifest = json.loads((out / "stills" / "manifest.json").read_text())
+    assert manifest["frames_below_min_coverage"] > 0
+    write_report(out, say=lambda m: None)
+    pics = report_data(out)["next_to_label"]
+    unwritten = {f["index"] for f in manifest["frames"] if not f["written"]}
+    assert pics and {p["index"] for p in pics} <= unwritten
+    assert all("below --min-coverage" in p["note"] for p in pics)
+
+
 def test_timeline_stays_bounded_and_exact(tmp_path):
     from ssseg.report.manifests import Timeline
 
