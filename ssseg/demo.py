@@ -55,8 +55,9 @@ def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable
         write_synthetic_clip(clip, 48, (96, 128))
     labels = Path(out) / "labels"
     run_label(LabelConfig(inputs=(str(clip),), model=model.parent, out=labels, overlay=True, confidence=True,
-                          resume=(labels / "job.json").exists()), say)
+                          resume=(labels / "job.json").exists(), report=True), say)
     say(f"done in {time.perf_counter() - t0:.0f} s. "
         f"Run directory: {run} (stage1/, stage2/, stage3/pseudo/, summary.json); "
         f"gate: {gate_path} and {gate_path.with_suffix('.png')}; model: {model.parent}; labels: {labels} "
-        f"(clip/labels/, clip/overlay.mp4, summary.json)")
+        f"(clip/labels/, clip/overlay.mp4, summary.json). Open {run / 'report.html'} and {labels / 'report.html'} "
+        f"in a browser")

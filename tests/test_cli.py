@@ -115,3 +115,5 @@ def test_demo_runs_the_three_stages_and_compares(tmp_path):
     assert "[6/6] auto-labeling" in proc.stdout and "clip: 48/48 frames written" in proc.stdout
     assert (tmp_path / "demo" / "labels" / "clip" / "overlay.mp4").is_file()
     assert len(list((tmp_path / "demo" / "labels" / "clip" / "labels").iterdir())) == 48
+    for report in (tmp_path / "demo" / "aux" / "report.json", tmp_path / "demo" / "labels" / "report.json"):
+        assert json.loads(report.read_text())["format"].startswith("ssseg.report.")
