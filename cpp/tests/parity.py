@@ -345,6 +345,19 @@ def check_damaged(cpp: Path, backend: str, work: Path) -> list[str]:
     for key in ("name", "time"):
         if [f[key] for f in m["python"]["frames"]] != [f[key] for f in m["cpp"]["frames"]]:
             problems.append(f"damaged clip: frame {key}s differ between the runtimes")
+    # `ssseg report` reads either runtime's job alike: the same damage, the command and model each recorded
+    reports = {}
+    for k, v in outs.items():
+        subprocess.run([sys.executable, "-m", "ssseg", "report", str(v)], capture_output=True, check=True)
+        reports[k] = json.loads((v / "report.json").read_text())
+    for k, r in reports.items():
+        source = r["sources"][0]
+        if source["damage"] != m[k]["damage"] or source["frames"] != len(m[k]["frames"]):
+            problems.append(f"report of the {k} job: damage or frame count differs from its manifest")
+        if not (r["model"]["found"] and (r["runs"][0]["command"] or "").startswith("ssseg")):
+            problems.append(f"report of the {k} job: model or command not recorded ({r['runs'][0]})")
+        if not r["next_to_label"] or any("frame not found" in (p["note"] or "") for p in r["next_to_label"]):
+            problems.append(f"report of the {k} job: pictures missing, or without their frames")
     return problems
 
 
