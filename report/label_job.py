@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ssseg import __version__
+from ssseg.classes import ClassSet
 from ssseg.errors import ModelError, ReportError
 from ssseg.io import read_format
 from ssseg.label.layouts import make_layout
@@ -48,7 +49,8 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
                           fix="report it once ssseg label has labeled a frame")
     names = model["class_names"] or _names_from(sources)
     colours = model["colours"] or plots.class_colours(names)
-    layout = make_layout(settings.get("format", "png"), job, _ClassNames(names, colours), settings.get("confidence"))
+    classes = ClassSet("job", tuple(names), tuple(map(tuple, colours)))
+    layout = make_layout(settings.get("format", "png"), job, classes, settings.get("confidence"))
     sources.sort(key=lambda s: s["key"])
     _pick(sources)
     pics = _pictures(job, sources, layout, names, colours, say)
@@ -70,17 +72,6 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
                           for p in pics],
     }
     return _html(data, sources, pics, names, colours, json_name), data
-
-
-class _ClassNames:
-    """What make_layout needs of a class set: names and colours (the model's, or the manifests' names)."""
-
-    def __init__(self, names: list[str], colours: list):
-        self.names, self.colors = tuple(names), tuple(map(tuple, colours))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.names)
 
 
 # --- reading the job ------------------------------------------------------------------------------------
@@ -122,6 +113,7 @@ def _source(job: Path, path: Path, kind: str) -> dict:
                                                  "interrupted" if head.get("interrupted") else "incomplete")
         source = head.get("source", {})
         errors = head.get("errors", [])
+        class_names = list(head.get("totals", {}).get("per_class", {}))
     else:  # a running or stopped job: its journal, frames in the order they were finished
         frames, marks = {}, {}
         for rec in read_journal(path):
@@ -132,12 +124,12 @@ def _source(job: Path, path: Path, kind: str) -> dict:
                                                                  "classes", "written", "files")}
         for index in sorted(frames):
             line.add(frames[index])
-        damage, state, errors = damage_ranges(marks), "in progress or stopped (journal)", []
+        damage, state, errors, class_names = damage_ranges(marks), "in progress or stopped (journal)", [], []
         source = _journal_source(path)
     return {"key": path.parent.name, "input": source.get("input"), "kind": source.get("kind"), "state": state,
             "record": str(path.relative_to(job)), "frames": line.frames, "written": line.written,
             "frames_skipped": sum(d["last"] - d["first"] + 1 for d in damage if d.get("skipped")),
-            "pixels": line.pixels, "per_class": line.per_class,
+            "pixels": line.pixels, "per_class": line.per_class, "class_names": class_names,
             "coverage": sum(line.per_class) / line.pixels if line.pixels else None,
             "lowest_bin": min((b["mean"] for b in line.series()), default=None),
             "damage": damage, "errors": errors, "timeline": line.series(), "lowest": line.lowest_frames()}
@@ -180,8 +172,9 @@ def _model(runs: list[dict], settings: dict) -> dict:
 
 
 def _names_from(sources: list[dict]) -> list[str]:
-    n = max((len(s["per_class"]) for s in sources), default=0)
-    return [f"class {i}" for i in range(n)]
+    """The class names the manifests' totals use, when model.json is gone (a journal alone has none)."""
+    named = next((s["class_names"] for s in sources if s["class_names"]), None)
+    return named or [f"class {i}" for i in range(max((len(s["per_class"]) for s in sources), default=0))]
 
 
 # --- what to show ---------------------------------------------------------------------------------------
