@@ -101,10 +101,12 @@ def source_timeline(series: list[dict], damage: list[dict], picks: list[dict], t
     return _png(fig)
 
 
-def class_shares(names: list[str], counts: list[float], colours: list, title: str, xlabel: str) -> bytes:
-    """Horizontal bars: each class's share of ``counts``, in the class colours."""
+def class_shares(names: list[str], counts: list[float], colours: list, title: str, xlabel: str,
+                 fractions: bool = False) -> bytes:
+    """Horizontal bars in the class colours: each class's share of ``counts``, or with ``fractions`` the values
+    themselves (0..1 each, e.g. the share of each class's pixels a gate passes)."""
     plt = _plt()
-    total = float(sum(counts)) or 1.0
+    total = 1.0 if fractions else float(sum(counts)) or 1.0
     fig, ax = plt.subplots(figsize=(6, 0.6 + 0.28 * len(names)), dpi=DPI)
     y = np.arange(len(names))
     shares = [100 * c / total for c in counts]

@@ -59,7 +59,8 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
     if pseudo and pseudo.get("class_share"):
         colours = plots.class_colours(list(pseudo["class_share"]))
         shares = page.png(plots.class_shares(list(pseudo["class_share"]), list(pseudo["class_share"].values()),
-                                             colours, pseudo["title"], pseudo["xlabel"]))
+                                             colours, pseudo["title"], pseudo["xlabel"],
+                                             fractions="pass_share" in pseudo))
     html = page.render("run.html", title=f"Training run {Path(root).resolve().name}",
                        subtitle=f"{data['run']} · method {run.method} · "
                                 + ("finished" if not data["unfinished"] else f"unfinished: {data['unfinished']}"),
@@ -162,8 +163,8 @@ def _pseudo(run: RunDir, stages: list[dict]) -> dict | None:
             return {"source": f"{folder.name}/metrics.jsonl epoch {last['epoch']}", "selected": last.get("selected"),
                     "pass_share": last["pass_share"],
                     "class_share": {k: v or 0.0 for k, v in last["pass_share"].items()},
-                    "title": "pseudo-label pass share by class (last epoch; shares of each class, not of the total)",
-                    "xlabel": "relative pass share (%)"}
+                    "title": "pseudo-labels: share of each class's pixels selected (last epoch)",
+                    "xlabel": "pixels of the class selected (%)"}
     return None
 
 

@@ -176,6 +176,21 @@ def test_run_report_written_by_train(aux_run):
     assert (aux_run / "gate_val.json").is_file()
 
 
+def test_run_report_of_an_online_method(tmp_path):
+    """weak-strong selects pseudo-labels online: the report shows each class's selected share of the last epoch
+    (class-balanced selection keeps every predicted class at 30 % or more) and the softmax gate on val."""
+    from ssseg.train.config import TrainConfig
+    from ssseg.train.engine import train
+
+    out = train(TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="weak-strong", out=tmp_path / "ws",
+                            labeled_fraction=0.5, epochs=2, batch_size=4, workers=0, device="cpu"), log=lambda m: None)
+    data = report_data(out)
+    pseudo = data["pseudo_labels"]
+    shares = [v for v in pseudo["pass_share"].values() if v is not None]
+    assert pseudo["source"] == "ws/metrics.jsonl epoch 2" and shares and all(0.3 - 1e-6 <= v <= 1 for v in shares)
+    assert data["gate"]["primary"] == "softmax" and data["stages"][0]["epochs"] == 2
+
+
 def test_report_refuses_what_it_cannot_read(tmp_path, label_job):
     r = run_cli("report", str(tmp_path))
     assert r.returncode == 1 and "neither a label job" in r.stderr and "Traceback" not in r.stderr
