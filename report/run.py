@@ -36,7 +36,7 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
     data = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "ssseg_version": __version__, "written": now(),
         "run": str(Path(root).resolve()), "method": run.method, "layout": run.layout,
-        "unfinished": run.unfinished(),
+        "unfinished": _unfinished(run, stages),
         "summary": _json(run.root / "summary.json"),
         "split": _split(run),
         "stages": [{k: v for k, v in s.items() if k not in ("epochs_list",)} for s in stages],
@@ -71,6 +71,15 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
                        stages=stages, curves=curves, iou=iou, gate_png=gate_png, shares=shares, pct=_pct,
                        names=names, reproduce=f"ssseg train --config {run.config_path} --out NEW_RUN")
     return html, data
+
+
+def _unfinished(run: RunDir, stages: list[dict]) -> str | None:
+    """Why the run is not finished, from its files alone (RunDir.unfinished reads last.pt, which needs torch)."""
+    if run.staged:
+        return run.unfinished()
+    if run.is_done(run.root):
+        return None
+    return f"no done.json; {stages[0]['epochs'] if stages else 0} of {run.config.get('epochs')} epochs in metrics.jsonl"
 
 
 def _stage_folders(run: RunDir) -> list[tuple[Path, str]]:

@@ -40,7 +40,8 @@ def test_wheel_contents_and_import_without_torch(tmp_path):
     packages = {str(Path(n).parent).replace("/", ".") for n in names if n.endswith("__init__.py")}
     assert packages == set(_package_dirs())
     for module in ("ssseg/train/engine.py", "ssseg/train/methods/aux.py", "ssseg/models/segmenter.py",
-                   "ssseg/data/synthetic.py", "ssseg/cli.py"):
+                   "ssseg/data/synthetic.py", "ssseg/cli.py", "ssseg/report/templates/label.html",
+                   "ssseg/report/templates/run.html", "ssseg/report/templates/style.css"):
         assert module in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
@@ -51,7 +52,7 @@ def test_wheel_contents_and_import_without_torch(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, timeout=300)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-            "import ssseg, ssseg.runtime, ssseg.export, ssseg.label, ssseg.errors;"
+            "import ssseg, ssseg.runtime, ssseg.export, ssseg.label, ssseg.report.write, ssseg.errors;"
             "print(ssseg.__version__, ssseg.runtime.__file__.startswith(sys.argv[1]), 'torch' in sys.modules)")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(target)], capture_output=True, text=True,
                          check=True).stdout.split()

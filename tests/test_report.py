@@ -189,6 +189,12 @@ def test_run_report_of_an_online_method(tmp_path):
     shares = [v for v in pseudo["pass_share"].values() if v is not None]
     assert pseudo["source"] == "ws/metrics.jsonl epoch 2" and shares and all(0.3 - 1e-6 <= v <= 1 for v in shares)
     assert data["gate"]["primary"] == "softmax" and data["stages"][0]["epochs"] == 2
+    assert data["unfinished"] is None
+    (out / "done.json").unlink()  # a run stopped before its end: said from its files (no checkpoint is read)
+    from ssseg.report.write import write_report
+
+    write_report(out, say=lambda m: None)
+    assert report_data(out)["unfinished"] == "no done.json; 2 of 2 epochs in metrics.jsonl"
 
 
 def test_report_refuses_what_it_cannot_read(tmp_path, label_job):
