@@ -108,14 +108,11 @@ class SourceState:
                 old_identity = self.previous["source"].get("identity")
                 for rec in self.previous.pop("frames", []):  # the head stays; the frames move to the journal
                     records[rec["index"]] = json.dumps(rec)
-        for line in _lines(self.journal_path):
-            rec = _parse(line)
-            if rec is None:
-                continue
+        for rec in journal_records(self.journal_path, header=True):
             if "identity" in rec:
                 old_identity = rec["identity"]
             elif "index" in rec:
-                records[rec["index"]] = line
+                records[rec["index"]] = json.dumps(rec)
         new_identity = self.source.identity()
         if records and old_identity and new_identity and old_identity != new_identity:
             # a source that failed before any frame (an empty file since replaced) may change
@@ -301,14 +298,16 @@ def summary_name(shard: tuple[int, int] | None) -> str:
     return "summary.json" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.json"
 
 
-def _lines(path: Path):
-    if not path.exists():
+def journal_records(path: Path, header: bool = False):
+    """The records of a journal (frames.jsonl) in the order written, lines torn by a kill or power cut skipped
+    (those frames are labeled again); the header line naming the source only with ``header``."""
+    if not Path(path).exists():
         return
     with open(path) as f:
         for line in f:
-            line = line.rstrip("\n")
-            if line:
-                yield line
+            rec = _parse(line) if line.strip() else None
+            if isinstance(rec, dict) and (header or "identity" not in rec):
+                yield rec
 
 
 def _parse(line: str | bytes) -> dict | None:

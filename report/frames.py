@@ -6,6 +6,7 @@ the frame's position. A source that moved or a stream shows the mask on grey, an
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from ssseg.label.inputs import expand_inputs, frame_names
-
-CONFIDENCE_LUT = None  # filled on first use: viridis as a 256x3 uint8 table
 
 
 @dataclass
@@ -58,8 +57,6 @@ def _video_frames(path: Path, frames: list[dict]) -> dict[int, np.ndarray]:
 
 
 def _folder_frames(folder: str, frames: list[dict]) -> dict[int, np.ndarray]:
-    from ssseg.data.base import to_rgb8
-
     sources = expand_inputs([folder])
     images = sources[0].images if sources else []
     names = frame_names(images)
@@ -67,15 +64,21 @@ def _folder_frames(folder: str, frames: list[dict]) -> dict[int, np.ndarray]:
     for rec in frames:
         i = rec["index"]
         if i < len(images) and names[i] == rec["name"]:  # the folder still holds the frame it had
-            found[i] = _read_rgb(images[i], to_rgb8)
+            rgb = read_rgb(images[i])
+            if rgb is not None:
+                found[i] = rgb
     return found
 
 
-def _read_rgb(path: Path, to_rgb8) -> np.ndarray:
-    from PIL import Image
+def read_rgb(path: Path) -> np.ndarray | None:
+    """An image as HxWx3 uint8 RGB, as training and labeling read it; None when it is gone or damaged."""
+    from ssseg.data.base import read_image
+    from ssseg.errors import DataError
 
-    with Image.open(path) as im:
-        return to_rgb8(im)
+    try:
+        return read_image(path)
+    except DataError:
+        return None
 
 
 def read_png(path: Path) -> np.ndarray | None:
@@ -127,10 +130,9 @@ def _jpeg(image: np.ndarray, height: int) -> bytes:
     return buf.getvalue()
 
 
+@functools.cache
 def _lut() -> np.ndarray:
-    global CONFIDENCE_LUT
-    if CONFIDENCE_LUT is None:
-        from matplotlib import colormaps
+    """Viridis as a 256x3 uint8 table: confidence 0..255 -> colour."""
+    from matplotlib import colormaps
 
-        CONFIDENCE_LUT = (colormaps["viridis"](np.arange(256) / 255.0)[:, :3] * 255).astype(np.uint8)
-    return CONFIDENCE_LUT
+    return (colormaps["viridis"](np.arange(256) / 255.0)[:, :3] * 255).astype(np.uint8)

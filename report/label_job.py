@@ -16,10 +16,18 @@ from ssseg.classes import ClassSet
 from ssseg.errors import ModelError, ReportError
 from ssseg.io import read_format
 from ssseg.label.layouts import make_layout
-from ssseg.label.records import FORMAT_VERSION, JOB_FILE, JOB_FORMAT, SUMMARY_FORMAT, damage_ranges, now
+from ssseg.label.records import (
+    FORMAT_VERSION,
+    JOB_FILE,
+    JOB_FORMAT,
+    SUMMARY_FORMAT,
+    damage_ranges,
+    journal_records,
+    now,
+)
 from ssseg.report import frames as pictures
 from ssseg.report import page, plots
-from ssseg.report.manifests import Timeline, read_journal, read_manifest
+from ssseg.report.manifests import Timeline, read_manifest
 
 REPORT_FORMAT = "ssseg.report.label"
 REPORT_VERSION = 1
@@ -116,7 +124,7 @@ def _source(job: Path, path: Path, kind: str) -> dict:
         class_names = list(head.get("totals", {}).get("per_class", {}))
     else:  # a running or stopped job: its journal, frames in the order they were finished
         frames, marks = {}, {}
-        for rec in read_journal(path):
+        for rec in journal_records(path):
             if "damage" in rec:
                 marks[rec["damage"][0]] = rec
             elif "error" not in rec and "coverage" in rec:
@@ -126,13 +134,14 @@ def _source(job: Path, path: Path, kind: str) -> dict:
             line.add(frames[index])
         damage, state, errors, class_names = damage_ranges(marks), "in progress or stopped (journal)", [], []
         source = _journal_source(path)
+    series = line.series()
     return {"key": path.parent.name, "input": source.get("input"), "kind": source.get("kind"), "state": state,
             "record": str(path.relative_to(job)), "frames": line.frames, "written": line.written,
             "frames_skipped": sum(d["last"] - d["first"] + 1 for d in damage if d.get("skipped")),
             "pixels": line.pixels, "per_class": line.per_class, "class_names": class_names,
             "coverage": sum(line.per_class) / line.pixels if line.pixels else None,
-            "lowest_bin": min((b["mean"] for b in line.series()), default=None),
-            "damage": damage, "errors": errors, "timeline": line.series(), "lowest": line.lowest_frames()}
+            "lowest_bin": min((b["mean"] for b in series), default=None),
+            "damage": damage, "errors": errors, "timeline": series, "lowest": line.lowest_frames()}
 
 
 def _journal_source(path: Path) -> dict:
@@ -202,7 +211,7 @@ def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours:
             break
         picks = s["picks"][:room]
         files = {p["index"]: layout.files(s["key"], p["index"], p["name"]) for p in picks}
-        own = {p["index"]: pictures.read_png(job / files[p["index"]]["image"]) for p in picks
+        own = {p["index"]: pictures.read_rgb(job / files[p["index"]]["image"]) for p in picks
                if "image" in files[p["index"]] and p["files"]}
         missing = [p for p in picks if own.get(p["index"]) is None]
         images = {**pictures.source_images(s, missing), **{i: a for i, a in own.items() if a is not None}}
@@ -211,8 +220,6 @@ def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours:
             labels = pictures.read_png(job / f["labels"]) if p["files"] else None
             conf = pictures.read_png(job / f["confidence"]) if "confidence" in f and p["files"] else None
             rgb = images.get(p["index"])
-            if rgb is not None and rgb.ndim == 3 and rgb.shape[2] == 4:
-                rgb = rgb[..., :3]
             if labels is None and rgb is None:
                 continue  # nothing left to show: files removed since, source moved
             why = "not written: below --min-coverage" if not p["files"] else "its label file is missing or damaged"
@@ -237,13 +244,10 @@ def _gate_text(model: dict) -> str:
         p = cal.get("target_precision")
         measured = "" if p is None else (
             f"; calibrated on {cal.get('split')} ({cal.get('images')} images) for {100 * p:g}% precision per class: "
-            f"kept-pixel accuracy {_pct(cal.get('kept_pixel_acc'))}, coverage {_pct(cal.get('total_coverage'))}")
+            f"kept-pixel accuracy {page.pct(cal.get('kept_pixel_acc'))}, "
+            f"coverage {page.pct(cal.get('total_coverage'))}")
         return f"{kind}, per-class thresholds{measured}"
     return f"{kind}, threshold {gate.get('threshold')}"
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
 
 
 def _html(data: dict, sources: list[dict], pics: list[dict], names: list[str], colours: list, json_name: str) -> str:
@@ -273,13 +277,13 @@ def _html(data: dict, sources: list[dict], pics: list[dict], names: list[str], c
         by_source[p["source"]].append(p)
     return page.render("label.html", title=f"Label job {Path(data['job']['folder']).name}",
                        subtitle=f"{data['job']['folder']} · {totals['sources']} sources · {totals['frames_labeled']} "
-                                f"frames labeled · {_pct(totals['coverage'])} of pixels confident",
+                                f"frames labeled · {page.pct(totals['coverage'])} of pixels confident",
                        nav=[("summary", "Summary"), ("timeline", "Coverage"), ("next", "Label next"),
                             ("classes", "Classes"), ("damage", "Damaged"), ("model", "Model and gate"),
                             ("runs", "Commands")],
                        version=__version__, written=data["written"], json_name=json_name, data=data,
                        sources=sources, detailed=detailed, overview=overview, shares=shares, by_source=by_source,
-                       gate_text=_gate_text(data["model"]), pct=_pct, names=names,
+                       gate_text=_gate_text(data["model"]), names=names,
                        more_sources=max(0, len([s for s in sources if s["timeline"]]) - MAX_SOURCE_PLOTS),
                        max_pictures=MAX_PICTURES)
 

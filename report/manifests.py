@@ -49,19 +49,6 @@ def read_manifest(path: Path) -> tuple[dict, Iterator[dict]]:
     return head, frames()
 
 
-def read_journal(path: Path) -> Iterator[dict]:
-    """Frame and damage records of a source still being labeled (or stopped): frames.jsonl, torn lines skipped
-    like ``--resume`` skips them; a frame journaled twice counts once (its latest line)."""
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and "identity" not in rec:
-                yield rec
-
-
 def _loads(data: bytes, path: Path) -> dict:
     try:
         return json.loads(data)
@@ -111,15 +98,16 @@ class Timeline:
             if len(self.bins) > self.points:  # twice as many frames per bin from here on: merge pairs
                 self._width *= 2
                 self.bins = [_merge(self.bins[i:i + 2]) for i in range(0, len(self.bins), 2)]
-        item = (cov, rec["index"], rec["name"], rec.get("time"), tuple(rec.get("files") or ()))
+        # a max-heap of the lowest kept so far: keyed by (-coverage, -index), its top is the one to drop first
+        entry = (-cov, -rec["index"], rec["name"], rec.get("time"), tuple(rec.get("files") or ()))
         if len(self.lowest) < self.lowest_count:
-            heapq.heappush(self.lowest, _Neg(item))
-        elif cov < self.lowest[0].item[0]:
-            heapq.heapreplace(self.lowest, _Neg(item))
+            heapq.heappush(self.lowest, entry)
+        elif cov < -self.lowest[0][0]:
+            heapq.heapreplace(self.lowest, entry)
 
     def lowest_frames(self) -> list[dict]:
-        return [{"coverage": c, "index": i, "name": n, "time": t, "files": list(fl)}
-                for c, i, n, t, fl in sorted(x.item for x in self.lowest)]
+        return [{"coverage": -c, "index": -i, "name": n, "time": t, "files": list(fl)}
+                for c, i, n, t, fl in sorted(self.lowest, key=lambda e: (-e[0], -e[1]))]
 
     def series(self) -> list[dict]:
         return [{"t0": b[0], "t1": b[1], "index": b[2], "frames": b[3], "mean": b[4] / b[3], "min": b[5]}
@@ -133,14 +121,3 @@ def _merge(pair: list[list]) -> list:
     b = pair[1]
     return [a[0], b[1], a[2], a[3] + b[3], a[4] + b[4], min(a[5], b[5])]
 
-
-class _Neg:
-    """Max-heap order on (coverage, index) for a bounded heap of the lowest."""
-
-    __slots__ = ("item",)
-
-    def __init__(self, item: tuple):
-        self.item = item
-
-    def __lt__(self, other: "_Neg") -> bool:
-        return self.item[:2] > other.item[:2]

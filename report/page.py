@@ -26,6 +26,11 @@ def jpeg(data: bytes) -> str:
 TEMPLATES = Path(__file__).parent / "templates"  # base.html, macros.html, style.css and one page per report
 
 
+def pct(v: float | None) -> str:
+    """A share as the pages print it."""
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
 def render(name: str, **context) -> str:
     """Template ``name`` (it extends base.html's {% block body %} and may use macros.html)."""
     try:
@@ -35,7 +40,7 @@ def render(name: str, **context) -> str:
                           fix="pip install 'ssseg[label]' (or [train])") from None
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template(name).render(style=(TEMPLATES / "style.css").read_text(), **context)
+    return env.get_template(name).render(style=(TEMPLATES / "style.css").read_text(), pct=pct, **context)
 
 
 def write(html_path: Path, html: str, data: dict) -> tuple[Path, Path]:

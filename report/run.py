@@ -32,14 +32,14 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
     stages = [s for s in stages if s["epochs"]]
     names = next((list(s["per_class_iou"]) for s in stages if s.get("per_class_iou")), [])
     segmenters = [s for s in stages if s["score_name"] == "mIoU" and s.get("per_class_iou")]
-    gate = _gate(run)
+    gate, gate_png = _gate(run)
     data = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "ssseg_version": __version__, "written": now(),
         "run": str(Path(root).resolve()), "method": run.method, "layout": run.layout,
         "unfinished": _unfinished(run, stages),
         "summary": _json(run.root / "summary.json"),
         "split": _split(run),
-        "stages": [{k: v for k, v in s.items() if k not in ("epochs_list",)} for s in stages],
+        "stages": [{k: v for k, v in s.items() if k not in ("epochs_list", "selection")} for s in stages],
         "evaluations": {p.name: _json(p) for p in sorted(run.root.rglob("eval_*.json"))},
         "gate": gate and _gate_summary(gate),
         "pseudo_labels": _pseudo(run, stages),
@@ -53,7 +53,6 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
         groups = {s["title"]: [s["per_class_iou"].get(n) for n in names] for s in
                   ([segmenters[0], segmenters[-1]] if len(segmenters) > 1 else segmenters)}
         iou = page.png(plots.grouped_bars(names, groups, "IoU (%)", "per-class IoU on val (best epoch)"))
-    gate_png = _gate_png(run)
     pseudo = data["pseudo_labels"]
     shares = None
     if pseudo and pseudo.get("class_share"):
@@ -68,7 +67,7 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
                             ("pseudo", "Pseudo-labels"), ("split", "Split"), ("timings", "Timings"),
                             ("config", "Config")],
                        version=__version__, written=data["written"], json_name=json_name, data=data,
-                       stages=stages, curves=curves, iou=iou, gate_png=gate_png, shares=shares, pct=_pct,
+                       stages=stages, curves=curves, iou=iou, gate_png=gate_png, shares=shares,
                        names=names, reproduce=f"ssseg train --config {run.config_path} --out NEW_RUN")
     return html, data
 
@@ -98,6 +97,7 @@ def _stage_folders(run: RunDir) -> list[tuple[Path, str]]:
 def _stage(folder: Path, title: str) -> dict:
     """A stage's curve and scores from its metrics.jsonl (torn lines skipped) and done.json."""
     epochs, loss, score, seconds, speed, best, per_class, score_name = [], [], [], 0.0, [], None, None, "mIoU"
+    selection = None  # the last epoch of an online method that logged its per-class pass share
     path = folder / "metrics.jsonl"
     for line in (path.read_text().splitlines() if path.is_file() else []):
         try:
@@ -112,6 +112,8 @@ def _stage(folder: Path, title: str) -> dict:
         val = rec.get("val") or {}
         if "auroc" in val and "miou" not in val:
             score_name = "AUROC"
+        if any(v is not None for v in (rec.get("pass_share") or {}).values()):
+            selection = rec
         value = val.get("miou", val.get("auroc"))
         score.append(value)
         if value is not None and (best is None or value > best[0]):
@@ -122,29 +124,23 @@ def _stage(folder: Path, title: str) -> dict:
             "score": score, "score_name": score_name, "best": best and best[0], "best_epoch": best and best[1],
             "per_class_iou": per_class, "seconds": round(seconds, 1),
             "images_per_s": round(sum(speed) / len(speed), 2) if speed else None,
-            "finished": done.get("finished") if done else None}
+            "finished": done.get("finished") if done else None, "selection": selection}
 
 
-def _gate(run: RunDir) -> dict | None:
+def _gate(run: RunDir) -> tuple[dict | None, str | None]:
+    """gate_val.json and its figure, in the run's root or its final segmenter's folder."""
     for folder in (run.root, run.segmenter_folder()):
         data = _json(folder / GATE_FILE)
         if data:
-            return data
-    return None
+            png = (folder / GATE_FILE).with_suffix(".png")
+            return data, page.png(png.read_bytes()) if png.is_file() else None
+    return None, None
 
 
 def _gate_summary(gate: dict) -> dict:
     """gate_val.json without its curves (the figure shows them)."""
     sources = {n: {k: v for k, v in src.items() if k != "curve"} for n, src in gate.get("sources", {}).items()}
     return {**{k: v for k, v in gate.items() if k not in ("curve", "reliability")}, "sources": sources}
-
-
-def _gate_png(run: RunDir) -> str | None:
-    for folder in (run.root, run.segmenter_folder()):
-        path = (folder / GATE_FILE).with_suffix(".png")
-        if path.is_file():
-            return page.png(path.read_bytes())
-    return None
 
 
 def _pseudo(run: RunDir, stages: list[dict]) -> dict | None:
@@ -158,19 +154,11 @@ def _pseudo(run: RunDir, stages: list[dict]) -> dict | None:
                     "kept_share": m.get("kept_share"), "threshold": m.get("threshold"),
                     "class_share": m["class_pixels"], "title": "pseudo-labeled pixels by class",
                     "xlabel": "share of kept pseudo-label pixels (%)"}
-    for folder in reversed(folders):
-        path = folder / "metrics.jsonl"
-        last = None
-        for line in (path.read_text().splitlines() if path.is_file() else []):
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if any(v is not None for v in (rec.get("pass_share") or {}).values()):
-                last = rec
+    for stage in reversed(stages):
+        last = stage["selection"]
         if last:
-            return {"source": f"{folder.name}/metrics.jsonl epoch {last['epoch']}", "selected": last.get("selected"),
-                    "pass_share": last["pass_share"],
+            return {"source": f"{stage['folder']}/metrics.jsonl epoch {last['epoch']}",
+                    "selected": last.get("selected"), "pass_share": last["pass_share"],
                     "class_share": {k: v or 0.0 for k, v in last["pass_share"].items()},
                     "title": "pseudo-labels: share of each class's pixels selected (last epoch)",
                     "xlabel": "pixels of the class selected (%)"}
@@ -196,9 +184,5 @@ def _json(path: Path) -> dict | None:
     except ValueError:
         raise ReportError(f"{Path(path).name} is not valid JSON", path=path,
                           fix="restore it from the run, or remove it") from None
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
 
 
