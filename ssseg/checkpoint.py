@@ -11,24 +11,28 @@ import torch
 
 from ssseg import __version__
 from ssseg.classes import ClassSet
-from ssseg.config import MEAN, STD
 from ssseg.errors import CheckpointError
 from ssseg.io import atomic_write_bytes, check_format
+from ssseg.segmenters import IMAGENET_MEAN, IMAGENET_STD, PAPER, get_spec
 
 FORMAT = "ssseg.checkpoint"
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, classes: ClassSet, state_dict: dict,
-                    extra: dict[str, Any]) -> Path:
+                    extra: dict[str, Any], segmenter: str = PAPER.name) -> Path:
+    """``segmenter``: the run's segmenter, whose spec (and normalisation) the file records; for a confidence net or
+    discriminator too, as they read that segmenter's inputs."""
+    spec = get_spec(segmenter)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "ssseg_version": __version__,
         "model": {"name": model_name, "kwargs": model_kwargs},
+        "segmenter_spec": spec.to_dict(),
         "classes": classes.to_dict(),
         # the input normalisation the weights were trained with; export bakes it into the graphs
-        "normalization": {"mean": list(MEAN), "std": list(STD)},
+        "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
         "state_dict": state_dict,
         **extra,
     }
@@ -58,8 +62,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def normalization(ckpt: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The (mean, std) a checkpoint's weights expect; checkpoints written before they were recorded used MEAN/STD."""
-    norm = ckpt.get("normalization") or {"mean": MEAN, "std": STD}
+    """The (mean, std) a checkpoint's weights expect; checkpoints written before they were recorded used ImageNet's
+    (the paper's segmenter's)."""
+    norm = ckpt.get("normalization") or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
 
 

@@ -24,28 +24,30 @@ from typing import Callable
 
 from ssseg.errors import CheckpointError, ConfigError, SsegError
 from ssseg.io import read_format, write_json
+from ssseg.segmenters import PAPER, get_spec
 
 LAYOUT_FILE = "run.json"
 LAYOUT_FORMAT = "ssseg.run"
 LAYOUT_VERSION = 1
-DEFAULT_SEGMENTER = "dsnet-fast-ss"
+# runs written before run.json named their segmenter all trained the paper's
+LEGACY_SEGMENTER = PAPER.name
 
 
 def layout(method: str, *, stages: int = 0, segmenter_stages: tuple[int, ...] = (), gater: str | None = None,
-           gate_threshold: float | None = None, segmenter_model: str = DEFAULT_SEGMENTER) -> dict:
+           gate_threshold: float | None = None, segmenter_model: str = LEGACY_SEGMENTER) -> dict:
     """What run.json records: ``stages`` 0 for a run laid out at the root, N for stage1..stageN;
     ``segmenter_stages`` the stages whose best.pt is the run's final segmenter, most advanced first;
     ``gater`` the folder of the confidence net and ``gate_threshold`` its deployment threshold."""
     return {"format": LAYOUT_FORMAT, "format_version": LAYOUT_VERSION, "method": method, "stages": stages,
             "segmenter_stages": list(segmenter_stages), "gater": gater, "gate_threshold": gate_threshold,
-            "segmenter_model": segmenter_model}
+            "segmenter_model": segmenter_model, "segmenter_spec": get_spec(segmenter_model).to_dict()}
 
 
 def legacy_layout(config: dict) -> dict:
     """The layout of a run written before run.json existed, from the methods of that time (a fixed table: new
     methods always write run.json)."""
     method = config.get("method", "supervised")
-    model = config.get("model", DEFAULT_SEGMENTER)
+    model = config.get("model", LEGACY_SEGMENTER)
     # config.json holds every resolved option, so the thresholds are there
     if method == "aux":
         return layout(method, stages=3, segmenter_stages=(3, 1), gater="stage2", gate_threshold=config.get("t_aux"),
@@ -105,7 +107,7 @@ class RunDir:
 
     @property
     def segmenter_model(self) -> str:
-        return self.layout.get("segmenter_model", DEFAULT_SEGMENTER)
+        return self.layout.get("segmenter_model", LEGACY_SEGMENTER)
 
     def stage(self, k: int) -> Path:
         return self.root / f"stage{k}"

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from ssseg.config import parse_hw
 from ssseg.errors import ConfigError
+from ssseg.segmenters import DEFAULT_SEGMENTER, SPECS, get_spec
 
 # The paper's schedules (section 4.2); synthetic and folder data use the generic row. Fields left None take these.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -30,6 +31,8 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                     aux_weight_decay=1e-4),
 }
 PAPER_DEFAULT = "the dataset's paper schedule"  # how --help shows the fields that take DATASET_DEFAULTS
+RECIPE_DEFAULT = "the segmenter's recipe"  # ... and those a segmenter's spec sets (ssseg/segmenters.py)
+OPTIMIZERS = ("sgd", "adamw", "adam")
 
 
 def option(default: Any, help: str, *, stage: int = 1, resumable: bool = False, cli: bool = True,
@@ -61,15 +64,23 @@ class CommonOptions:
     method: str = option("aux", "Training method (see the panels below for each method's options).")
     labeled_fraction: float = option(1.0, "Share of the training images used as labeled.", stage=0)
     out: Path = option(Path("runs/train"), "Run directory.", resumable=True)
-    model: str = option("dsnet-fast-ss", "The segmenter (a name of ssseg.models).", cli=False)
+    model: str = option(DEFAULT_SEGMENTER, "The segmenter: " + "; ".join(f"{n}: {s.describe()}"
+                                                                       for n, s in SPECS.items()) + ".")
+    pretrained: bool = option(True, "Start the segmenter's encoder from its ImageNet weights (segmenters that have "
+                                    "them).")
+    freeze_bn: bool = option(False, "Keep the pretrained encoder's BatchNorm statistics (eval mode) while training.")
     epochs: int | None = option(None, "Segmenter epochs.")
     batch_size: int | None = option(None, "Images per step and process.")
     crop: tuple[int, int] | None = option(None, "Random-crop size HxW (default: the image size after --scale).")
     scale: tuple[int, int] | None = option(None, "Resize images to HxW before training, e.g. 512x1024 (none: as "
                                                  "stored).")
     aug_scales: tuple[float, ...] | None = option(None, "Random rescale factors, comma-separated, e.g. 0.75,1,1.25.")
-    lr: float | None = option(None, "Initial learning rate of the segmenter (SGD, poly decay).")
-    weight_decay: float | None = option(None, "SGD weight decay.")
+    optimizer: str | None = option(None, f"The segmenter's optimiser: {', '.join(OPTIMIZERS)}.")
+    lr: float | None = option(None, "Initial learning rate of the segmenter (poly decay after the warm-up).")
+    weight_decay: float | None = option(None, "Weight decay of the segmenter's weights (never of norms and biases).")
+    encoder_lr_mult: float | None = option(None, "Learning-rate multiplier of the pretrained encoder's parameters, "
+                                                 "in every optimiser that trains them.")
+    warmup: int | None = option(None, "Linear learning-rate warm-up, in iterations (every optimiser).")
     momentum: float = option(0.9, "SGD momentum.")
     poly_power: float = option(0.9, "Power of the poly learning-rate decay.")
     class_weight_c: float = option(1.1, "ENet class weights 1 / ln(c + pixel share) of the segmenter loss.")
@@ -94,6 +105,11 @@ class CommonOptions:
         for name in ("epochs", "batch_size", "eval_every"):
             check_range(name, getattr(self, name), 1)
         check_range("workers", self.workers, 0)
+        check_range("warmup", self.warmup, 0)
+        check_range("encoder_lr_mult", self.encoder_lr_mult, 0.0, example="0.1")
+        get_spec(self.model)
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown --optimizer {self.optimizer!r}", fix=f"choose one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclass
@@ -308,8 +324,9 @@ class TrainConfig(WeakStrongOptions, SelfTrainOptions, LatentOptions, Adversaria
                     check(self)
 
     def resolve(self, dataset_kind: str) -> "TrainConfig":
-        """Fill every ``None`` from the paper defaults of ``dataset_kind``."""
-        defaults = DATASET_DEFAULTS.get(dataset_kind, DATASET_DEFAULTS["generic"])
+        """Fill every ``None`` from the segmenter's recipe, then from the paper defaults of ``dataset_kind``: the
+        recipe first, as fine-tuning an ImageNet encoder wants another optimiser than the paper's from-scratch net."""
+        defaults = {**DATASET_DEFAULTS.get(dataset_kind, DATASET_DEFAULTS["generic"]), **get_spec(self.model).recipe}
         updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **updates)
 

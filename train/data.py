@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ssseg.config import MEAN, STD
 from ssseg.data import SegDataset, class_histogram
 from ssseg.errors import DataError
+from ssseg.segmenters import get_spec
 from ssseg.train.config import TrainConfig
 from ssseg.train.distributed import DistInfo
 from ssseg.train.transforms import augment, resize_pair
 
-# Padding colour = the normalisation mean, so padded pixels are zero after normalisation.
-FILL = tuple(int(round(m * 255)) for m in MEAN)
+
+@dataclass(frozen=True)
+class Norm:
+    """A segmenter's input normalisation on 0..1 RGB (its spec's; checkpoints record it, export bakes it in)."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, segmenter: str | torch.nn.Module) -> "Norm":
+        spec = get_spec(segmenter) if isinstance(segmenter, str) else segmenter.spec
+        return cls(tuple(spec.mean), tuple(spec.std))
+
+    @property
+    def fill(self) -> tuple[int, int, int]:
+        """The padding colour of crops: the mean, so padded pixels are zero after normalisation."""
+        return tuple(int(round(m * 255)) for m in self.mean)
 
 
 def split_labeled(ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -82,7 +98,7 @@ class TrainSet(torch.utils.data.Dataset):
         if self.cfg.scale:
             image, label = resize_pair(image, label, self.cfg.scale)
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
-        image, label = augment(image, label, rng, self.cfg.aug_scales, self.crop, FILL)
+        image, label = augment(image, label, rng, self.cfg.aug_scales, self.crop, Norm.of(self.cfg.model).fill)
         return torch.from_numpy(image), torch.from_numpy(label)
 
 
@@ -102,9 +118,9 @@ class EvalSet(torch.utils.data.Dataset):
         return torch.from_numpy(np.array(image)), torch.from_numpy(np.array(label))
 
 
-def normalize(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def normalize(images: torch.Tensor, device: torch.device, norm: Norm) -> torch.Tensor:
     """uint8 NHWC on the host -> normalised float NCHW on ``device`` (done on the device: cheaper)."""
-    return standardize(to_unit(images, device))
+    return standardize(to_unit(images, device), norm)
 
 
 def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -112,10 +128,10 @@ def to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
 
 
-def standardize(x: torch.Tensor) -> torch.Tensor:
-    """0..1 RGB -> the segmenter's input (MEAN/STD)."""
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+def standardize(x: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """0..1 RGB -> the segmenter's input."""
+    mean = torch.tensor(norm.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(norm.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 

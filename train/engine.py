@@ -26,7 +26,7 @@ from ssseg.train import distributed as dist
 from ssseg.train import registry
 from ssseg.train.config import TrainConfig
 from ssseg.train.data import TrainSet, default_crop, train_loader
-from ssseg.train.schedule import poly_lr
+from ssseg.train.schedule import scheduled_lr
 from ssseg.train.setup import Run, prepare, run_config, take_init
 from ssseg.train.task import Stage, Task
 
@@ -125,6 +125,7 @@ def fit(task: Task, out: Path, run: Run) -> dict:
     train_set = TrainSet(task.data, cfg, crop)
     sampler, loader = train_loader(train_set, cfg, info)
     max_iterations = task.epochs * len(loader)
+    warmup = min(cfg.warmup, max_iterations // 10)  # a short run keeps most of its steps at full rate
     task.begin(iteration, len(loader))
     main_optim = next(iter(task.optims))
     log(f"training {task.describe()}, crop {hw_str(crop)}, scale {hw_str(cfg.scale)}, batch "
@@ -139,11 +140,11 @@ def fit(task: Task, out: Path, run: Run) -> dict:
         task.train()
         with EpochProgress(f"{task.title}epoch {epoch + 1}/{task.epochs}", len(loader), info) as progress:
             for batch in loader:
-                lrs = {name: poly_lr(o.lr, iteration, max_iterations, cfg.poly_power)
+                lrs = {name: scheduled_lr(o.lr, iteration, max_iterations, cfg.poly_power, warmup)
                        for name, o in task.optims.items()}
-                for name, o in task.optims.items():
+                for name, o in task.optims.items():  # a group's lr_mult: a pretrained encoder's (train/optim.py)
                     for group in o.optimizer.param_groups:
-                        group["lr"] = lrs[name]
+                        group["lr"] = lrs[name] * group.get("lr_mult", 1.0)
                 losses = task.step(batch, iteration)
                 for name, o in task.optims.items():  # in order: a method's main loss first
                     if name in losses:
@@ -171,11 +172,12 @@ def fit(task: Task, out: Path, run: Run) -> dict:
             keep = improved or (score is None and last)  # without a score, best.pt is the last epoch
             if keep:
                 save_checkpoint(out / "best.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
-                                classes=run.classes, state_dict=task.model.state_dict(), extra=record)
+                                classes=run.classes, state_dict=task.model.state_dict(), extra=record,
+                                segmenter=cfg.model)
             task.saved(out, record, keep)
             save_checkpoint(out / "last.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
                             classes=run.classes, state_dict=task.model.state_dict(),
-                            extra={**record, **training_state(task, scalers)})
+                            extra={**record, **training_state(task, scalers)}, segmenter=cfg.model)
             parts_text = f" ({' '.join(f'{k} {v:.3f}' for k, v in parts.items())})" if parts else ""
             log(f"{task.title}epoch {epoch + 1}/{task.epochs}  loss {mean_loss:.4f}{parts_text}  lr "
                 f"{lrs[main_optim]:.6f}{val_text}{task.epoch_note(iteration)}  {progress.seen / progress.seconds:.1f} "

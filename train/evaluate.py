@@ -16,7 +16,7 @@ from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.models import GATER_MODELS
 from ssseg.rundir import RunDir, resolve_checkpoint
-from ssseg.train.data import EvalSet, normalize
+from ssseg.train.data import EvalSet, Norm, normalize
 from ssseg.train.distributed import DistInfo, all_reduce_sum, pick_device
 from ssseg.train.gate import gate_counts
 
@@ -32,7 +32,7 @@ def confusion_matrix(model: torch.nn.Module, ds: SegDataset, scale: tuple[int, i
     loader = torch.utils.data.DataLoader(shard, batch_size=1, num_workers=workers)
     for images, labels in loader:
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            pred = model(normalize(images, device)).argmax(1)
+            pred = model(normalize(images, device, Norm.of(model))).argmax(1)
         target = labels.to(device).long()
         keep = target != IGNORE_INDEX
         conf += torch.bincount(target[keep] * c + pred[keep], minlength=c * c)

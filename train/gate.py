@@ -14,7 +14,7 @@ from ssseg.classes import IGNORE_INDEX
 from ssseg.data import SegDataset
 from ssseg.metrics import auroc, expected_calibration_error, gate_scores, reliability, scores
 from ssseg.models.confidence import free_confidence
-from ssseg.train.data import EvalSet, normalize
+from ssseg.train.data import EvalSet, Norm, normalize
 from ssseg.train.distributed import DistInfo, all_reduce_sum
 
 CONF_BINS = 100  # 0.01-wide confidence bins: the coverage curve and the reliability table
@@ -110,7 +110,7 @@ def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module | None, ds: Seg
         if compare else None
     shard = torch.utils.data.Subset(EvalSet(ds, scale), range(info.rank, len(ds), info.world_size))
     for images, labels in torch.utils.data.DataLoader(shard, batch_size=1, num_workers=workers):
-        x = normalize(images, device)
+        x = normalize(images, device, Norm.of(segmenter))
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             logits = segmenter(x)
         probs = torch.softmax(logits.float(), 1)

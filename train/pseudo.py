@@ -23,7 +23,7 @@ from ssseg.data import SegDataset
 from ssseg.data.pseudo import pseudo_label_path
 from ssseg.io import read_jsonl, write_json
 from ssseg.models.confidence import segment_with_confidence
-from ssseg.train.data import normalize
+from ssseg.train.data import Norm, normalize
 from ssseg.train.distributed import DistInfo, barrier
 from ssseg.train.transforms import resize_pair
 
@@ -85,7 +85,7 @@ def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module | None,
             x = image.numpy()
             if scale:
                 x, _ = resize_pair(x, None, scale)
-            xt = normalize(torch.from_numpy(np.array(x))[None], device)
+            xt = normalize(torch.from_numpy(np.array(x))[None], device, Norm.of(segmenter))
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 if aux is None:
                     logits, aux_logits = segmenter(xt), None

@@ -21,7 +21,7 @@ from ssseg.io import atomic_write_text, sha256_file, write_json
 from ssseg.rundir import RunDir, resolve_checkpoint, run_of
 from ssseg.train import distributed as dist
 from ssseg.train.config import FIELDS, RESUMABLE, SPLIT_OPTIONS, TrainConfig, first_stage_of
-from ssseg.train.data import read_list, scan, split_labeled, write_list
+from ssseg.train.data import Norm, read_list, scan, split_labeled, write_list
 from ssseg.train.footage import extract_footage
 
 
@@ -40,6 +40,10 @@ class Run:
     info: dist.DistInfo
     log: Callable[[str], None]
     footage: SegDataset | None = None  # --unlabeled frames
+
+    @property
+    def norm(self) -> Norm:
+        return Norm.of(self.cfg.model)
 
     @property
     def amp(self) -> bool:

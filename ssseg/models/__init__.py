@@ -6,13 +6,15 @@ from typing import Callable
 
 from torch import nn
 
+from ssseg.models import efficientnet_lite  # noqa: F401 - registers the EfficientNet-Lite segmenters
+from ssseg.models.base import SEGMENTER_MODELS, SegmenterBase
 from ssseg.models.confidence import ConfidenceNet
 from ssseg.models.discriminators import DualDiscGater, FCDiscriminator, ImageDiscriminator, PixelDiscriminator
 from ssseg.models.heads import BranchHead, LatentBranch, WithHead
 from ssseg.models.segmenter import Segmenter
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "dsnet-fast-ss": Segmenter,
+    **SEGMENTER_MODELS,
     "aux-confidence": ConfidenceNet,
     "fc-discriminator": FCDiscriminator,
     "pixel-discriminator": PixelDiscriminator,
@@ -50,6 +52,6 @@ def count_macs(model: nn.Module, *inputs) -> int:
     return counter.get_total_flops() // 2
 
 
-__all__ = ["create_model", "count_parameters", "count_macs", "MODELS", "GATER_MODELS", "Segmenter", "ConfidenceNet",
-           "FCDiscriminator", "PixelDiscriminator", "ImageDiscriminator", "DualDiscGater", "LatentBranch", "BranchHead",
-           "WithHead"]
+__all__ = ["create_model", "count_parameters", "count_macs", "MODELS", "GATER_MODELS", "Segmenter", "SegmenterBase",
+           "ConfidenceNet", "FCDiscriminator", "PixelDiscriminator", "ImageDiscriminator", "DualDiscGater",
+           "LatentBranch", "BranchHead", "WithHead"]

@@ -8,8 +8,8 @@ import copy
 import torch
 from torch import nn
 
+from ssseg.models.base import SegmenterBase
 from ssseg.models.layers import deconv_x4, pad_to_multiple
-from ssseg.models.segmenter import Segmenter, fuse
 
 
 class LatentBranch(nn.Module):
@@ -27,16 +27,16 @@ class LatentBranch(nn.Module):
 
 class BranchHead(nn.Module):
     """Ke et al.'s task-2 head g: shares the segmenter's first blocks and owns the last ``own_blocks`` of them.
-    own_blocks=2 (stage 2): its own block 4, decoder and classifier; own_blocks=1 (stage 3): its own decoder
-    and classifier (the segmenter's head), sharing the whole encoder. Freshly initialised, like the paper's
-    second branch."""
+    own_blocks=2 (stage 2): its own last encoder stage (the segmenter's ``last_stage``: block 4 of the paper's
+    net), decoder and classifier; own_blocks=1 (stage 3): its own decoder and classifier (the segmenter's head),
+    sharing the whole encoder. Freshly initialised, like the paper's second branch."""
 
-    def __init__(self, segmenter: Segmenter, own_blocks: int):
+    def __init__(self, segmenter: SegmenterBase, own_blocks: int):
         super().__init__()
         if own_blocks not in (1, 2):
             raise ValueError(f"own_blocks must be 1 or 2, got {own_blocks}")
         self.own_blocks = own_blocks
-        self.block4 = copy.deepcopy(segmenter.block4) if own_blocks == 2 else None
+        self.block4 = copy.deepcopy(segmenter.last_stage) if own_blocks == 2 else None
         self.decoder = copy.deepcopy(segmenter.decoder)
         self.classifier = copy.deepcopy(segmenter.classifier)
         for m in self.modules():
@@ -45,15 +45,15 @@ class BranchHead(nn.Module):
 
     def forward(self, feats: list[torch.Tensor], fused: torch.Tensor) -> torch.Tensor:
         if self.block4 is not None:
-            feats = [*feats[:3], self.block4(feats[2])]
-        return self.classifier(fuse(self.decoder, feats))
+            feats = [*feats[:-1], self.block4(feats[-2])]
+        return self.classifier(self.decoder(feats))
 
 
 class WithHead(nn.Module):
     """The segmenter and a second head in one forward pass (one DistributedDataParallel forward per step):
     returns (segmenter logits, head logits), both cropped to the input size."""
 
-    def __init__(self, segmenter: Segmenter, head: nn.Module):
+    def __init__(self, segmenter: SegmenterBase, head: nn.Module):
         super().__init__()
         self.segmenter, self.head = segmenter, head
 

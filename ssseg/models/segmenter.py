@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssseg.models.layers import ConvBNReLU, deconv_x4, pad_to_multiple
+from ssseg.models.base import SegmenterBase, register_segmenter
+from ssseg.models.layers import ConvBNReLU, deconv_x4
 
 
 class InitialBlock(nn.Module):
@@ -66,17 +67,19 @@ class Transition(nn.Sequential):
         super().__init__(ConvBNReLU(cin, cout, 1), nn.AvgPool2d(2))
 
 
-def fuse(decoder: nn.ModuleList, feats: list[torch.Tensor]) -> torch.Tensor:
+class Decoder(nn.ModuleList):
     """The decoder: each block's 3x3 conv, up-sampled to 1/4 and concatenated (the classifier's input)."""
-    size = feats[0].shape[-2:]
-    out = [decoder[0](feats[0])]
-    for conv, f in zip(decoder[1:], feats[1:]):
-        out.append(F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False))
-    return torch.cat(out, 1)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        size = feats[0].shape[-2:]
+        out = [self[0](feats[0])]
+        for conv, f in zip(self[1:], feats[1:]):
+            out.append(F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False))
+        return torch.cat(out, 1)
 
 
-class Segmenter(nn.Module):
-    stride = 32  # total down-sampling; inputs are padded to a multiple of it and cropped back
+@register_segmenter("dsnet-fast-ss")
+class Segmenter(SegmenterBase):
 
     def __init__(
         self,
@@ -104,7 +107,7 @@ class Segmenter(nn.Module):
         c2 = block2[0]
         self.block3, c3 = self._dense_block(c2, block3, growth)
         self.block4, c4 = self._dense_block(c3, block4, growth)
-        self.decoder = nn.ModuleList(ConvBNReLU(ci, co) for ci, co in zip((c1, c2, c3, c4), decoder))
+        self.decoder = Decoder(ConvBNReLU(ci, co) for ci, co in zip((c1, c2, c3, c4), decoder))
         self.classifier = deconv_x4(sum(decoder), num_classes)
 
     @staticmethod
@@ -124,10 +127,6 @@ class Segmenter(nn.Module):
         f3 = self.block3(f2)
         return [f1, f2, f3, self.block4(f3)]
 
-    def fuse(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        return fuse(self.decoder, feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        logits = self.classifier(self.fuse(self.encode(pad_to_multiple(x, self.stride))))
-        return logits[..., :h, :w]
+    @property
+    def last_stage(self) -> nn.Module:
+        return self.block4

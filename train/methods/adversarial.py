@@ -40,9 +40,10 @@ from ssseg.train.losses import (
     semi_loss,
 )
 from ssseg.train.methods.supervised import validate_segmenter
+from ssseg.train.optim import make_optim, new_segmenter, segmenter_optim
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
-from ssseg.train.task import Method, Optim, Stage, Task
+from ssseg.train.task import Method, Stage, Task
 
 GATER_DIR = "gater"
 
@@ -86,14 +87,13 @@ class AdversarialTask(Task):
     def build(self) -> None:
         cfg, n = self.cfg, self.run.classes.num_classes
         self.model_name, self.model_kwargs, self.gater_kwargs = cfg.model, {"num_classes": n}, {"num_classes": n}
-        self.model = create_model(cfg.model, **self.model_kwargs).to(self.device)
+        self.model = new_segmenter(cfg, n, self.device, log=self.run.log)
         self.gater = create_model(self.discriminator, **self.gater_kwargs).to(self.device)
         self.build_more()
         self.trained = self.segmenter_modules()
-        sgd = torch.optim.SGD(self.trained.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                              weight_decay=cfg.weight_decay)
-        adam = torch.optim.Adam(self.gater.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.99))
-        self.optims = {"loss": Optim(sgd, cfg.lr), "loss_d": Optim(adam, cfg.disc_lr, prefix="gater_")}
+        self.optims = {"loss": segmenter_optim(self.trained, cfg),
+                       "loss_d": make_optim(self.gater, cfg, kind="adam", lr=cfg.disc_lr, weight_decay=0.0,
+                                            betas=(0.9, 0.99), prefix="gater_")}
         self.state = {"gater": self.gater, **self.more_state()}
 
     def build_more(self) -> None:
@@ -129,8 +129,8 @@ class AdversarialTask(Task):
         device = self.device
         semi = iteration >= self.warmup
         self.gater.train(self.discriminator_learns(semi))  # a frozen discriminator's BatchNorm stays still
-        xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
-        xu = normalize(next(self.u_iter), device)
+        xl, yl = normalize(images, device, self.run.norm), labels.to(device, non_blocking=True)
+        xu = normalize(next(self.u_iter), device, self.run.norm)
 
         # the segmenter's loss: the discriminators judge but do not learn
         self.gater.requires_grad_(False)
@@ -174,6 +174,7 @@ class AdversarialTask(Task):
         # the gater as it was with this segmenter: the pair export deploys
         if best_saved and self.gate_threshold is not None:
             save_checkpoint(out / GATER_DIR / "best.pt", model_name=self.discriminator, model_kwargs=self.gater_kwargs,
+                            segmenter=self.cfg.model,
                             classes=self.run.classes, state_dict=self.gater.state_dict(),
                             extra={**record, "segmenter": "../best.pt", "threshold": self.gate_threshold})
 

@@ -28,10 +28,11 @@ from ssseg.train.gate import gate_counts
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets, enet_class_weights
 from ssseg.train.methods.supervised import SegmenterTask, labeled_stage
 from ssseg.train.mix import photometric, step_generator
+from ssseg.train.optim import make_optim
 from ssseg.train.pseudo import write_pseudo_labels
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
-from ssseg.train.task import Method, Optim, Stage, Task
+from ssseg.train.task import Method, Stage, Task
 
 AUX_MODEL = "aux-confidence"
 
@@ -83,9 +84,8 @@ class AuxTask(Task):
         self.model_kwargs = {"num_classes": self.run.classes.num_classes, "with_rgb": cfg.aux_input == "probs+rgb",
                              **width_kwargs(cfg.aux_width)}
         self.model = create_model(AUX_MODEL, **self.model_kwargs).to(self.device)
-        adam = torch.optim.Adam(self.model.parameters(), lr=cfg.aux_lr, betas=(0.9, 0.999),
-                                weight_decay=cfg.aux_weight_decay)
-        self.optims = {"loss": Optim(adam, cfg.aux_lr)}
+        self.optims = {"loss": make_optim(self.model, cfg, kind="adam", lr=cfg.aux_lr,
+                                          weight_decay=cfg.aux_weight_decay)}
 
     def start(self, state: dict) -> None:
         self.net = wrap_ddp(self.model, self.run.info)
@@ -93,9 +93,10 @@ class AuxTask(Task):
     def step(self, batch, iteration):
         images, labels = batch
         amp, device = self.run.amp, self.device
-        x, gt = normalize(images, device), labels.to(device, non_blocking=True)
+        x, gt = normalize(images, device, self.run.norm), labels.to(device, non_blocking=True)
         if self.cfg.aux_strong_view:  # the strong view's colours; geometry untouched, so the labels still fit
-            x = standardize(photometric(to_unit(images, device), step_generator(self.cfg.seed, iteration)))
+            x = standardize(photometric(to_unit(images, device), step_generator(self.cfg.seed, iteration)),
+                            self.run.norm)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             seg_logits = self.segmenter(x)
         probs = torch.softmax(seg_logits.float(), 1)

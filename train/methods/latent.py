@@ -36,7 +36,7 @@ class LatentTask(AdversarialTask):
 
     def build_more(self) -> None:
         n, k = self.run.classes.num_classes, self.cfg.latent_classes
-        self.branch = LatentBranch(self.model.classifier.in_channels, k).to(self.device)
+        self.branch = LatentBranch(self.model.fused_channels, k).to(self.device)
         self.cooc = TensorState(torch.zeros(n, k, device=self.device))  # the co-occurrence EMA M [classes, latent]
 
     def segmenter_modules(self):

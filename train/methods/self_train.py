@@ -25,16 +25,17 @@ from ssseg.data.pseudo import PseudoLabeled
 from ssseg.io import write_json
 from ssseg.models import BranchHead, WithHead, create_model
 from ssseg.rundir import layout
-from ssseg.train.data import FILL, TrainSet, default_crop, endless, normalize, train_loader
+from ssseg.train.data import Norm, TrainSet, default_crop, endless, normalize, train_loader
 from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import frozen
 from ssseg.train.losses import enet_class_weights, segmentation_loss, soft_cross_entropy
 from ssseg.train.methods.supervised import labeled_stage, validate_segmenter
+from ssseg.train.optim import make_optim, new_segmenter
 from ssseg.train.pseudo import write_pseudo_labels
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
 from ssseg.train.strong import StrongSet, warp, warp_labels, warp_valid
-from ssseg.train.task import Method, Optim, Stage, Task
+from ssseg.train.task import Method, Stage, Task
 
 OWN_BLOCKS = {2: 2, 3: 1}  # the head g owns the segmenter's last two blocks in stage 2, the last one in stage 3
 
@@ -67,14 +68,13 @@ class MultiTaskTask(Task):
     def build(self) -> None:
         cfg, device = self.cfg, self.device
         self.model_name, self.model_kwargs = cfg.model, {"num_classes": self.run.classes.num_classes}
-        self.model = create_model(cfg.model, **self.model_kwargs).to(device)
+        self.model = new_segmenter(cfg, self.run.classes.num_classes, device, log=self.run.log)
         self.head = BranchHead(self.model, self.own_blocks).to(device)
         self.student = WithHead(self.model, self.head)
         self.teacher = create_model(cfg.model, **self.model_kwargs).to(device).eval()
         self.teacher.load_state_dict(self.model.state_dict())
         self.teacher.requires_grad_(False)
-        adam = torch.optim.Adam(self.student.parameters(), lr=cfg.st_lr, weight_decay=cfg.weight_decay)
-        self.optims = {"loss": Optim(adam, cfg.st_lr)}
+        self.optims = {"loss": make_optim(self.student, cfg, kind="adam", lr=cfg.st_lr, weight_decay=cfg.weight_decay)}
         self.state = {"head": self.head, "teacher": self.teacher}
 
     def start(self, state: dict) -> None:
@@ -84,7 +84,7 @@ class MultiTaskTask(Task):
         run, cfg = self.run, self.cfg
         crop = default_crop(run.labeled, cfg)
         masked = PseudoLabeled(run.all_images(), self.pseudo_dir / "labels")
-        all_set = StrongSet(TrainSet(masked, cfg, crop), cfg.seed, FILL)
+        all_set = StrongSet(TrainSet(masked, cfg, crop), cfg.seed, Norm.of(cfg.model).fill)
         self.all_batch = cfg.st_all_batch or max(1, cfg.batch_size // 2)
         a_sampler, a_loader = train_loader(all_set, cfg, run.info, self.all_batch)
         self.a_iter = endless(a_loader, a_sampler, iteration)
@@ -95,13 +95,13 @@ class MultiTaskTask(Task):
     def step(self, batch, iteration):
         images, labels = batch
         cfg, device, amp = self.cfg, self.device, self.run.amp
-        xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
+        xl, yl = normalize(images, device, self.run.norm), labels.to(device, non_blocking=True)
         weak, strong, masks, theta = next(self.a_iter)
         theta = theta.to(device)
-        xs = warp(normalize(strong, device), theta)  # B(A x): the geometric part, on the device
+        xs = warp(normalize(strong, device, self.run.norm), theta)  # B(A x): the geometric part, on the device
         valid = warp_valid(theta, len(theta), tuple(xs.shape[-2:]), device)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            teacher_logits = self.teacher(normalize(weak, device))
+            teacher_logits = self.teacher(normalize(weak, device, self.run.norm))
         target = warp(torch.softmax(teacher_logits.float(), 1), theta)
         masks = warp_labels(masks.to(device).long(), theta)
 

@@ -18,9 +18,10 @@ from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import confusion_matrix
 from ssseg.train.losses import enet_class_weights, segmentation_loss
 from ssseg.train.mix import step_generator, strong_labeled
+from ssseg.train.optim import new_segmenter, segmenter_optim
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
-from ssseg.train.task import Method, Optim, Stage, Task
+from ssseg.train.task import Method, Stage, Task
 
 
 def model_summary(name: str, num_classes: int) -> dict:
@@ -60,13 +61,13 @@ class SegmenterTask(Task):
     def build(self) -> None:
         cfg, classes = self.cfg, self.run.classes
         self.model_name, self.model_kwargs = cfg.model, {"num_classes": classes.num_classes}
-        self.model = create_model(cfg.model, **self.model_kwargs).to(self.device)
+        self.model = new_segmenter(cfg, classes.num_classes, self.device, pretrained=self.init is None,
+                                   log=self.run.log)
         summary = model_summary(cfg.model, classes.num_classes)
         self.run.log(f"model {cfg.model}: {summary['params'] / 1e6:.2f}M parameters, "
                      f"{summary['gmacs_512x1024']:.1f} GMACs ({2 * summary['gmacs_512x1024']:.1f} GFLOPs) at 512x1024, "
                      f"{classes.num_classes} classes")
-        sgd = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        self.optims = {"loss": Optim(sgd, cfg.lr)}
+        self.optims = {"loss": segmenter_optim(self.model, cfg)}
 
     def start(self, state: dict) -> None:
         if not state and self.init is not None:
@@ -77,10 +78,10 @@ class SegmenterTask(Task):
 
     def step(self, batch, iteration):
         images, labels = batch
-        x, y = normalize(images, self.device), labels.to(self.device, non_blocking=True)
+        x, y = normalize(images, self.device, self.run.norm), labels.to(self.device, non_blocking=True)
         if self.cfg.strong_aug:  # weak-strong's strong view on the labeled batch, its labels mixed alike
             unit, y = strong_labeled(to_unit(images, self.device), y, step_generator(self.cfg.seed, iteration))
-            x = standardize(unit)
+            x = standardize(unit, self.run.norm)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.run.amp):
             logits = self.net(x)
         return {"loss": segmentation_loss(logits, y, self.class_weights)}

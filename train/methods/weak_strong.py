@@ -37,9 +37,10 @@ from ssseg.train.losses import enet_class_weights, segmentation_loss
 from ssseg.train.methods.self_train import ema_update
 from ssseg.train.methods.supervised import validate_segmenter
 from ssseg.train.mix import cutmix, cutmix_boxes, dropout_masks, photometric, step_generator, strong_labeled
+from ssseg.train.optim import new_segmenter, segmenter_optim
 from ssseg.train.registry import register
 from ssseg.train.setup import Run
-from ssseg.train.task import Method, Optim, Stage, Task
+from ssseg.train.task import Method, Stage, Task
 
 
 class PerturbedSegmenter(nn.Module):
@@ -54,7 +55,7 @@ class PerturbedSegmenter(nn.Module):
         h, w = x.shape[-2:]
         feats = self.seg.encode(pad_to_multiple(x, self.seg.stride))
         both = [torch.cat([f, f[fp] * m]) for f, m in zip(feats, masks)]
-        logits = self.seg.classifier(self.seg.fuse(both))[..., :h, :w]
+        logits = self.seg.decode(both)[..., :h, :w]
         return logits[: len(x)], logits[len(x):]
 
 
@@ -98,16 +99,13 @@ class WeakStrongTask(Task):
     def build(self) -> None:
         cfg = self.cfg
         self.model_name, self.model_kwargs = cfg.model, {"num_classes": self.run.classes.num_classes}
-        self.model = create_model(cfg.model, **self.model_kwargs).to(self.device)
+        self.model = new_segmenter(cfg, self.run.classes.num_classes, self.device, log=self.run.log)
         self.teacher = create_model(cfg.model, **self.model_kwargs).to(self.device).eval()
         self.teacher.load_state_dict(self.model.state_dict())
         self.teacher.requires_grad_(False)
-        sgd = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        self.optims = {"loss": Optim(sgd, cfg.lr)}
+        self.optims = {"loss": segmenter_optim(self.model, cfg)}
         self.state = {"teacher": self.teacher}
-        # the encoder features' channels, as the decoder's convolutions take them
-        self.channels = [next(m for m in conv.modules() if isinstance(m, nn.Conv2d)).in_channels
-                         for conv in self.model.decoder]
+        self.channels = list(self.model.feature_channels)
 
     def start(self, state: dict) -> None:
         self.net = wrap_ddp(PerturbedSegmenter(self.model), self.run.info)
@@ -141,11 +139,11 @@ class WeakStrongTask(Task):
     def step(self, batch, iteration):
         cfg, device, amp = self.cfg, self.device, self.run.amp
         images, labels = batch
-        xl, yl = normalize(images, device), labels.to(device, non_blocking=True)
+        xl, yl = normalize(images, device, self.run.norm), labels.to(device, non_blocking=True)
         g = step_generator(cfg.seed, iteration)
         if cfg.strong_aug:  # the labeled batch as the supervised twin sees it
             unit, yl = strong_labeled(to_unit(images, device), yl, g)
-            xl = standardize(unit)
+            xl = standardize(unit, self.run.norm)
         self.warming = iteration < self.warmup
         if self.warming:
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
@@ -160,7 +158,7 @@ class WeakStrongTask(Task):
 
         # the teacher's labels on the weak view, and which pixels count
         weak = to_unit(u_images, device)
-        xw = standardize(weak)
+        xw = standardize(weak, self.run.norm)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             t_logits = self.teacher(xw)
         probs = torch.softmax(t_logits.float(), 1)
@@ -170,7 +168,7 @@ class WeakStrongTask(Task):
 
         # the strong view: colours, then CutMix with the previous image (labels, selection, validity alike)
         boxes = cutmix_boxes(len(weak), *weak.shape[-2:], g)
-        xs = standardize(cutmix(photometric(weak, g), boxes))
+        xs = standardize(cutmix(photometric(weak, g), boxes), self.run.norm)
         pred_s, keep_s, valid_s = cutmix(pred, boxes), cutmix(keep, boxes), cutmix(valid, boxes)
         masks = dropout_masks(self.channels, len(weak), g, device)
 

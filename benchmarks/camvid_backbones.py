@@ -1,0 +1,216 @@
+"""The paper's segmenter against the ImageNet-pretrained ones, supervised, on CamVid's new-drive protocol.
+
+Protocol: benchmarks/camvid_ssl.py's (drive 0006R0 never gives a label; the labeled set is a seeded fraction of
+the other drives' 266 train frames; scores on 0006R0 and on CamVid val). Every arm is ``--method supervised`` with
+the segmenter's own recipe (the paper's net: SGD at the CamVid paper rate; EfficientNet-Lite: AdamW with the encoder
+at a tenth of the rate, ssseg/segmenters.py), the same --steps of --batch-size images, the same augmentation and
+seeds. Arms: each --models entry at each --fractions (1 = all 266 frames) and --seeds; ``--freeze-bn-arm`` adds
+the first pretrained model with its encoder's BatchNorm statistics frozen (the fine-tuning decision of issue 28).
+
+``--cost`` adds what each segmenter costs: parameters, GMACs at 360x480 and 512x1024, and ONNX Runtime CPU FPS of
+the exported segmenter and labeler at 360x480 (FP32 and INT8), all in one process on one machine, from the first
+seed's run at the middle fraction (exported with ``ssseg export``; INT8 calibrated on CamVid val).
+
+Runs go to --runs/<model>[-frozen-bn]_f<fraction>_s<seed>; a finished run is skipped, an interrupted one continues,
+and the JSON + markdown are rewritten after every run from every finished run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from camvid_ssl import build_protocol, finished, score  # noqa: E402
+from common import machine, write_results  # noqa: E402
+
+LABELED_POOL = 266  # the labeled drives' train frames
+
+
+def run_name(model: str, frozen: bool, fraction: float, seed: int) -> str:
+    return f"{model}{'-frozen-bn' if frozen else ''}_f{fraction:g}_s{seed}"
+
+
+def run_arm(model: str, frozen: bool, fraction: float, seed: int, args, data: str) -> None:
+    from ssseg.train.config import TrainConfig
+    from ssseg.train.engine import train
+
+    out = args.runs / run_name(model, frozen, fraction, seed)
+    per_epoch = max(1, round(fraction * LABELED_POOL) // args.batch_size)
+    epochs = math.ceil(args.steps / per_epoch)
+    cfg = TrainConfig(data=data, method="supervised", model=model, freeze_bn=frozen, labeled_fraction=fraction,
+                      out=out, epochs=epochs, batch_size=args.batch_size, scale=args.scale, seed=seed,
+                      workers=args.workers, device="auto", eval_every=max(1, epochs // 3),
+                      resume=(out / "config.json").is_file(), report=False)
+    train(cfg, log=lambda m: print(f"[{out.name}] {m}", flush=True))
+
+
+def row(model: str, frozen: bool, fraction: float, seed: int, out: Path, data: str) -> dict:
+    done = json.loads((out / "done.json").read_text())
+    new, val = score(out, data, "test"), score(out, data, "val")
+    return {"model": model, "frozen_bn": frozen, "fraction": fraction, "seed": seed, "steps": done.get("iterations"),
+            "new_drive_miou": new["miou"], "val_miou": val["miou"], "new_drive_per_class": new["per_class_iou"],
+            "val_per_class": val["per_class_iou"], "minutes": done.get("seconds", 0.0) / 60, "run": str(out)}
+
+
+def mean_spread(vals: list[float]) -> str:
+    if len(vals) == 1:
+        return f"{100 * vals[0]:.1f}"
+    return f"{100 * statistics.mean(vals):.1f} ± {100 * (max(vals) - min(vals)) / 2:.1f}"
+
+
+def table(rows: list[dict], models: list[str]) -> str:
+    lines = ["| segmenter | labeled | seeds | new-drive mIoU | val mIoU | minutes per run |", "| --- | --- | --- | --- | --- | --- |"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["fraction"], r["model"], r["frozen_bn"]), []).append(r)
+    for (fraction, model, frozen), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], models.index(kv[0][1]),
+                                                                                 kv[0][2])):
+        name = model + (" (BN frozen)" if frozen else "")
+        label = f"all {LABELED_POOL}" if fraction == 1 else f"{fraction:g} ({round(fraction * LABELED_POOL)})"
+        lines.append(f"| {name} | {label} | {','.join(str(r['seed']) for r in rs)} | "
+                     f"{mean_spread([r['new_drive_miou'] for r in rs])} | {mean_spread([r['val_miou'] for r in rs])} | "
+                     f"{statistics.mean(r['minutes'] for r in rs):.1f} |")
+    return "\n".join(lines)
+
+
+def per_class(rows: list[dict], models: list[str]) -> str:
+    """New-drive IoU per class, mean over seeds, one row per (segmenter, fraction)."""
+    if not rows:
+        return ""
+    names = list(rows[0]["new_drive_per_class"])
+    lines = ["| segmenter | labeled | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if not r["frozen_bn"]:
+            groups.setdefault((r["fraction"], r["model"]), []).append(r)
+    for (fraction, model), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], models.index(kv[0][1]))):
+        cells = [f"{100 * statistics.mean(r['new_drive_per_class'][n] or 0.0 for r in rs):.1f}" for n in names]
+        lines.append(f"| {model} | {fraction:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def gains(rows: list[dict], models: list[str]) -> list[str]:
+    base, out = models[0], []
+    for model in models[1:]:
+        for fraction in sorted({r["fraction"] for r in rows}):
+            pick = lambda m: {r["seed"]: r["new_drive_miou"] for r in rows  # noqa: E731
+                              if r["model"] == m and r["fraction"] == fraction and not r["frozen_bn"]}
+            a, b = pick(base), pick(model)
+            seeds = sorted(set(a) & set(b))
+            if seeds:
+                diffs = [100 * (b[s] - a[s]) for s in seeds]
+                out.append(f"- {fraction:g} labeled: {model} minus {base} on the new drive, per seed "
+                           f"{', '.join(f'{d:+.1f}' for d in diffs)} (mean {statistics.mean(diffs):+.1f})")
+    return out
+
+
+def cost(models: list[str], args, data_root: Path) -> list[dict]:
+    """Parameters, GMACs and ONNX Runtime CPU FPS (segmenter and labeler, FP32 and INT8) of each model's run."""
+    import subprocess
+
+    import torch
+
+    from ssseg.models import count_macs, count_parameters, create_model
+
+    fraction = sorted(args.fraction_list)[len(args.fraction_list) // 2]
+    rows = []
+    for model in models:
+        m = create_model(model, num_classes=11)
+        r = {"model": model, "params_m": count_parameters(m) / 1e6,
+             "gmacs_360x480": count_macs(m, torch.zeros(1, 3, 360, 480)) / 1e9,
+             "gmacs_512x1024": count_macs(m, torch.zeros(1, 3, 512, 1024)) / 1e9}
+        run = args.runs / run_name(model, False, fraction, args.seed_list[0])
+        if finished(run):
+            export = run / "model-bench"
+            if not (export / "model.json").is_file():
+                subprocess.run([sys.executable, "-m", "ssseg", "export", str(run), "--out", str(export),
+                                "--input-size", "360x480", "--precision", "fp32,int8", "--calib-data",
+                                str(data_root / "val"), "--calib-images", "100"], check=True)
+            js = export / "bench.json"
+            subprocess.run([sys.executable, "-m", "ssseg", "bench", str(export), "--backend", "ort", "--batch", "1",
+                            "--iters", str(args.bench_iters), "--json", str(js)], check=True)
+            r["bench"] = json.loads(js.read_text())
+            r["export_report"] = json.loads((export / "model.json").read_text()).get("precision")
+        rows.append(r)
+    return rows
+
+
+def cost_table(rows: list[dict]) -> str:
+    lines = ["| segmenter | parameters | GMACs 360x480 | GMACs 512x1024 | ORT CPU FPS at 360x480 |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        fps = "-"
+        if "bench" in r:
+            fps = "; ".join(f"{x.get('graph', '?')} {x.get('precision', '')} {x.get('fps', 0):.1f}"
+                            for x in r["bench"].get("results", []))
+        lines.append(f"| {r['model']} | {r['params_m']:.2f}M | {r['gmacs_360x480']:.2f} | {r['gmacs_512x1024']:.2f} | "
+                     f"{fps} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--camvid", type=Path, required=True, help="CamVid folder (train/, trainannot/, val/, valannot/)")
+    p.add_argument("--runs", type=Path, default=Path("runs/bench/backbones"))
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_backbones")
+    p.add_argument("--models", default="dsnet-fast-ss,efficientnet-lite0", help="the first is the baseline")
+    p.add_argument("--fractions", default="0.5,0.125,1")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps of every arm")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--scale", default="180x240")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--freeze-bn-arm", action="store_true", help="also the first pretrained model, BatchNorm frozen")
+    p.add_argument("--cost", action="store_true", help="also measure parameters, GMACs and ORT CPU FPS")
+    p.add_argument("--bench-iters", type=int, default=30)
+    p.add_argument("--report", action="store_true", help="train nothing: rewrite the results from finished runs")
+    args = p.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    args.fraction_list = [float(f) for f in args.fractions.split(",")]
+    args.seed_list = [int(s) for s in args.seeds.split(",")]
+    data_root = build_protocol(args.camvid, args.runs / "protocol")
+    data = f"camvid:{data_root}"
+    from ssseg.segmenters import get_spec
+
+    pretrained = [m for m in models if get_spec(m).pretrained]
+    plan = [(m, False, f, s) for s in args.seed_list for f in args.fraction_list for m in models]
+    if args.freeze_bn_arm and pretrained:  # at the middle fraction, every seed
+        plan += [(pretrained[0], True, args.fraction_list[0], s) for s in args.seed_list]
+    costs: list[dict] = []
+    for arm in [] if args.report else plan:
+        t0 = time.perf_counter()
+        if not finished(args.runs / run_name(*arm)):
+            run_arm(*arm, args, data)
+            print(f"[{run_name(*arm)}] {time.perf_counter() - t0:.0f} s", flush=True)
+        report(plan, models, args, data, costs)
+    if args.cost:
+        costs = cost(models, args, data_root)
+    report(plan, models, args, data, costs)
+
+
+def report(plan: list[tuple], models: list[str], args, data: str, costs: list[dict]) -> None:
+    rows = [row(*arm, args.runs / run_name(*arm), data) for arm in plan if finished(args.runs / run_name(*arm))]
+    info = machine()
+    result = {"machine": info, "command": " ".join(sys.argv),
+              "protocol": {"labeled_drives": ["0001TP", "0016E5"], "new_drive": "0006R0",
+                           "labeled_pool": LABELED_POOL, "val": "CamVid val (0016E5, 101 frames)"},
+              "settings": {"steps": args.steps, "batch_size": args.batch_size, "scale": args.scale,
+                           "seeds": args.seed_list, "fractions": args.fraction_list, "method": "supervised"},
+              "rows": rows, "cost": costs}
+    md = (f"# CamVid new-drive protocol: the paper's segmenter vs ImageNet-pretrained ones (supervised)\n\n"
+          f"`{result['command']}`\n\n{info['cpu']} ({info['cores']} cores), {args.steps} steps of {args.batch_size} "
+          f"labeled images per arm at {args.scale}, each segmenter with its recipe. mIoU in %, mean ± half the "
+          f"range over seeds.\n\n{table(rows, models)}\n\n" + "\n".join(gains(rows, models)) +
+          "\n\nNew-drive IoU per class (mean over seeds):\n\n" + per_class(rows, models) + "\n" +
+          (f"\n## Cost\n\n{cost_table(costs)}\n" if costs else ""))
+    write_results(args.out, result, md)
+    print(md, flush=True)
+
+
+if __name__ == "__main__":
+    main()
