@@ -4,14 +4,16 @@ Protocol: benchmarks/camvid_ssl.py's (drive 0006R0 never gives a label; the labe
 the other drives' 266 train frames; scores on 0006R0 and on CamVid val). Every arm is ``--method supervised`` with
 the segmenter's own recipe (the paper's net: SGD at the CamVid paper rate; EfficientNet-Lite: AdamW with the encoder
 at a tenth of the rate, ssseg/segmenters.py), the same --steps of --batch-size images, the same augmentation and
-seeds. Arms: each --models entry at each --fractions (1 = all 266 frames) and --seeds; ``--freeze-bn-arm`` adds
-the first pretrained model with its encoder's BatchNorm statistics frozen (the fine-tuning decision of issue 28).
+seeds. Arms: each --models entry at each --fractions (1 = all 266 frames) and --seeds; ``--variants`` adds fine-tuning
+variants of the first pretrained model at the first fraction (VARIANTS: its encoder's BatchNorm statistics frozen;
+its encoder at the decoder's rate instead of a tenth), the recipe decisions of issue 28.
 
 ``--cost`` adds what each segmenter costs: parameters, GMACs at 360x480 and 512x1024, and ONNX Runtime CPU FPS of
-the exported segmenter and labeler at 360x480 (FP32 and INT8), all in one process on one machine, from the first
-seed's run at the middle fraction (exported with ``ssseg export``; INT8 calibrated on CamVid val).
+the exported segmenter and labeler at 360x480 (FP32 and INT8, one intra-op thread, batch 1), all in one run on one
+machine, from the first seed's run at the first fraction (exported with ``ssseg export``; INT8 calibrated on 100
+CamVid val frames), with the export's INT8 checks.
 
-Runs go to --runs/<model>[-frozen-bn]_f<fraction>_s<seed>; a finished run is skipped, an interrupted one continues,
+Runs go to --runs/<model>[-<variant>]_f<fraction>_s<seed>; a finished run is skipped, an interrupted one continues,
 and the JSON + markdown are rewritten after every run from every finished run."""
 
 from __future__ import annotations
@@ -31,28 +33,33 @@ from common import machine, write_results  # noqa: E402
 LABELED_POOL = 266  # the labeled drives' train frames
 
 
-def run_name(model: str, frozen: bool, fraction: float, seed: int) -> str:
-    return f"{model}{'-frozen-bn' if frozen else ''}_f{fraction:g}_s{seed}"
+# fine-tuning variants of the first pretrained segmenter, each against its recipe at the first fraction
+VARIANTS = {"frozen-bn": dict(freeze_bn=True), "encoder-lr-1": dict(encoder_lr_mult=1.0)}
 
 
-def run_arm(model: str, frozen: bool, fraction: float, seed: int, args, data: str) -> None:
+def run_name(model: str, variant: str, fraction: float, seed: int) -> str:
+    return f"{model}{'-' + variant if variant else ''}_f{fraction:g}_s{seed}"
+
+
+def run_arm(model: str, variant: str, fraction: float, seed: int, args, data: str) -> None:
     from ssseg.train.config import TrainConfig
     from ssseg.train.engine import train
 
-    out = args.runs / run_name(model, frozen, fraction, seed)
+    out = args.runs / run_name(model, variant, fraction, seed)
     per_epoch = max(1, round(fraction * LABELED_POOL) // args.batch_size)
     epochs = math.ceil(args.steps / per_epoch)
-    cfg = TrainConfig(data=data, method="supervised", model=model, freeze_bn=frozen, labeled_fraction=fraction,
-                      out=out, epochs=epochs, batch_size=args.batch_size, scale=args.scale, seed=seed,
+    cfg = TrainConfig(data=data, method="supervised", model=model, labeled_fraction=fraction,
+                      **VARIANTS.get(variant, {}), out=out, epochs=epochs, batch_size=args.batch_size,
+                      scale=args.scale, seed=seed,
                       workers=args.workers, device="auto", eval_every=max(1, epochs // 3),
                       resume=(out / "config.json").is_file(), report=False)
     train(cfg, log=lambda m: print(f"[{out.name}] {m}", flush=True))
 
 
-def row(model: str, frozen: bool, fraction: float, seed: int, out: Path, data: str) -> dict:
+def row(model: str, variant: str, fraction: float, seed: int, out: Path, data: str) -> dict:
     done = json.loads((out / "done.json").read_text())
     new, val = score(out, data, "test"), score(out, data, "val")
-    return {"model": model, "frozen_bn": frozen, "fraction": fraction, "seed": seed, "steps": done.get("iterations"),
+    return {"model": model, "variant": variant, "fraction": fraction, "seed": seed, "steps": done.get("iterations"),
             "new_drive_miou": new["miou"], "val_miou": val["miou"], "new_drive_per_class": new["per_class_iou"],
             "val_per_class": val["per_class_iou"], "minutes": done.get("seconds", 0.0) / 60, "run": str(out)}
 
@@ -64,13 +71,14 @@ def mean_spread(vals: list[float]) -> str:
 
 
 def table(rows: list[dict], models: list[str]) -> str:
-    lines = ["| segmenter | labeled | seeds | new-drive mIoU | val mIoU | minutes per run |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| segmenter | labeled | seeds | new-drive mIoU | val mIoU | minutes per run |",
+             "| --- | --- | --- | --- | --- | --- |"]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["fraction"], r["model"], r["frozen_bn"]), []).append(r)
-    for (fraction, model, frozen), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], models.index(kv[0][1]),
-                                                                                 kv[0][2])):
-        name = model + (" (BN frozen)" if frozen else "")
+        groups.setdefault((r["fraction"], r["model"], r["variant"]), []).append(r)
+    for (fraction, model, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], models.index(kv[0][1]),
+                                                                                  kv[0][2])):
+        name = model + (f" ({variant})" if variant else "")
         label = f"all {LABELED_POOL}" if fraction == 1 else f"{fraction:g} ({round(fraction * LABELED_POOL)})"
         lines.append(f"| {name} | {label} | {','.join(str(r['seed']) for r in rs)} | "
                      f"{mean_spread([r['new_drive_miou'] for r in rs])} | {mean_spread([r['val_miou'] for r in rs])} | "
@@ -86,7 +94,7 @@ def per_class(rows: list[dict], models: list[str]) -> str:
     lines = ["| segmenter | labeled | " + " | ".join(names) + " |", "| --- | --- |" + " --- |" * len(names)]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        if not r["frozen_bn"]:
+        if not r["variant"]:
             groups.setdefault((r["fraction"], r["model"]), []).append(r)
     for (fraction, model), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], models.index(kv[0][1]))):
         cells = [f"{100 * statistics.mean(r['new_drive_per_class'][n] or 0.0 for r in rs):.1f}" for n in names]
@@ -99,7 +107,7 @@ def gains(rows: list[dict], models: list[str]) -> list[str]:
     for model in models[1:]:
         for fraction in sorted({r["fraction"] for r in rows}):
             pick = lambda m: {r["seed"]: r["new_drive_miou"] for r in rows  # noqa: E731
-                              if r["model"] == m and r["fraction"] == fraction and not r["frozen_bn"]}
+                              if r["model"] == m and r["fraction"] == fraction and not r["variant"]}
             a, b = pick(base), pick(model)
             seeds = sorted(set(a) & set(b))
             if seeds:
@@ -117,14 +125,14 @@ def cost(models: list[str], args, data_root: Path) -> list[dict]:
 
     from ssseg.models import count_macs, count_parameters, create_model
 
-    fraction = sorted(args.fraction_list)[len(args.fraction_list) // 2]
+    fraction = args.fraction_list[0]
     rows = []
     for model in models:
         m = create_model(model, num_classes=11)
         r = {"model": model, "params_m": count_parameters(m) / 1e6,
              "gmacs_360x480": count_macs(m, torch.zeros(1, 3, 360, 480)) / 1e9,
              "gmacs_512x1024": count_macs(m, torch.zeros(1, 3, 512, 1024)) / 1e9}
-        run = args.runs / run_name(model, False, fraction, args.seed_list[0])
+        run = args.runs / run_name(model, "", fraction, args.seed_list[0])
         if finished(run):
             export = run / "model-bench"
             if not (export / "model.json").is_file():
@@ -132,8 +140,10 @@ def cost(models: list[str], args, data_root: Path) -> list[dict]:
                                 "--input-size", "360x480", "--precision", "fp32,int8", "--calib-data",
                                 str(data_root / "val"), "--calib-images", "100"], check=True)
             js = export / "bench.json"
-            subprocess.run([sys.executable, "-m", "ssseg", "bench", str(export), "--backend", "ort", "--batch", "1",
-                            "--iters", str(args.bench_iters), "--json", str(js)], check=True)
+            # one intra-op thread: the figure that least depends on what else this machine runs
+            subprocess.run([sys.executable, "-m", "ssseg", "bench", str(export), "--backend", "ort,ort:int8",
+                            "--batch", "1", "--stages", "segmenter,labeler", "--threads", "1",
+                            "--iters", str(args.bench_iters), "--warmup", "5", "--json", str(js)], check=True)
             r["bench"] = json.loads(js.read_text())
             r["export_report"] = json.loads((export / "model.json").read_text()).get("precision")
         rows.append(r)
@@ -141,15 +151,14 @@ def cost(models: list[str], args, data_root: Path) -> list[dict]:
 
 
 def cost_table(rows: list[dict]) -> str:
-    lines = ["| segmenter | parameters | GMACs 360x480 | GMACs 512x1024 | ORT CPU FPS at 360x480 |",
-             "| --- | --- | --- | --- | --- |"]
+    cases = [(stage, precision) for stage in ("segmenter", "labeler") for precision in ("fp32", "int8")]
+    lines = ["| segmenter | parameters | GMACs 360x480 | GMACs 512x1024 | "
+             + " | ".join(f"{s} {p.upper()} FPS" for s, p in cases) + " |", "| --- " * (4 + len(cases)) + "|"]
     for r in rows:
-        fps = "-"
-        if "bench" in r:
-            fps = "; ".join(f"{x.get('graph', '?')} {x.get('precision', '')} {x.get('fps', 0):.1f}"
-                            for x in r["bench"].get("results", []))
+        fps = {(x["stage"], x["precision"]): x["fps"] for x in r.get("bench", {}).get("results", [])}
+        cells = [f"{fps[c]:.1f}" if c in fps else "-" for c in cases]
         lines.append(f"| {r['model']} | {r['params_m']:.2f}M | {r['gmacs_360x480']:.2f} | {r['gmacs_512x1024']:.2f} | "
-                     f"{fps} |")
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -165,7 +174,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--scale", default="180x240")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--freeze-bn-arm", action="store_true", help="also the first pretrained model, BatchNorm frozen")
+    p.add_argument("--variants", default="", help=f"comma-separated fine-tuning variants of the first pretrained "
+                                                  f"model at the first fraction, every seed: {', '.join(VARIANTS)}")
     p.add_argument("--cost", action="store_true", help="also measure parameters, GMACs and ORT CPU FPS")
     p.add_argument("--bench-iters", type=int, default=30)
     p.add_argument("--report", action="store_true", help="train nothing: rewrite the results from finished runs")
@@ -178,9 +188,16 @@ def main() -> None:
     from ssseg.segmenters import get_spec
 
     pretrained = [m for m in models if get_spec(m).pretrained]
-    plan = [(m, False, f, s) for s in args.seed_list for f in args.fraction_list for m in models]
-    if args.freeze_bn_arm and pretrained:  # at the middle fraction, every seed
-        plan += [(pretrained[0], True, args.fraction_list[0], s) for s in args.seed_list]
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        p.error(f"unknown --variants {','.join(unknown)} (choose from {', '.join(VARIANTS)})")
+    plan = []
+    for s in args.seed_list:  # seed-major, so an interrupted benchmark has whole seeds to report
+        for f in args.fraction_list:
+            plan += [(m, "", f, s) for m in models]
+            if f == args.fraction_list[0] and pretrained:
+                plan += [(pretrained[0], v, f, s) for v in variants]
     costs: list[dict] = []
     for arm in [] if args.report else plan:
         t0 = time.perf_counter()

@@ -18,14 +18,16 @@ import numpy as np
 import torch
 
 from ssseg import __version__
-from ssseg.config import ExportConfig, hw_str, round_hw
-from ssseg.errors import ExportError, ModelError
+from ssseg.checkpoint import checkpoint_segmenter
+from ssseg.config import ExportConfig, hw_str
+from ssseg.errors import ConfigError, ExportError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
 from ssseg.export.reduced import REDUCED
 from ssseg.export.sources import Sources, resolve_sources, training_size
 from ssseg.gating import FREE_SOURCES
 from ssseg.io import sha256_file, write_json
+from ssseg.segmenters import nearest_input
 from ssseg.runtime.frames import batches, load_frame, readable_images, resize_labels, resize_rgb, threshold_table
 from ssseg.runtime.model import (
     IGNORE_VALUE,
@@ -55,10 +57,8 @@ class Job:
     def __init__(self, cfg: ExportConfig, say: Callable[[str], None]):
         self.cfg, self.say = cfg, say
         self.sources: Sources = resolve_sources(cfg.run, cfg.segmenter)
-        self.hw = cfg.input_size or training_size(self.sources)
-        if any(v % 8 for v in self.hw):
-            raise ExportError(f"the training size {hw_str(self.hw)} is not a multiple of 8", path=cfg.run,
-                              fix=f"pass --input-size {hw_str(round_hw(self.hw))} (or another multiple of 8)")
+        self.segmenter = checkpoint_segmenter(self.sources.segmenter_ckpt, self.sources.segmenter_path)
+        self.hw = self._input_size()
         self.out: Path = cfg.out
         self.staging = self.out / f".staging-{os.getpid()}"
         self.frame_paths: list[Path] = []
@@ -92,6 +92,23 @@ class Job:
                               fix=f"export it in the same run: drop --no-onnx and keep {precision} in --precision")
         staged = self.staging / entry["file"]
         return (staged if staged.is_file() else self.out / entry["file"]), entry["sha256"]
+
+    def _input_size(self) -> tuple[int, int]:
+        """--input-size as given, else the training size moved to the nearest one the segmenter accepts."""
+        multiple = self.segmenter.input_multiple
+        if self.cfg.input_size is not None:
+            if any(v % multiple for v in self.cfg.input_size):
+                raise ConfigError(f"--input-size {hw_str(self.cfg.input_size)} is not a multiple of {multiple}",
+                                  fix=f"pass e.g. {hw_str(nearest_input(self.cfg.input_size, multiple))} ("
+                                      f"{self.segmenter.name}'s graphs and TensorRT kernels want multiples of {multiple})")
+            return self.cfg.input_size
+        hw = training_size(self.sources)
+        if any(v % multiple for v in hw):
+            near = nearest_input(hw, multiple)
+            self.say(f"exporting at {hw_str(near)}: the training size {hw_str(hw)} is not a multiple of {multiple} "
+                     f"({self.segmenter.name}); pass --input-size to choose another")
+            return near
+        return hw
 
     def _previous_model(self) -> dict | None:
         if not (self.out / MODEL_FILE).is_file():
@@ -540,6 +557,7 @@ def describe(job: Job) -> dict:
                   "width": job.hw[1], "batch": {"min": lo, "opt": opt, "max": hi}, "resize": "bilinear"},
         "normalization": {"in_graph": True, "scale": 255.0, "mean": list(src.normalization[0]),
                           "std": list(src.normalization[1])},
+        "segmenter": job.segmenter.to_dict(),
         "graphs": job.graphs,
         "gate": gate,
         "method": src.method,

@@ -111,7 +111,8 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
     if cfg.compare and not any(b in ("torch", "torch:") for b in backends):
         backends.append("torch")
         say("--compare: added torch (eager FP32) as the baseline")
-    say(f"model {spec.root} ({spec.data['method']}, {spec.classes.num_classes} classes) at {hw_str(hw)}; "
+    say(f"model {spec.root} ({spec.segmenter}, {spec.data['method']}, {spec.classes.num_classes} classes) at "
+        f"{hw_str(hw)}; "
         f"batch {','.join(map(str, cfg.batch))}; {cfg.warmup} warm-up + {cfg.iters} timed calls"
         + (f"; labeler+host from {hw_str(cfg.frame_size)} frames" if "labeler+host" in cfg.stages else ""))
     say(PRACTICE)
@@ -126,8 +127,8 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
     result = {
         "format": BENCH_FORMAT, "format_version": BENCH_FORMAT_VERSION,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"dir": str(spec.root), "method": spec.data["method"], "input_size": list(hw),
-                  "batch_range": list(spec.batch_range), "gated": spec.gated, "stats": model_stats(spec)},
+        "model": {"dir": str(spec.root), "segmenter": spec.segmenter, "method": spec.data["method"],
+                  "input_size": list(hw), "batch_range": list(spec.batch_range), "gated": spec.gated, "stats": model_stats(spec)},
         "settings": {"backends": backends, "batch": list(cfg.batch), "iters": cfg.iters, "warmup": cfg.warmup,
                      "frame_size": list(cfg.frame_size), "stages": list(cfg.stages), "practice": PRACTICE,
                      "clock": "CUDA events (torch on GPU); monotonic clock after device synchronisation otherwise"},

@@ -18,6 +18,9 @@ read as they are), every key required unless marked optional:
                     thresholds (optional: one per class, null = never kept; used instead of threshold),
                     calibration (optional: {split, images, target_precision, coverage, unreachable, unmeasured,
                     total_coverage, kept_pixel_acc, tables {precision: thresholds}} of --target-precision)}
+    segmenter      (optional: older exports lack it) the segmenter's declared spec
+                   (ssseg/segmenters.py): {name, summary, stride, input_multiple, mean, std, feature_strides,
+                   feature_channels, fused_channels, pretrained {package, licence, origin, ...} or null, recipe}
     method, opset, source {run, segmenter {...}, aux {...} or null}, tools {name: version}
     verification   (optional) the export-time parity table against PyTorch
     reduced        (optional) [{graph, precision (fp16, int8), form (fp16, s8s8, u8s8), runtimes (tensorrt,
@@ -38,6 +41,7 @@ from typing import Any
 from ssseg.classes import ClassSet
 from ssseg.errors import ModelError
 from ssseg.io import check_format, sha256_file
+from ssseg.segmenters import PAPER
 
 MODEL_FORMAT = "ssseg.model"
 MODEL_FORMAT_VERSION = 2
@@ -65,6 +69,7 @@ SCHEMA: dict[str, Any] = {
     "tools": dict,
     "engines": list,
 }
+_SEGMENTER = {"name": str, "stride": int, "input_multiple": int, "mean": list, "std": list}
 _REDUCED = {**_GRAPH, "graph": str, "precision": str, "fp32_sha256": str}
 _ENGINE = {"file": str, "graph": str, "precision": str, "sha256": str, "onnx_sha256": str, "tensorrt": str,
            "gpu": dict, "batch": _BATCH, "trtexec": str, "rebuild": str}
@@ -102,6 +107,10 @@ def validate_model(d: Any) -> list[str]:
         problems.append("input must be uint8 NHWC")
     if len(d["normalization"]["mean"]) != 3 or len(d["normalization"]["std"]) != 3:
         problems.append("normalization.mean and .std need 3 values")
+    if not d["normalization"]["in_graph"]:
+        problems.append("normalization.in_graph must be true (every runtime feeds the graphs raw uint8 pixels)")
+    if "segmenter" in d:
+        _check(d["segmenter"], _SEGMENTER, "segmenter", problems)
     if "aux" in d["graphs"]:
         _check(d["graphs"]["aux"], _GRAPH, "graphs.aux", problems)
     for name, g in d["graphs"].items():
@@ -156,6 +165,11 @@ class ModelSpec:
     @property
     def classes(self) -> ClassSet:
         return ClassSet.from_dict(self.data["classes"])
+
+    @property
+    def segmenter(self) -> str:
+        """The segmenter's registered name (exports older than the registry all hold the paper's)."""
+        return self.data.get("segmenter", {}).get("name", PAPER.name)
 
     @property
     def input_hw(self) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from ssseg import __version__
 from ssseg.classes import ClassSet
 from ssseg.errors import CheckpointError
 from ssseg.io import atomic_write_bytes, check_format
-from ssseg.segmenters import IMAGENET_MEAN, IMAGENET_STD, PAPER, get_spec
+from ssseg.segmenters import IMAGENET_MEAN, IMAGENET_STD, PAPER, SPECS, SegmenterSpec, get_spec, is_segmenter
 
 FORMAT = "ssseg.checkpoint"
 FORMAT_VERSION = 1
@@ -68,9 +68,22 @@ def normalization(ckpt: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
 
 
-def build_from_checkpoint(ckpt: dict, path: Path | str = "checkpoint") -> torch.nn.Module:
-    from ssseg.models import create_model
+def checkpoint_segmenter(ckpt: dict, path: Path | str = "checkpoint") -> SegmenterSpec:
+    """The spec of the segmenter a checkpoint belongs to (its own network, or the one a confidence net reads);
+    checkpoints written before specs were recorded all belong to the paper's."""
+    name = (ckpt.get("segmenter_spec") or {}).get("name", PAPER.name)
+    if not is_segmenter(name):
+        raise CheckpointError(f"written for segmenter {name!r}, which this ssseg {__version__} does not know",
+                              path=path, fix=f"use the ssseg that trained it (this one knows {', '.join(SPECS)})")
+    return get_spec(name)
 
+
+def build_from_checkpoint(ckpt: dict, path: Path | str = "checkpoint") -> torch.nn.Module:
+    from ssseg.models import MODELS, create_model
+
+    if ckpt.get("model", {}).get("name") not in MODELS:
+        raise CheckpointError(f"holds a {ckpt.get('model', {}).get('name')!r} network, which this ssseg {__version__} "
+                              f"does not know", path=path, fix="use the ssseg that trained it, or retrain")
     try:
         model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
         model.load_state_dict(ckpt["state_dict"])

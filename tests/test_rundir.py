@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ssseg.checkpoint import load_checkpoint, normalization
-from ssseg.config import MEAN, STD
+from ssseg.segmenters import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
 from ssseg.errors import CheckpointError, ExportError
 from ssseg.export.sources import resolve_sources
 from ssseg.rundir import LAYOUT_FILE, RunDir, legacy_layout, resolve_checkpoint

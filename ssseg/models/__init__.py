@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import Callable
 
 from torch import nn
@@ -13,14 +14,14 @@ from ssseg.models.discriminators import DualDiscGater, FCDiscriminator, ImageDis
 from ssseg.models.heads import BranchHead, LatentBranch, WithHead
 from ssseg.models.segmenter import Segmenter
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    **SEGMENTER_MODELS,
+# a view, not a copy: a segmenter registered after this import (a plug-in, a test's) is created by name too
+MODELS: ChainMap[str, Callable[..., nn.Module]] = ChainMap(SEGMENTER_MODELS, {
     "aux-confidence": ConfidenceNet,
     "fc-discriminator": FCDiscriminator,
     "pixel-discriminator": PixelDiscriminator,
     "image-discriminator": ImageDiscriminator,
     "dual-disc-gater": DualDiscGater,
-}
+})
 # Models that gate pseudo-labels: (softmax, image) -> confidence logits [N, 1, H, W].
 GATER_MODELS = ("aux-confidence", "fc-discriminator", "dual-disc-gater")
 
