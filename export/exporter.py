@@ -27,7 +27,6 @@ from ssseg.export.reduced import REDUCED
 from ssseg.export.sources import Sources, resolve_sources, training_size
 from ssseg.gating import FREE_SOURCES
 from ssseg.io import sha256_file, write_json
-from ssseg.segmenters import nearest_input
 from ssseg.runtime.frames import batches, load_frame, readable_images, resize_labels, resize_rgb, threshold_table
 from ssseg.runtime.model import (
     IGNORE_VALUE,
@@ -38,6 +37,7 @@ from ssseg.runtime.model import (
     read_model,
     validate_model,
 )
+from ssseg.segmenters import nearest_input
 from ssseg.versions import installed_versions
 
 GRAPH_IO = {
@@ -99,8 +99,9 @@ class Job:
         if self.cfg.input_size is not None:
             if any(v % multiple for v in self.cfg.input_size):
                 raise ConfigError(f"--input-size {hw_str(self.cfg.input_size)} is not a multiple of {multiple}",
-                                  fix=f"pass e.g. {hw_str(nearest_input(self.cfg.input_size, multiple))} ("
-                                      f"{self.segmenter.name}'s graphs and TensorRT kernels want multiples of {multiple})")
+                                  fix=f"pass e.g. {hw_str(nearest_input(self.cfg.input_size, multiple))} "
+                                      f"({self.segmenter.name}'s graphs and TensorRT kernels want multiples of "
+                                      f"{multiple})")
             return self.cfg.input_size
         hw = training_size(self.sources)
         if any(v % multiple for v in hw):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ssseg.errors import ConfigError
 
+
 def parse_hw(text: str | tuple | list | None, what: str = "size") -> tuple[int, int] | None:
     """'512x1024' -> (512, 1024)."""
     if text is None:

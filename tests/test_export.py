@@ -21,7 +21,6 @@ from PIL import Image
 
 from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.config import ExportConfig
-from ssseg.segmenters import DEFAULT_SEGMENTER, get_spec
 from ssseg.data.synthetic import render_scene
 from ssseg.errors import ConfigError, DataError, ExportError, ModelError
 from ssseg.export import run_export
@@ -34,6 +33,7 @@ from ssseg.runtime.frames import load_frame
 from ssseg.runtime.model import read_model, validate_model
 from ssseg.runtime.ort import ort_session
 from ssseg.runtime.trt import TrtApi, check_engine, parse_version, precision_advice
+from ssseg.segmenters import DEFAULT_SEGMENTER, get_spec
 from ssseg.train.config import TrainConfig
 from ssseg.train.engine import train
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from ssseg.checkpoint import load_checkpoint, normalization
-from ssseg.segmenters import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
 from ssseg.errors import CheckpointError, ExportError
 from ssseg.export.sources import resolve_sources
 from ssseg.rundir import LAYOUT_FILE, RunDir, legacy_layout, resolve_checkpoint
+from ssseg.segmenters import IMAGENET_MEAN as MEAN
+from ssseg.segmenters import IMAGENET_STD as STD
 
 
 def test_a_new_run_records_its_layout(aux_run):
