@@ -9,7 +9,9 @@ symmetric INT8 weights, and activations either symmetric signed INT8 with zero p
 TensorRT accepts) or unsigned (U8S8, ONNX Runtime's x86 form), on Conv
 and ConvTranspose alone (nearly all the FLOPs; their biases stay FP32), so the in-graph preprocessing, softmax,
 arg-max and confidence stay FP32. Activation ranges are the min/max over the calibration frames:
-deterministic for the same frames.
+deterministic for the same frames. Where min-max misses the INT8 tolerances, percentile and entropy ranges are
+tried, and failing those the layers where the error enters (a per-layer SQNR table, written into model.json) stay
+in FP32 until the graph holds (``int8_search``).
 
 FP16 converts every float tensor but the graph's inputs and outputs and the ops listed in FP32_OPS."""
 
@@ -31,11 +33,21 @@ QUANTIZED_OPS = ["Conv", "ConvTranspose"]
 # FP16's spacing (2^-11) is a visible step
 FP32_OPS = ["Softmax", "ReduceMax", "ArgMax", "TopK", "Log", "Exp", "ReduceSum", "Sigmoid"]
 # a reduced graph that agrees less than this with its FP32 graph fails the export (shares of pixels; mIoU
-# points on the labeled --calib-split). INT8's are what per-channel INT8 gave on CamVid (docs/export.md)
+# points on the labeled --calib-split). INT8 may lose half a point of mIoU: more and the search (int8_search) goes on
 TOLERANCES = {
     "fp16": {"min_argmax_agreement": 0.995, "min_gate_agreement": 0.995, "max_miou_drop": 0.2},
-    "int8": {"min_argmax_agreement": 0.97, "min_gate_agreement": 0.97, "max_miou_drop": 1.0},
+    "int8": {"min_argmax_agreement": 0.97, "min_gate_agreement": 0.97, "max_miou_drop": 0.5},
 }
+
+
+# activation-range rules tried in this order until one holds TOLERANCES (with their ONNX Runtime options): min-max
+# is exact on the calibration frames and deterministic; a percentile clips rare outliers that min-max spends the
+# 256 levels on; entropy (KL) fits the range to the distribution. Histogram calibration holds every frame's
+# activations at once, so the later ones see at most HISTOGRAM_FRAMES frames
+CALIBRATIONS = {"minmax": {}, "percentile": {"CalibPercentile": 99.99}, "entropy": {"CalibNumBins": 512}}
+HISTOGRAM_FRAMES = 32
+# layers left in FP32 when no calibration holds: the most sensitive first, in these steps
+FP32_LAYER_STEPS = (1, 2, 4, 8)
 
 
 # the forms of each precision: (form, runtimes it is for, unsigned activations). One INT8 graph cannot serve
@@ -50,19 +62,48 @@ def file_name(graph: str, precision: str, form: str | None = None) -> str:
     return f"{graph}.{precision}{'.' + form if form and form not in (precision, 's8s8') else ''}.onnx"
 
 
-def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], unsigned_activations: bool = False) -> dict:
+def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], unsigned_activations: bool = False,
+                  calibration: str = "minmax", exclude: tuple[str, ...] = ()) -> dict:
     """Write the Q/DQ INT8 graph of ``fp32`` calibrated on ``frames`` (uint8 NHWC batches of the graph's input);
     returns how it was quantized. ``unsigned_activations``: asymmetric UINT8 activations (U8S8, the form of
-    ONNX Runtime's x86 kernels), which TensorRT refuses."""
+    ONNX Runtime's x86 kernels), which TensorRT refuses. ``calibration``: how activation ranges are taken
+    (CALIBRATIONS); ``exclude``: Conv nodes left in FP32."""
     import onnxruntime
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # shapes first, as ONNX Runtime's quantizer expects. Not its graph optimisation: that would fold the
+        # labeler's ArgMax -> INT32 -> UINT8 casts into one INT64 -> UINT8 cast, which TensorRT cannot do
+        # (export/graphs.py); symbolic shape inference is for transformer graphs
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), _reader(frames), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=QUANTIZED_OPS, per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8 if unsigned_activations else QuantType.QInt8,
+                        # MinMax keeps one min and max per tensor and frame, so memory stays small (and its
+                        # CalibMaxIntermediateOutputs would drop frames in onnxruntime 1.32: left unset)
+                        calibrate_method=getattr(CalibrationMethod, {"minmax": "MinMax", "percentile": "Percentile",
+                                                                     "entropy": "Entropy"}[calibration]),
+                        nodes_to_exclude=list(exclude),
+                        # biases stay FP32: onnxruntime would write them as INT32 Q/DQ, which TensorRT rejects
+                        extra_options={"ActivationSymmetric": not unsigned_activations, "WeightSymmetric": True,
+                                       "QuantizeBias": False, **CALIBRATIONS[calibration]})
+    return {"method": "onnxruntime static Q/DQ", "calibration": calibration, "frames": sum(len(f) for f in frames),
+            "fp32_layers": list(exclude),
+            "activations": "uint8 asymmetric per-tensor" if unsigned_activations else "int8 symmetric per-tensor",
+            "weights": "int8 symmetric per-channel",
+            "ops": QUANTIZED_OPS, "onnxruntime": onnxruntime.__version__}
+
+
+def _reader(frames: list[np.ndarray]):
+    """ONNX Runtime's calibration input: the frame batches, once."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Frames(CalibrationDataReader):
         def __init__(self):
@@ -72,25 +113,39 @@ def quantize_int8(fp32: Path, out: Path, frames: list[np.ndarray], unsigned_acti
             batch = next(self.it, None)
             return None if batch is None else {"image": batch}
 
+    return Frames()
+
+
+def _sqnr(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
+    """Signal-to-quantisation-noise ratio in dB (inf: identical)."""
+    signal = sum(float(np.square(r.astype(np.float64)).sum()) for r in ref)
+    noise = sum(float(np.square(r.astype(np.float64) - g).sum()) for r, g in zip(ref, got))
+    return float("inf") if noise == 0 else 10 * float(np.log10(max(signal, 1e-30) / noise))
+
+
+def layer_sensitivity(fp32: Path, qdq: Path, frames: list[np.ndarray]) -> list[dict]:
+    """Where the INT8 error enters: for each quantized Conv of ``qdq``, the SQNR against the FP32 graph of its input
+    and of its output on ``frames``; the drop between them is the error that layer adds. Largest drop first."""
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import collect_activations, modify_model_output_intermediate_tensors
+
+    acts = {}
     with tempfile.TemporaryDirectory() as tmp:
-        # shapes first, as ONNX Runtime's quantizer expects. Not its graph optimisation: that would fold the
-        # labeler's ArgMax -> INT32 -> UINT8 casts into one INT64 -> UINT8 cast, which TensorRT cannot do
-        # (export/graphs.py); symbolic shape inference is for transformer graphs
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), Frames(), quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS,
-                        per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QUInt8 if unsigned_activations else QuantType.QInt8,
-                        # MinMax keeps one min and max per tensor and frame, so memory stays small (and its
-                        # CalibMaxIntermediateOutputs would drop frames in onnxruntime 1.32: left unset)
-                        calibrate_method=CalibrationMethod.MinMax,
-                        # biases stay FP32: onnxruntime would write them as INT32 Q/DQ, which TensorRT rejects
-                        extra_options={"ActivationSymmetric": not unsigned_activations, "WeightSymmetric": True,
-                                       "QuantizeBias": False})
-    return {"method": "onnxruntime static Q/DQ", "calibration": "minmax", "frames": sum(len(f) for f in frames),
-            "activations": "uint8 asymmetric per-tensor" if unsigned_activations else "int8 symmetric per-tensor",
-            "weights": "int8 symmetric per-channel",
-            "ops": QUANTIZED_OPS, "onnxruntime": onnxruntime.__version__}
+        for name, path in (("fp32", fp32), ("int8", qdq)):
+            augmented = Path(tmp) / f"{name}.onnx"
+            modify_model_output_intermediate_tensors(str(path), str(augmented), op_types_for_saving=["Conv"])
+            acts[name] = collect_activations(str(augmented), _reader(frames),
+                                             execution_providers=["CPUExecutionProvider"])
+    rows = []
+    for node in onnx.load(str(qdq)).graph.node:
+        src = node.input[0].removesuffix("_DequantizeLinear_Output") if node.op_type == "Conv" else None
+        if src is None or src == node.input[0] or node.output[0] not in acts["fp32"] or src not in acts["fp32"]:
+            continue  # not a quantized Conv
+        sqnr_in = _sqnr(acts["fp32"][src], acts["int8"][node.input[0]])
+        sqnr_out = _sqnr(acts["fp32"][node.output[0]], acts["int8"][node.output[0]])
+        rows.append({"node": node.name, "sqnr_in_db": round(sqnr_in, 2), "sqnr_out_db": round(sqnr_out, 2),
+                     "drop_db": round(sqnr_in - sqnr_out, 2) if np.isfinite(sqnr_in) else round(-sqnr_out, 2)})
+    return sorted(rows, key=lambda r: -r["drop_db"])
 
 
 def convert_fp16(fp32: Path, out: Path) -> dict:
@@ -191,7 +246,9 @@ def write_reduced(precision: str, reference: Reference, staging: Path, calib: li
                   say) -> tuple[list[dict], list[Path]]:
     """Every graph of GRAPHS in ``precision`` (each of its FORMS): written into ``staging``, checked against
     ``reference`` on its check batches and, when it has a labeled split, by the labeler's mIoU; returns
-    model.json's ``reduced`` entries and the files. Raises ExportError below TOLERANCES."""
+    model.json's ``reduced`` entries and the files. INT8 that misses TOLERANCES with min-max ranges tries the
+    other CALIBRATIONS, then leaves the most sensitive layers in FP32 (int8_search). Raises ExportError below
+    TOLERANCES."""
     from ssseg.export.onnx import tensor_specs
 
     entries, written, bad = [], [], []
@@ -200,36 +257,92 @@ def write_reduced(precision: str, reference: Reference, staging: Path, calib: li
             t0 = time.perf_counter()
             out = staging / file_name(graph, precision, form)
             fp32 = reference.fp32[graph]
-            how = (quantize_int8(fp32, out, calib, unsigned_activations=unsigned) if precision == "int8"
-                   else convert_fp16(fp32, out))
-            if "tensorrt" in runtimes and precision == "int8":  # every graph's rules plus explicit quantization's
-                import onnx
+            if precision == "int8":
+                how, result, problems = int8_search(graph, fp32, out, calib, unsigned, reference, keep, say)
+                if "tensorrt" in runtimes:  # every graph's rules plus explicit quantization's
+                    import onnx
 
-                from ssseg.export.compat import tensorrt_problems
+                    from ssseg.export.compat import tensorrt_problems
 
-                problems = tensorrt_problems(onnx.load(str(out)))
-                if problems:
-                    raise ExportError(f"{out.name} uses what TensorRT cannot parse: {'; '.join(problems[:3])}",
-                                      path=out, fix="report this with the run and the onnxruntime version")
-            session = _session(out)
-            result = compare(graph, session, reference, keep)
-            if graph == "labeler" and reference.labeled:
-                result.update(miou_pair(session, reference))
-            bad += failures(precision, out.name.removesuffix(".onnx"), result)
+                    trt = tensorrt_problems(onnx.load(str(out)))
+                    if trt:
+                        raise ExportError(f"{out.name} uses what TensorRT cannot parse: {'; '.join(trt[:3])}",
+                                          path=out, fix="report this with the run and the onnxruntime version")
+            else:
+                how = convert_fp16(fp32, out)
+                result, problems = check_graph(graph, out, reference, keep, precision)
+            bad += problems
             ins, outs = tensor_specs(out)
             entries.append({"graph": graph, "precision": precision, "form": form, "runtimes": list(runtimes),
                             "file": out.name, "sha256": sha256_file(out), "fp32_sha256": sha256_file(fp32),
                             "inputs": ins, "outputs": outs, "how": how, "check": result,
                             "tolerances": TOLERANCES[precision]})
             written.append(out)
-            miou = (f", mIoU {100 * result['miou']:.2f} vs {100 * result['miou_fp32']:.2f} on {result['images']} "
-                    f"labeled images" if "miou" in result else "")
-            gate = f", gate {100 * result['gate_agreement']:.2f} %" if result["gate_agreement"] is not None else ""
             say(f"  {out.name:<24} {out.stat().st_size / 1e6:5.1f} MB  vs FP32 on {result['frames']} held-out "
-                f"frames: arg-max {100 * result['argmax_agreement']:.2f} %{gate}{miou}  "
-                f"({time.perf_counter() - t0:.1f} s)")
+                f"frames: {_check_text(result)}  ({time.perf_counter() - t0:.1f} s)")
     if bad:
         raise ExportError(f"the {precision} graphs disagree with FP32: {'; '.join(bad)}", path=staging.parent,
                           fix=f"nothing was replaced; calibrate on more frames of the footage (--calib-data), or "
                               f"export without {precision}")
     return entries, written
+
+
+def _check_text(result: dict) -> str:
+    miou = (f", mIoU {100 * result['miou']:.2f} vs {100 * result['miou_fp32']:.2f} on {result['images']} "
+            f"labeled images" if "miou" in result else "")
+    gate = f", gate {100 * result['gate_agreement']:.2f} %" if result["gate_agreement"] is not None else ""
+    return f"arg-max {100 * result['argmax_agreement']:.2f} %{gate}{miou}"
+
+
+def check_graph(graph: str, path: Path, reference: Reference, keep, precision: str) -> tuple[dict, list[str]]:
+    """The reduced graph at ``path`` against FP32 (and the labeler's mIoU on the labeled split): (check, failures)."""
+    session = _session(path)
+    result = compare(graph, session, reference, keep)
+    if graph == "labeler" and reference.labeled:
+        result.update(miou_pair(session, reference))
+    return result, failures(precision, path.name.removesuffix(".onnx"), result)
+
+
+def int8_search(graph: str, fp32: Path, out: Path, calib: list[np.ndarray], unsigned: bool, reference: Reference,
+                keep, say) -> tuple[dict, dict, list[str]]:
+    """The INT8 graph that holds TOLERANCES at the least cost: min-max ranges first; failing that, each of the
+    other CALIBRATIONS, keeping the best by arg-max agreement; failing that, the layers where the error enters
+    (layer_sensitivity) left in FP32, FP32_LAYER_STEPS at a time. Writes ``out``; returns (how, check, failures),
+    ``how`` recording every attempt, the sensitivity table and why each FP32 layer stayed."""
+    attempts, best = [], None
+    for calibration in CALIBRATIONS:
+        frames = calib if calibration == "minmax" else _first_frames(calib, HISTOGRAM_FRAMES)
+        how = quantize_int8(fp32, out, frames, unsigned, calibration)
+        result, problems = check_graph(graph, out, reference, keep, "int8")
+        attempts.append({"calibration": calibration, "fp32_layers": 0, **_summary(result), "passed": not problems})
+        if not problems:
+            return {**how, "attempts": attempts}, result, problems
+        if best is None or result["argmax_agreement"] > best[1]:
+            best = (calibration, result["argmax_agreement"])
+        say(f"  {out.name}: {calibration} ranges miss the INT8 tolerances ({'; '.join(problems)}); trying more")
+    calibration = best[0]
+    frames = calib if calibration == "minmax" else _first_frames(calib, HISTOGRAM_FRAMES)
+    quantize_int8(fp32, out, frames, unsigned, calibration)
+    sensitivity = layer_sensitivity(fp32, out, _first_frames(reference.check, 2))
+    for k in FP32_LAYER_STEPS[:max(1, len(sensitivity))]:
+        exclude = tuple(r["node"] for r in sensitivity[:k])
+        how = quantize_int8(fp32, out, frames, unsigned, calibration, exclude)
+        result, problems = check_graph(graph, out, reference, keep, "int8")
+        attempts.append({"calibration": calibration, "fp32_layers": len(exclude), **_summary(result),
+                         "passed": not problems})
+        if not problems:
+            break
+    say(f"  {out.name}: {calibration} ranges with {len(exclude)} layer(s) in FP32 "
+        f"({', '.join(exclude)}): {'holds' if not problems else 'still misses'} the tolerances")
+    why = {r["node"]: f"adds {r['drop_db']:.1f} dB of INT8 noise (SQNR {r['sqnr_in_db']:.1f} -> {r['sqnr_out_db']:.1f})"
+           for r in sensitivity[:len(exclude)]}
+    return {**how, "attempts": attempts, "fp32_why": why, "sensitivity": sensitivity[:12]}, result, problems
+
+
+def _first_frames(batches: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """The first ``n`` frames of ``batches``, as one-frame batches."""
+    return [b[i:i + 1] for b in batches for i in range(len(b))][:n]
+
+
+def _summary(result: dict) -> dict:
+    return {k: result[k] for k in ("argmax_agreement", "gate_agreement", "miou_drop") if result.get(k) is not None}

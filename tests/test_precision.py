@@ -174,3 +174,41 @@ def test_driver_and_package_versions():
 
     assert driver_version(12040) == "12.4" and driver_version(11080) == "11.8" and driver_version(13000) == "13.0"
     assert installed_versions("numpy", "no_such_module_here") == {"numpy": metadata.version("numpy")}
+
+
+def test_layer_sensitivity_ranks_the_quantized_convs_and_excluded_layers_stay_fp32(int8_model, tmp_path):
+    from ssseg.export.reduced import layer_sensitivity
+
+    fp32 = int8_model / "segmenter.onnx"
+    frames = [np.stack([render_scene(3, "val", i, (64, 64))[0]]) for i in range(3)]
+    quantize_int8(fp32, tmp_path / "q.onnx", frames)
+    rows = layer_sensitivity(fp32, tmp_path / "q.onnx", frames[:2])
+    convs = {n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"}
+    assert rows and {r["node"] for r in rows} <= convs and len(rows) >= len(convs) // 2
+    assert [r["drop_db"] for r in rows] == sorted((r["drop_db"] for r in rows), reverse=True)
+    top = rows[0]["node"]
+    how = quantize_int8(fp32, tmp_path / "x.onnx", frames, exclude=(top,))
+    assert how["fp32_layers"] == [top]
+    nodes = {n.name: n for n in onnx.load(str(tmp_path / "x.onnx")).graph.node}
+    assert not nodes[top].input[0].endswith("_DequantizeLinear_Output")  # left in FP32
+    assert nodes[rows[1]["node"]].input[0].endswith("_DequantizeLinear_Output")  # the rest quantized
+
+
+def test_int8_that_misses_the_tolerances_tries_each_calibration_then_keeps_layers_in_fp32(int8_model, tmp_path,
+                                                                                          monkeypatch):
+    from ssseg.export import reduced
+
+    monkeypatch.setitem(reduced.TOLERANCES, "int8", {**LOOSE, "min_argmax_agreement": 1.01})  # unreachable
+    batches = [np.stack([render_scene(5, "val", i, (64, 64))[0] for i in range(k, k + 2)]) for k in (0, 2)]
+    ref = reduced.Reference({"segmenter": int8_model / "segmenter.onnx"}, batches, None, 4)
+    said: list[str] = []
+    how, result, problems = reduced.int8_search("segmenter", int8_model / "segmenter.onnx", tmp_path / "s.onnx",
+                                                batches, False, ref, None, said.append)
+    assert problems and "arg-max agreement" in problems[0]
+    assert [(a["calibration"], a["fp32_layers"]) for a in how["attempts"]][:3] == \
+        [("minmax", 0), ("percentile", 0), ("entropy", 0)]
+    best = max(how["attempts"][:3], key=lambda a: a["argmax_agreement"])["calibration"]
+    assert [(a["calibration"], a["fp32_layers"]) for a in how["attempts"][3:]] == [(best, k) for k in (1, 2, 4, 8)]
+    assert len(how["fp32_layers"]) == 8 and set(how["fp32_why"]) == set(how["fp32_layers"])
+    assert how["sensitivity"][0]["node"] == how["fp32_layers"][0]
+    assert any("still misses" in s for s in said)

@@ -47,7 +47,7 @@ void run_bench(const BenchOptions& o) {
               pct(90), pct(99), o.iters, o.warmup);
   if (!o.json.empty()) {
     ojson out = {{"format", "ssseg.cpp.bench"}, {"format_version", 1}, {"model", o.model.string()},
-                 {"backend", info}, {"stage", "labeler"}, {"input", {model.height, model.width}},
+                 {"segmenter", model.segmenter}, {"backend", info}, {"stage", "labeler"}, {"input", {model.height, model.width}},
                  {"batch", o.batch}, {"iters", o.iters}, {"warmup", o.warmup}, {"fps", fps},
                  {"latency_ms", {{"mean", mean}, {"p50", pct(50)}, {"p90", pct(90)}, {"p99", pct(99)}}}};
     atomic_write(o.json, out.dump(2) + "\n");

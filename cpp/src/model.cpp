@@ -107,6 +107,19 @@ ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::
     const auto& b = need(input, "batch", where);
     m.batch = {need(b, "min", where).get<int>(), need(b, "opt", where).get<int>(), need(b, "max", where).get<int>()};
     m.resize = need(input, "resize", where).get<std::string>() != "none";
+    // the graphs normalise (each segmenter its own mean/std): this runtime feeds them raw uint8 pixels
+    if (d.contains("normalization") && !need(d["normalization"], "in_graph", where).get<bool>())
+      throw Error("model.json wants normalisation outside the graph, which this runtime does not do", where,
+                  "re-run ssseg export (it puts the segmenter's normalisation in the graph)");
+    if (d.contains("segmenter")) {
+      const auto& seg = d["segmenter"];
+      m.segmenter = need(seg, "name", where).get<std::string>();
+      const int multiple = need(seg, "input_multiple", where).get<int>();
+      if (multiple < 1 || m.height % multiple || m.width % multiple)
+        throw Error("invalid model.json: input " + std::to_string(m.height) + "x" + std::to_string(m.width) +
+                        " is not a multiple of " + m.segmenter + "'s " + std::to_string(multiple),
+                    where, "re-run ssseg export");
+    }
     const auto& gate = need(d, "gate", where);
     m.gated = need(gate, "available", where).get<bool>();
     if (m.gated && !need(gate, "threshold", where).is_null()) m.threshold = gate["threshold"].get<double>();

@@ -116,6 +116,25 @@ TEST(ModelJson, ParsesTheFieldsTheRuntimeUses) {
   ASSERT_EQ(m2.class_thresholds.size(), 2u);
   EXPECT_DOUBLE_EQ(*m2.class_thresholds[0], 0.5);
   EXPECT_FALSE(m2.class_thresholds[1].has_value());
+  EXPECT_EQ(m2.segmenter, "dsnet-fast-ss");  // files older than the segmenter registry
+}
+
+TEST(ModelJson, ReadsTheSegmenterAndRefusesNormalisationOutsideTheGraph) {
+  auto d = valid_model();
+  d["normalization"] = {{"in_graph", true}, {"scale", 255.0}, {"mean", {0.498, 0.498, 0.498}},
+                        {"std", {0.502, 0.502, 0.502}}};
+  d["segmenter"] = {{"name", "efficientnet-lite0"}, {"stride", 32}, {"input_multiple", 8}};
+  EXPECT_EQ(ssseg::parse_model(d, "/m", "/m/model.json").segmenter, "efficientnet-lite0");
+  d["segmenter"]["input_multiple"] = 32;  // 64x48: 48 is no multiple of 32
+  EXPECT_THROW(ssseg::parse_model(d, "/m", "/m/model.json"), ssseg::Error);
+  d["segmenter"]["input_multiple"] = 8;
+  d["normalization"]["in_graph"] = false;
+  try {
+    ssseg::parse_model(d, "/m", "/m/model.json");
+    FAIL() << "normalisation outside the graph was accepted";
+  } catch (const ssseg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("normalisation outside the graph"), std::string::npos);
+  }
 }
 
 TEST(ModelJson, ReducedPrecisionGraphsAreFoundByPrecisionOrNamedWhenMissing) {

@@ -35,6 +35,7 @@ struct ModelSpec {
   std::optional<double> threshold;
   std::vector<std::optional<double>> class_thresholds;  // empty: one threshold for all classes
   bool resize = true;  // input.resize == "bilinear"
+  std::string segmenter = "dsnet-fast-ss";  // segmenter.name (exports older than the registry: the paper's net)
 
   /// Path of graph `name` (segmenter, labeler, aux) in `precision` (fp32, or a reduced graph of model.json's
   /// `reduced` list: fp16, int8 as Q/DQ) after checking it exists and matches its sha256.
