@@ -64,7 +64,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def normalization(ckpt: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) a checkpoint's weights expect; checkpoints written before they were recorded used ImageNet's
     (the paper's segmenter's)."""
-    norm = ckpt.get("normalization") or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    norm = ckpt.get("normalization") or ckpt.get("segmenter_spec") or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
 
 

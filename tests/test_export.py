@@ -215,7 +215,7 @@ def test_unfinished_run_and_bad_options_fail_before_writing(aux_run, tmp_path, f
     with pytest.raises(ExportError, match="not a run directory"):
         run_export(ExportConfig(run=tmp_path, out=tmp_path / "m"))
     with pytest.raises(ConfigError, match="not a multiple of 8 — pass e.g. 64x104"):
-        ExportConfig(run=aux_run, input_size="60x100")
+        run_export(ExportConfig(run=aux_run, out=tmp_path / "m", input_size="60x100"))
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "broken.png").write_bytes(b"\x89PNG not really")

@@ -103,8 +103,11 @@ def test_config_file_and_flag_precedence(tmp_path):
 
 
 def test_dataset_defaults_fill_only_unset_fields():
-    cfg = TrainConfig(data="camvid:/x", lr=0.01).resolve("camvid")
+    cfg = TrainConfig(data="camvid:/x", model="dsnet-fast-ss", lr=0.01).resolve("camvid")
     assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.epochs) == (0.01, 5e-4, 8, 150)
+    # a pretrained segmenter's recipe comes before the dataset's optimiser rows, not before its schedule
+    cfg = TrainConfig(data="camvid:/x", model="efficientnet-lite0").resolve("camvid")
+    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.epochs, cfg.optimizer) == (1e-3, 1e-2, 8, 150, "adamw")
     assert TrainConfig().resolve("cityscapes").scale == (512, 1024)
 
 

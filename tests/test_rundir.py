@@ -13,6 +13,7 @@ from ssseg.checkpoint import load_checkpoint, normalization
 from ssseg.errors import CheckpointError, ExportError
 from ssseg.export.sources import resolve_sources
 from ssseg.rundir import LAYOUT_FILE, RunDir, legacy_layout, resolve_checkpoint
+from ssseg.segmenters import DEFAULT_SEGMENTER, get_spec
 from ssseg.segmenters import IMAGENET_MEAN as MEAN
 from ssseg.segmenters import IMAGENET_STD as STD
 
@@ -36,12 +37,13 @@ def test_a_run_written_before_run_json_reads_the_same(aux_run, tmp_path):
     (old / LAYOUT_FILE).unlink()
     for path in old.rglob("*.pt"):
         ckpt = torch.load(path, weights_only=True)
-        del ckpt["normalization"]
+        del ckpt["normalization"], ckpt["segmenter_spec"]
         torch.save(ckpt, path)
     new, legacy = resolve_sources(aux_run), resolve_sources(old)
     assert legacy.segmenter_path == old / "stage3" / "best.pt" and legacy.aux_path == old / "stage2" / "best.pt"
     assert legacy.gate_threshold == new.gate_threshold == 0.7
-    assert legacy.method == "aux" and legacy.normalization == (MEAN, STD) == new.normalization
+    assert legacy.method == "aux" and legacy.normalization == (MEAN, STD)
+    assert new.normalization == (get_spec(DEFAULT_SEGMENTER).mean, get_spec(DEFAULT_SEGMENTER).std)
     assert RunDir(old).layout == RunDir(aux_run).layout
 
 
@@ -54,9 +56,11 @@ def test_legacy_layouts_of_the_six_methods(method, stages, gater, threshold):
 
 
 def test_checkpoints_record_the_normalisation_they_were_trained_with(aux_run):
-    ckpt = load_checkpoint(aux_run / "stage1" / "best.pt")
-    assert ckpt["normalization"] == {"mean": list(MEAN), "std": list(STD)}
-    assert normalization(ckpt) == (MEAN, STD)
+    spec = get_spec(DEFAULT_SEGMENTER)
+    for stage in ("stage1", "stage2"):  # the confidence net reads the segmenter's inputs: the same record
+        ckpt = load_checkpoint(aux_run / stage / "best.pt")
+        assert ckpt["normalization"] == {"mean": list(spec.mean), "std": list(spec.std)}
+        assert normalization(ckpt) == (spec.mean, spec.std) and ckpt["segmenter_spec"]["name"] == spec.name
 
 
 def test_unfinished_and_foreign_directories_say_why(aux_run, tmp_path):

@@ -43,7 +43,9 @@ def test_run_directory_contents(tmp_path):
     assert (run / "splits" / "labeled.txt").read_text().split() != []
     assert len((run / "splits" / "labeled.txt").read_text().split()) == 4
     assert len((run / "splits" / "unlabeled.txt").read_text().split()) == 4
-    assert json.loads((run / "config.json").read_text())["weight_decay"] == 1e-4  # resolved defaults recorded
+    config = json.loads((run / "config.json").read_text())  # resolved defaults recorded: the segmenter's recipe
+    assert (config["model"], config["optimizer"], config["weight_decay"], config["encoder_lr_mult"]) == \
+        ("efficientnet-lite0", "adamw", 1e-2, 0.1)
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2]
     assert load_checkpoint(run / "best.pt")["best_miou"] >= 0
     with pytest.raises(ConfigError, match="already holds a run"):
