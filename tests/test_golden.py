@@ -22,7 +22,8 @@ from ssseg.train.engine import train
 
 GOLDEN = Path(__file__).with_name("golden_metrics.json")
 DATA = "synthetic:size=64x64,train=8,val=4,test=4,seed=3"
-COMMON = dict(data=DATA, labeled_fraction=0.5, epochs=2, batch_size=4, lr=0.05, workers=0, device="cpu", seed=7)
+COMMON = dict(data=DATA, model="dsnet-fast-ss", labeled_fraction=0.5, epochs=2, batch_size=4, lr=0.05, workers=0,
+              device="cpu", seed=7)
 METHODS = {
     "supervised": {},
     "aux": dict(aux_epochs=2, t_aux=0.5),

@@ -68,7 +68,8 @@ class CommonOptions:
                                                                        for n, s in SPECS.items()) + ".")
     pretrained: bool = option(True, "Start the segmenter's encoder from its ImageNet weights (segmenters that have "
                                     "them).")
-    freeze_bn: bool = option(False, "Keep the pretrained encoder's BatchNorm statistics (eval mode) while training.")
+    freeze_bn: bool | None = option(None, "Keep the pretrained encoder's BatchNorm statistics (eval mode) while "
+                                          "training.")
     epochs: int | None = option(None, "Segmenter epochs.")
     batch_size: int | None = option(None, "Images per step and process.")
     crop: tuple[int, int] | None = option(None, "Random-crop size HxW (default: the image size after --scale).")
