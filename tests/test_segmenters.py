@@ -247,9 +247,11 @@ def test_param_groups_give_the_encoder_its_multiplier_and_norms_no_decay():
 
 def test_recipe_fills_what_the_user_left_unset_and_the_user_wins():
     lite = TrainConfig(data=TINY, model="efficientnet-lite0", out="/tmp/x").resolve("generic")
-    assert (lite.optimizer, lite.lr, lite.encoder_lr_mult, lite.warmup) == ("adamw", 1e-3, 0.1, 50)
-    mine = TrainConfig(data=TINY, model="efficientnet-lite0", out="/tmp/x", optimizer="sgd", lr=0.01).resolve("generic")
-    assert (mine.optimizer, mine.lr, mine.encoder_lr_mult) == ("sgd", 0.01, 0.1)
+    got = (lite.optimizer, lite.lr, lite.encoder_lr_mult, lite.warmup, lite.freeze_bn)
+    assert got == ("adamw", 1e-3, 1.0, 50, False)
+    mine = TrainConfig(data=TINY, model="efficientnet-lite0", out="/tmp/x", optimizer="sgd", lr=0.01,
+                       encoder_lr_mult=0.5).resolve("generic")
+    assert (mine.optimizer, mine.lr, mine.encoder_lr_mult, mine.warmup) == ("sgd", 0.01, 0.5, 50)
     paper = TrainConfig(data=TINY, model="dsnet-fast-ss", out="/tmp/x").resolve("generic")
     assert paper.optimizer == "sgd" and paper.encoder_lr_mult == 1.0 and paper.warmup == 0
 

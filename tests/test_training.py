@@ -45,7 +45,7 @@ def test_run_directory_contents(tmp_path):
     assert len((run / "splits" / "unlabeled.txt").read_text().split()) == 4
     config = json.loads((run / "config.json").read_text())  # resolved defaults recorded: the segmenter's recipe
     assert (config["model"], config["optimizer"], config["weight_decay"], config["encoder_lr_mult"]) == \
-        ("efficientnet-lite0", "adamw", 1e-2, 0.1)
+        ("efficientnet-lite0", "adamw", 1e-2, 1.0)
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2]
     assert load_checkpoint(run / "best.pt")["best_miou"] >= 0
     with pytest.raises(ConfigError, match="already holds a run"):

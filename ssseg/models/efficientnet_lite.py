@@ -39,6 +39,16 @@ def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     return new + divisor if new < 0.9 * scaled else new
 
 
+def relu6(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6; in an ONNX export written as relu(x) - relu(x - 6) (exact), because torch writes F.relu6 as an
+    opset-11 Clip with min/max inputs, which OpenCV 4.6's ONNX importer (ssseg-cpp's opencv backend, Debian 12's)
+    refuses; Relu and Sub every runtime reads."""
+    if torch.onnx.is_in_onnx_export():
+        r = F.relu(x)
+        return r - F.relu(r - 6.0)
+    return F.relu6(x)
+
+
 class SamePadConv(nn.Conv2d):
     """A bias-free convolution with TensorFlow's SAME padding, fixed for inputs whose size divides the stride
     (the segmenter pads its input to a multiple of 32, so every stride-2 layer sees an even size): a static pad
@@ -74,8 +84,8 @@ class MBConv(nn.Module):
         self.expand, self.residual = expand != 1, stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
+        y = relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = self._bn2(self._project_conv(relu6(self._bn1(self._depthwise_conv(y)))))
         return x + y if self.residual else y
 
 
@@ -103,7 +113,7 @@ class EfficientNetLiteEncoder(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = relu6(self._bn0(self._conv_stem(x)))
         feats, start = [], 0
         for stop in self.ends:
             x = self.run(x, start, stop)
