@@ -59,7 +59,8 @@ if "test-tiny" not in SPECS:
     declare(SegmenterSpec(name="test-tiny", summary="a test's segmenter", stride=32, input_multiple=8,
                           mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), feature_strides=(4, 8, 16, 32),
                           feature_channels=(8, 16, 24, 32), fused_channels=96,
-                          recipe=dict(optimizer="adamw", lr=1e-3, weight_decay=1e-2, encoder_lr_mult=1.0, warmup=0)))
+                          recipe=dict(optimizer="adamw", lr=1e-3, weight_decay=1e-2, encoder_lr_mult=1.0, warmup=0,
+                                      freeze_bn=False)))
     register_segmenter("test-tiny")(TinySegmenter)
 
 METHODS = {
