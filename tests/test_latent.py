@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from ssseg.segmenters import DEFAULT_SEGMENTER
 from ssseg.train.config import TrainConfig
 from ssseg.train.losses import (
     conditional_entropy,
@@ -120,7 +121,7 @@ def test_short_run_then_an_auxiliary_net_for_its_segmenter(tmp_path):
     assert last["cooccurrence"].shape == (9, 4) and last["cooccurrence"].sum() > 0
     assert set(last["latent_branch"]) == {"classifier.weight", "classifier.bias"}
     best = torch.load(run / "best.pt", weights_only=False)
-    assert best["model"]["name"] == "dsnet-fast-ss" and not any("latent" in k for k in best["state_dict"])
+    assert best["model"]["name"] == DEFAULT_SEGMENTER and not any("latent" in k for k in best["state_dict"])
     table = json.loads((run / "latent_classes.json").read_text())
     assert sum(r["share"] for r in table["latent"]) == pytest.approx(1.0, abs=1e-3)
     assert "latent class" in (run / "latent_classes.md").read_text()
