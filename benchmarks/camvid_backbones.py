@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from camvid_ssl import build_protocol, finished, score  # noqa: E402
-from common import machine, write_results  # noqa: E402
+from common import machine, recorded_rows, write_results  # noqa: E402
 
 LABELED_POOL = 266  # the labeled drives' train frames
 
@@ -228,9 +228,10 @@ def main() -> None:
             if f == args.fraction_list[0] and pretrained:
                 plan += [(pretrained[0], v, f, s) for v in variants]
     costs: list[dict] = []
+    recorded = recorded_rows(args.out, comparable(args), row_key)
     for arm in [] if args.report else plan:
         t0 = time.perf_counter()
-        if not finished(args.runs / run_name(*arm)):
+        if not finished(args.runs / run_name(*arm)) and arm not in recorded:
             run_arm(*arm, args, data)
             print(f"[{run_name(*arm)}] {time.perf_counter() - t0:.0f} s", flush=True)
         report(plan, models, args, data, costs)
@@ -239,8 +240,21 @@ def main() -> None:
     report(plan, models, args, data, costs)
 
 
+def row_key(r: dict) -> tuple:
+    return r["model"], r["variant"], r["fraction"], r["seed"]
+
+
+def comparable(args) -> dict:
+    """The settings under which two invocations' rows belong in one table."""
+    return {"steps": args.steps, "batch_size": args.batch_size, "scale": args.scale}
+
+
 def report(plan: list[tuple], models: list[str], args, data: str, costs: list[dict]) -> None:
-    rows = [row(*arm, args.runs / run_name(*arm), data) for arm in plan if finished(args.runs / run_name(*arm))]
+    recorded = recorded_rows(args.out, comparable(args), row_key)  # rows whose run folder is gone stay
+    if not costs and recorded:  # nor is the cost measured with them lost by a run without --cost
+        costs = json.loads(args.out.with_suffix(".json").read_text()).get("cost", [])
+    rows = [row(*arm, args.runs / run_name(*arm), data) if finished(args.runs / run_name(*arm)) else recorded[arm]
+            for arm in plan if finished(args.runs / run_name(*arm)) or arm in recorded]
     info = machine()
     result = {"machine": info, "command": " ".join(sys.argv),
               "protocol": {"labeled_drives": ["0001TP", "0016E5"], "new_drive": "0006R0",
@@ -250,8 +264,9 @@ def report(plan: list[tuple], models: list[str], args, data: str, costs: list[di
               "rows": rows, "cost": costs}
     md = (f"# CamVid new-drive protocol: the paper's segmenter vs ImageNet-pretrained ones (supervised)\n\n"
           f"`{result['command']}`\n\n{info['cpu']} ({info['cores']} cores), {args.steps} steps of {args.batch_size} "
-          f"labeled images per arm at {args.scale}, each segmenter with its recipe. mIoU in %, mean ± half the "
-          f"range over seeds.\n\n{table(rows, models)}\n\n" + "\n".join(gains(rows, models)) +
+          f"labeled images per arm at {args.scale}, rounded up to whole epochs (the steps column: equal within a "
+          f"labeled fraction), each segmenter with its recipe. mIoU in %, mean ± half the range over seeds."
+          f"\n\n{table(rows, models)}\n\n" + "\n".join(gains(rows, models)) +
           "\n\nNew-drive IoU per class (mean over seeds):\n\n" + per_class(rows, models) + "\n" +
           (f"\n## Cost\n\n{cost_table(costs)}\n" if costs else ""))
     write_results(args.out, result, md)

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_results  # noqa: E402
 
-SPLITS = {"val": "CamVid val (0016E5)", "test": "new drive (0006R0)"}
+SPLITS = {"holdout": "held-out drive (0001TP)", "val": "CamVid val (0016E5)", "test": "new drive (0006R0)"}
 AUX_VARIANTS = {"paper": {}, "light": {"aux_width": 0.125}, "strong-view": {"aux_strong_view": True}}
 
 
@@ -47,20 +47,30 @@ def train_aux(run: Path, variant: str, root: Path, epochs: int) -> Path:
     return out
 
 
-def measure_gates(run: Path, data: str, precision: float) -> dict:
-    """Each split's gate measures, and the per-class thresholds chosen on val (as export does) applied to
-    both splits: on the new drive that is what a user gets."""
+def calib_split_of(run: Path, asked: str) -> str:
+    """auto: the drive the run held out of training (--holdout), else val, as export picks."""
+    import json
+
+    if asked != "auto":
+        return asked
+    return "holdout" if json.loads((run / "config.json").read_text()).get("holdout") else "val"
+
+
+def measure_gates(run: Path, data: str, precision: float, calib: str) -> dict:
+    """Each split's gate measures, and the per-class thresholds chosen on the calibration split (as export
+    does) applied to the others: on the new drive that is what a user gets."""
     from ssseg.train.evaluate import run_gate_eval
 
     out = {}
-    for split in SPLITS:
-        val_tables = {k: v["thresholds"] for k, v in out["val"]["target_precision"].items()} if out else None
+    held = calib_split_of(run, "auto") == "holdout"
+    for split in [calib, *(s for s in SPLITS if s != calib and (held or s != "holdout"))]:
+        chosen = {k: v["thresholds"] for k, v in out[calib]["target_precision"].items()} if out else None
         result, _ = run_gate_eval(run, data, split, run / f"gates_{split}.json", (0.9,), target_precision=precision,
-                                  apply=val_tables)
+                                  apply=chosen)
         out[split] = {k: result.get(k) for k in ("segmenter_miou", "sources", "target_precision", "applied")}
-    out["val"]["applied"] = {k: {"thresholds": v["thresholds"], "total_coverage": v["total_coverage"],
+    out[calib]["applied"] = {k: {"thresholds": v["thresholds"], "total_coverage": v["total_coverage"],
                                  "kept_pixel_acc": v["kept_pixel_acc"]}
-                             for k, v in out["val"]["target_precision"].items()}
+                             for k, v in out[calib]["target_precision"].items()}
     return out
 
 
@@ -84,7 +94,8 @@ def measure_speed(run: Path, gates: list[str], size: str, iters: int, threads: i
 def table(gates: dict, speeds: dict) -> str:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     lines = ["| source | split | AUROC | cov. @95 % | cov. @97 % | cov. @99 % | lowest class @97 % | "
-             "val's per-class @P: coverage, precision, never kept | labeler FPS (x segmenter) |",
+             "per-class @P from the calibration split: coverage, precision, never kept | "
+             "labeler FPS (x segmenter) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for split, g in gates.items():
         for name, src in g["sources"].items():
@@ -107,7 +118,7 @@ def table(gates: dict, speeds: dict) -> str:
 def merge(base: dict, variants: dict[str, dict]) -> dict:
     """The free sources of the base run and each variant's auxiliary net, per split, under one roof."""
     for name, g in variants.items():
-        for split in SPLITS:
+        for split in base:
             for part in ("sources", "target_precision", "applied"):
                 mine = {k: v for k, v in g[split][part].items() if k not in base[split][part]}
                 base[split][part].update({f"aux {name}": v for v in mine.values()})
@@ -119,6 +130,8 @@ def main() -> None:
     p.add_argument("--run", type=Path, required=True, help="a finished run on the new-drive protocol")
     p.add_argument("--data", required=True, help="the protocol's dataset spec, e.g. camvid:runs/bench/ssl/protocol")
     p.add_argument("--precision", type=float, default=0.97, help="the per-class precision target")
+    p.add_argument("--calib-split", default="auto", help="where thresholds are chosen: holdout, val; auto: the "
+                                                         "run's held-out drive when it has one, else val")
     p.add_argument("--size", default="360x480", help="export size of the speed comparison")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--threads", type=int, default=None)
@@ -135,19 +148,20 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     variants = {v: train_aux(args.run, v, args.runs, args.aux_epochs) for v in args.aux.split(",") if v}
-    gates = merge(measure_gates(args.run, args.data, args.precision),
-                  {v: measure_gates(r, args.data, args.precision) for v, r in variants.items()})
+    calib = calib_split_of(args.run, args.calib_split)
+    gates = merge(measure_gates(args.run, args.data, args.precision, calib),
+                  {v: measure_gates(r, args.data, args.precision, calib) for v, r in variants.items()})
     speeds = {}
     if not args.no_speed:
         speeds = measure_speed(args.run, ["softmax", "entropy"], args.size, args.iters, args.threads, args.precision)
         for v, r in variants.items():
             speeds[f"aux {v}"] = measure_speed(r, ["net"], args.size, args.iters, args.threads, args.precision)["net"]
     result = {"machine": machine(), "command": " ".join(sys.argv), "run": str(args.run), "data": args.data,
-              "precision": args.precision, "size": args.size, "aux_epochs": args.aux_epochs,
+              "precision": args.precision, "calib_split": calib, "size": args.size, "aux_epochs": args.aux_epochs,
               "variants": {v: str(r) for v, r in variants.items()}, "gates": gates, "speeds": speeds}
     md = (f"# Confidence gates side by side\n\n`{result['command']}`\n\n{machine()['cpu']}; run {args.run}; "
-          f"per-class thresholds for precision {args.precision:g} chosen on val (as export does) and applied "
-          f"to both splits; labeler speed with ONNX Runtime on the CPU at {args.size}, batch 1.\n\n"
+          f"per-class thresholds for precision {args.precision:g} chosen on {SPLITS[calib]} (as export does) and "
+          f"applied to every split; labeler speed with ONNX Runtime on the CPU at {args.size}, batch 1.\n\n"
           f"{table(gates, speeds)}\n")
     write_results(args.out, result, md)
     print(md)

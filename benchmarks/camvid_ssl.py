@@ -12,9 +12,12 @@ Arms: the core grid, with --seeds: supervised with strong augmentation (--strong
 weak augmentation, weak-strong with max-softmax selection, the paper's --method aux (stage 1 and 3 at the same
 steps), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
 
-Runs go to --runs/<arm>_f<fraction>_s<seed>; a finished run is skipped, an interrupted one continues (--resume),
-and the JSON + markdown are rewritten after every run from every finished run of the grid, so the benchmark can
-run in pieces, and several processes (--arms/--fractions/--seeds, --threads 1 each) can share the two cores."""
+--model picks the segmenter of every arm (default: ssseg's default, the ImageNet-pretrained EfficientNet-Lite0,
+each with its own recipe); the paper's net from scratch is --model dsnet-fast-ss (its results:
+benchmarks/results/camvid_ssl_dsnet.md). Runs go to --runs/<arm>_f<fraction>_s<seed>; a finished run is skipped,
+an interrupted one continues (--resume), and the JSON + markdown are rewritten after every run from every finished
+run of the grid, so the benchmark can run in pieces, and several processes (--arms/--fractions/--seeds,
+--threads 1 each) can share the two cores."""
 
 from __future__ import annotations
 
@@ -27,7 +30,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, write_results  # noqa: E402
+from common import machine, recorded_rows, write_results  # noqa: E402
+
+from ssseg.segmenters import DEFAULT_SEGMENTER  # noqa: E402
 
 NEW_DRIVE = "0006R0"
 CORE = ("supervised-strong", "weak-strong")
@@ -75,8 +80,8 @@ def run_arm(arm: str, fraction: float, seed: int, args, data: str, footage: Path
     labeled = round(frac * 266)
     per_epoch = max(1, labeled // args.batch_size)
     epochs = math.ceil(args.steps / per_epoch)
-    out = runs / f"{arm}_f{fraction:g}_s{seed}"
-    cfg = TrainConfig(data=data, method=method, labeled_fraction=frac, out=out, epochs=epochs,
+    out = runs / run_dir_name(arm, fraction, seed)
+    cfg = TrainConfig(data=data, method=method, model=args.model, labeled_fraction=frac, out=out, epochs=epochs,
                       batch_size=args.batch_size, scale=args.scale, seed=seed, workers=args.workers, device="auto",
                       eval_every=max(1, epochs // 5), resume=(out / "config.json").is_file(),
                       unlabeled=() if method == "supervised" else (str(footage),),
@@ -110,7 +115,8 @@ def row(arm: str, fraction: float, seed: int, out: Path, data: str) -> dict:
     r = {"arm": arm, "fraction": fraction, "seed": seed, "steps": done[-1].get("iterations"),
          "new_drive_miou": new["miou"], "val_miou": val["miou"], "new_drive_per_class": new["per_class_iou"],
          "val_per_class": val["per_class_iou"], "minutes": sum(d.get("seconds", 0.0) for d in done) / 60,
-         "run": str(out), "options": {k: config.get(k) for k in ARM_OPTIONS.get(ARMS[arm][0], ())}}
+         "run": str(out), "model": config.get("model"),
+         "options": {k: config.get(k) for k in ARM_OPTIONS.get(ARMS[arm][0], ())}}
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
         if (out / "metrics.jsonl").is_file() else []
     shares = metrics[-1].get("pass_share") if metrics else None
@@ -158,8 +164,9 @@ def gains(rows: list[dict]) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--camvid", type=Path, required=True, help="CamVid folder (train/, trainannot/, val/, valannot/)")
-    p.add_argument("--runs", type=Path, default=Path("runs/bench/ssl"))
+    p.add_argument("--runs", type=Path, default=None, help="run folder (default: runs/bench/ssl/MODEL)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_ssl")
+    p.add_argument("--model", default=DEFAULT_SEGMENTER, help="the segmenter of every arm")
     p.add_argument("--fractions", default="0.125,0.5")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--steps", type=int, default=300, help="optimisation steps of every arm")
@@ -175,6 +182,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
+    args.runs = args.runs or Path("runs/bench/ssl") / args.model
     data_root = build_protocol(args.camvid, args.runs / "protocol")
     data, footage = f"camvid:{data_root}", data_root / "test"
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -186,6 +194,8 @@ def main() -> None:
     plan += [(a, f, seeds[0]) for a in arms if a not in CORE for f in fractions
              if not (a == "supervised-all" and f != fractions[-1])]
     grid = [(a, f, s) for a in ARMS for f in fractions for s in seeds]  # what other processes may have finished
+    recorded = recorded_rows(args.out, comparable(args), row_key)
+    plan = [arm for arm in plan if arm not in recorded or finished(args.runs / run_dir_name(*arm))]
     for arm, fraction, seed in [] if args.report else plan:
         run_arm(arm, fraction, seed, args, data, footage, args.runs)
         report(grid, args, data, seeds, fractions)
@@ -193,18 +203,33 @@ def main() -> None:
         report(grid, args, data, seeds, fractions)
 
 
+def run_dir_name(arm: str, fraction: float, seed: int) -> str:
+    return f"{arm}_f{fraction:g}_s{seed}"
+
+
+def row_key(r: dict) -> tuple:
+    return r["arm"], r["fraction"], r["seed"]
+
+
+def comparable(args) -> dict:
+    """The settings under which two invocations' rows belong in one table."""
+    return {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "scale": args.scale}
+
+
 def report(grid: list[tuple], args, data: str, seeds: list[int], fractions: list[float]) -> None:
-    rows = [row(a, f, s, args.runs / f"{a}_f{f:g}_s{s}", data) for a, f, s in grid
-            if finished(args.runs / f"{a}_f{f:g}_s{s}")]
+    recorded = recorded_rows(args.out, comparable(args), row_key)  # rows whose run folder is gone stay
+    rows = [row(*arm, args.runs / run_dir_name(*arm), data) if finished(args.runs / run_dir_name(*arm))
+            else recorded[arm] for arm in grid if finished(args.runs / run_dir_name(*arm)) or arm in recorded]
+    rows = [r for r in rows if r["model"] == args.model]  # a table never mixes segmenters
     info = machine()
     result = {"machine": info, "command": " ".join(sys.argv), "protocol": {
         "labeled_drives": ["0001TP", "0016E5"], "new_drive": NEW_DRIVE, "labeled_pool": 266,
         "new_drive_frames": 101, "val": "CamVid val (0016E5, 101 frames)"},
-        "settings": {"steps": args.steps, "batch_size": args.batch_size, "scale": args.scale, "seeds": seeds,
-                     "fractions": fractions}, "rows": rows}
+        "settings": {**comparable(args), "seeds": seeds, "fractions": fractions}, "rows": rows}
     where = f"{info['gpu']} ({info['cpu']})" if info.get("gpu") else info["cpu"]
-    md = (f"# CamVid new-drive protocol: semi-supervised vs supervised\n\n`{result['command']}`\n\n"
-          f"{where}, {args.steps} steps of {args.batch_size} labeled images per arm at {args.scale}. "
+    md = (f"# CamVid new-drive protocol: semi-supervised vs supervised ({args.model})\n\n`{result['command']}`\n\n"
+          f"{where}, segmenter {args.model} with its recipe, {args.steps} steps of {args.batch_size} labeled images "
+          f"per arm at {args.scale}. "
           f"mIoU in %, mean ± half the range over seeds.\n\n{table(rows)}\n\n" + "\n".join(gains(rows)) + "\n")
     write_results(args.out, result, md)
     print(md, flush=True)

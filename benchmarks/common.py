@@ -45,3 +45,18 @@ def write_results(out_stem: Path, result: dict, markdown: str) -> tuple[Path, Pa
     js.write_text(json.dumps(result, indent=2) + "\n")
     md.write_text(markdown)
     return js, md
+
+
+def recorded_rows(out_stem: Path, settings: dict, key) -> dict:
+    """Rows an earlier invocation wrote into ``out_stem``.json, by ``key(row)``, if it ran with the same
+    ``settings`` (each key present in both must agree). The results file is the record of a finished run: a
+    rerun from a fresh clone, or after runs/ was cleaned, keeps these rows instead of training them again."""
+    js = out_stem.with_suffix(".json")
+    try:
+        old = json.loads(js.read_text())
+    except (OSError, ValueError):
+        return {}
+    before = old.get("settings", {})
+    if any(before[k] != v for k, v in settings.items() if k in before):
+        return {}
+    return {key(r): r for r in old.get("rows", [])}

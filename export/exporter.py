@@ -20,6 +20,7 @@ import torch
 from ssseg import __version__
 from ssseg.checkpoint import checkpoint_segmenter
 from ssseg.config import ExportConfig, hw_str
+from ssseg.data import HOLDOUT, open_split
 from ssseg.errors import ConfigError, ExportError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.onnx import export_onnx, tensor_specs
@@ -68,6 +69,7 @@ class Job:
                 say(f"warning: {len(bad)} unreadable image(s) in {cfg.calib_data} left out, e.g. {bad[0][0].name}")
         self.previous = self._previous_model()
         self.gate = self._gate()
+        self.calib_split = self._calib_split()
         self.calibration: dict | None = None  # --target-precision's tables, from calibrate_gate
         self.graphs: dict[str, dict] = {}
         self.reduced: list[dict] = []  # model.json's reduced-precision graphs
@@ -131,6 +133,15 @@ class Job:
                               fix=f"finish it (ssseg train --resume --out {self.cfg.run}) or train one, or choose "
                                   "--gate softmax (or margin, entropy), the default")
         return gate
+
+    def _calib_split(self) -> str:
+        """--calib-split auto: the drive training held out (--holdout) when there is one, else val."""
+        if self.cfg.calib_split != "auto":
+            return self.cfg.calib_split
+        return HOLDOUT if self.sources.config.get("holdout") else "val"
+
+    def open_calib_split(self):
+        return open_split(self.sources.config["data"], self.calib_split, self.sources.config.get("holdout", ()))
 
     @property
     def aux_ckpt(self) -> dict | None:
@@ -234,12 +245,10 @@ def gate_decision(job: Job):
 def labeled_batches(job: Job, size: int) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None:
     """The run's labeled --calib-split at the export size, in batches of ``size``, read anew on each call
     (streamed: a large split never sits in memory); None when it cannot be read."""
-    from ssseg.data import open_dataset
-
     try:
-        ds = open_dataset(job.sources.config["data"], job.cfg.calib_split)
+        ds = job.open_calib_split()
     except Exception as e:  # noqa: BLE001 - the dataset may have moved or lack the split
-        job.say(f"  no mIoU check: cannot open the {job.cfg.calib_split} split ({str(e).splitlines()[0][:80]})")
+        job.say(f"  no mIoU check: cannot open the {job.calib_split} split ({str(e).splitlines()[0][:80]})")
         return None
 
     def read() -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -282,7 +291,6 @@ def calibrate_gate(job: Job) -> dict:
     --calib-split, and per predicted class the lowest threshold at which its kept pixels reach each precision
     (ssseg.gating). Classes that reach it nowhere are named: they are never kept."""
     from ssseg.calibration import SourceCounts, score_logit
-    from ssseg.data import open_dataset
     from ssseg.gating import per_class_thresholds
     from ssseg.runtime.frames import resize_labels, resize_rgb
 
@@ -291,9 +299,9 @@ def calibrate_gate(job: Job) -> dict:
         raise ExportError("--target-precision needs a confidence source, and this export is ungated", path=cfg.run,
                           fix="choose --gate softmax (or margin, entropy; net when the run has a confidence net)")
     try:
-        ds = open_dataset(src.config["data"], cfg.calib_split)
+        ds = job.open_calib_split()
     except Exception as e:  # noqa: BLE001 - the dataset may have moved or lack the split
-        raise ExportError(f"cannot open the {cfg.calib_split} split of {src.config.get('data')} to calibrate "
+        raise ExportError(f"cannot open the {job.calib_split} split of {src.config.get('data')} to calibrate "
                           f"({str(e).splitlines()[0][:100]})", path=cfg.run,
                           fix="restore the dataset, name another labeled split with --calib-split, or set a "
                               "fixed --threshold T") from None
@@ -309,12 +317,12 @@ def calibrate_gate(job: Job) -> dict:
     joint = counts.joint_of("gate")
     results = {f"{p:g}": per_class_thresholds(joint, p, names) for p in cfg.target_precision}
     first = results[f"{cfg.target_precision[0]:g}"]
-    job.say(f"calibrated the {job.gate} gate on {len(ds)} {cfg.calib_split} images at {hw_str(job.hw)} in "
+    job.say(f"calibrated the {job.gate} gate on {len(ds)} {job.calib_split} images at {hw_str(job.hw)} in "
             f"{time.perf_counter() - t0:.0f} s: at precision {first['precision']:g} per class it keeps "
             f"{100 * first['total_coverage']:.1f} % of pixels"
             + (f"; never kept: {', '.join(first['unreachable'] + first['unmeasured'])}"
                if first["unreachable"] or first["unmeasured"] else ""))
-    return {"split": cfg.calib_split, "images": len(ds), "size": list(job.hw), "target_precision": first["precision"],
+    return {"split": job.calib_split, "images": len(ds), "size": list(job.hw), "target_precision": first["precision"],
             "coverage": first["coverage"], "unreachable": first["unreachable"], "unmeasured": first["unmeasured"],
             "total_coverage": first["total_coverage"], "kept_pixel_acc": first["kept_pixel_acc"],
             "tables": {p: r["thresholds"] for p, r in results.items()},

@@ -136,7 +136,7 @@ _train_command()
 def evaluate(
     target: Path = typer.Argument(..., help="Run directory (its final segmenter) or a checkpoint file."),
     data: Optional[str] = typer.Option(None, help="Dataset SPEC (default: the one the run trained on)."),
-    split: str = typer.Option("val", help="val or test."),
+    split: str = typer.Option("val", help="val, test, or holdout (the run's --holdout images)."),
     json_out: Optional[Path] = typer.Option(None, "--json",
                                             help="Write the result here (default: next to the checkpoint)."),
     scale: Optional[str] = typer.Option(None, help="Evaluate at HxW (default: the run's --scale, else native)."),
@@ -254,7 +254,9 @@ def export(
                                                               "kept pixels reach this precision on --calib-split "
                                                               "(comma-separated: several tables, the first the "
                                                               "default)."),
-    calib_split: str = typer.Option("val", help="The run's labeled split that --target-precision calibrates on."),
+    calib_split: str = typer.Option("auto", help="The run's labeled split that --target-precision calibrates on: "
+                                                 "holdout (the images ssseg train --holdout kept out of training), "
+                                                 "val or test; auto: holdout when the run has one, else val."),
     trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt + pycuda and a GPU)."),
     precision: Optional[str] = typer.Option(None, help="Precisions, comma-separated: fp32 (default), fp16, int8 "
                                                        "(reduced ONNX graphs beside the FP32 ones, checked against "

@@ -63,7 +63,9 @@ class ExportConfig:
     # per-class thresholds for these precisions, the first the one applied; a free gate without --threshold
     # calibrates for DEFAULT_TARGET_PRECISION
     target_precision: tuple[float, ...] = ()
-    calib_split: str = "val"  # the labeled split --target-precision calibrates on
+    # the labeled split --target-precision calibrates on; auto: the run's holdout (a drive it never trained on)
+    # when it has one, else val
+    calib_split: str = "auto"
     trt: bool = False
     # fp16/int8: reduced ONNX graphs beside the FP32 ones (ssseg.export.reduced), and with --trt engines of each
     precision: tuple[str, ...] = ("fp32",)

@@ -63,6 +63,11 @@ class CommonOptions:
                        stage=0)
     method: str = option("aux", "Training method (see the panels below for each method's options).")
     labeled_fraction: float = option(1.0, "Share of the training images used as labeled.", stage=0)
+    holdout: tuple[str, ...] = option((), "Keep the training images whose name starts with this prefix (a drive, "
+                                          "e.g. 0001TP; repeat the option) out of training, labeled and unlabeled: "
+                                          "the gate is calibrated on them (export's --calib-split auto), because "
+                                          "thresholds fitted on a drive the segmenter trained on overstate their "
+                                          "precision on new footage.", stage=0, many=True)
     out: Path = option(Path("runs/train"), "Run directory.", resumable=True)
     model: str = option(DEFAULT_SEGMENTER, "The segmenter: " + "; ".join(f"{n}: {s.describe()}"
                                                                        for n, s in SPECS.items()) + ".")

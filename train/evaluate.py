@@ -9,7 +9,7 @@ import torch
 
 from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.classes import IGNORE_INDEX, ClassSet
-from ssseg.data import SegDataset, open_dataset
+from ssseg.data import SegDataset, open_split
 from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.gating import apply_thresholds, per_class_thresholds
 from ssseg.io import write_json
@@ -58,7 +58,7 @@ def run_eval(target: Path, data: str | None, split: str, json_path: Path | None,
     data = data or cfg.get("data")
     if not data:
         raise DataError("the checkpoint records no dataset", path=ckpt_path, fix="pass --data SPEC")
-    ds = open_dataset(data, split)
+    ds = open_split(data, split, cfg.get("holdout", ()))
     check_classes(ClassSet.from_dict(ckpt["classes"]), ds, ckpt_path)
     if scale is None and cfg.get("scale"):
         scale = tuple(cfg["scale"])
@@ -131,7 +131,7 @@ def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | 
     data = data or cfg.get("data")
     if not data:
         raise DataError("the checkpoint records no dataset", path=aux_path or seg_path, fix="pass --data SPEC")
-    ds = open_dataset(data, split)
+    ds = open_split(data, split, cfg.get("holdout", ()))
     check_classes(ClassSet.from_dict(seg_ckpt["classes"]), ds, seg_path)
     if aux_ckpt is not None:
         check_classes(ClassSet.from_dict(aux_ckpt["classes"]), ds, aux_path)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ssseg.checkpoint import load_checkpoint
 from ssseg.classes import ClassSet
-from ssseg.data import SegDataset, open_dataset, parse_spec
+from ssseg.data import HOLDOUT, SegDataset, holdout_ids, open_dataset, parse_spec
 from ssseg.data.pseudo import Concat
 from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import atomic_write_text, sha256_file, write_json
@@ -148,16 +148,36 @@ def init_split(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
             continue
         if k not in explicit:
             updates[k] = source[k]
-        elif k != "data" and getattr(cfg, k) != source[k]:  # the data may have moved; the split may not change
+        # the data may have moved; the split may not change
+        elif k != "data" and _plain(getattr(cfg, k)) != _plain(source[k]):
             raise ConfigError(f"--{k.replace('_', '-')} {getattr(cfg, k)} differs from the --init run's "
                               f"({source[k]}), whose labeled split trained that segmenter", path=path,
                               fix=f"drop --{k.replace('_', '-')}")
     root = run_of(path)
     if root is not None:  # every process writes the same bytes, each file atomically: no torchrun race
         mine = RunDir(cfg.out)
-        for name in ("labeled", "unlabeled"):
-            atomic_write_text(mine.split_file(name), root.split_file(name).read_text())
+        for name in ("labeled", "unlabeled", HOLDOUT):
+            if root.split_file(name).is_file():
+                atomic_write_text(mine.split_file(name), root.split_file(name).read_text())
     return dataclasses.replace(cfg, init=path, **updates)
+
+
+def _plain(value):
+    """A config value as JSON gives it back (tuples are lists there)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def without_holdout(train_all: SegDataset, prefixes: tuple[str, ...]) -> SegDataset:
+    """The train split less --holdout's images; a prefix that matches nothing, or everything, is a mistake."""
+    held = set(holdout_ids(train_all.ids, prefixes))
+    unmatched = [p for p in prefixes if not any(i.startswith(p) for i in held)]
+    if unmatched:
+        raise ConfigError(f"--holdout {', '.join(unmatched)} matches no training image (names start like "
+                          f"{train_all.ids[0]!r})", fix="pass the prefix of a drive's image names, e.g. 0001TP")
+    if len(held) == len(train_all):
+        raise ConfigError(f"--holdout {', '.join(prefixes)} holds out every training image",
+                          fix="hold out one drive of several")
+    return train_all.subset([i for i in train_all.ids if i not in held])
 
 
 def check_finished(run: RunDir, picked: Path) -> None:
@@ -197,6 +217,10 @@ def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[
     cfg = cfg.resolve(kind)
     rundir = RunDir(cfg.out)
     train_all = open_dataset(cfg.data, "train")
+    held = holdout_ids(train_all.ids, cfg.holdout)
+    if cfg.holdout:
+        train_all = without_holdout(train_all, cfg.holdout)
+        log(f"holding {len(held)} training images ({', '.join(cfg.holdout)}*) out of training for calibration")
     new_split = not rundir.split_file("labeled").exists()
     if new_split:
         labeled_ids, unlabeled_ids = split_labeled(train_all.ids, cfg.labeled_fraction, cfg.seed)
@@ -231,6 +255,8 @@ def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[
         if new_split:
             write_list(rundir.split_file("labeled"), labeled_ids)
             write_list(rundir.split_file("unlabeled"), unlabeled_ids)
+            if held:
+                write_list(rundir.split_file(HOLDOUT), held)
         if skipped or val_skipped or footage_problems:
             lines = skipped + val_skipped + footage_problems
             atomic_write_text(rundir.root / "skipped.txt", "".join(f"{s}\n" for s in lines))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ssseg.data.base import SPLITS, Sample, SegDataset, class_histogram, read_image, read_label_raw
 from ssseg.errors import DataError
@@ -34,5 +35,26 @@ def open_dataset(spec: str, split: str) -> SegDataset:
     return cls(Path(rest).expanduser(), split)
 
 
-__all__ = ["open_dataset", "parse_spec", "KINDS", "SPLITS", "Sample", "SegDataset", "class_histogram",
-           "read_image", "read_label_raw"]
+HOLDOUT = "holdout"  # a run's training images kept out of training for calibration (--holdout)
+
+
+def holdout_ids(ids: Sequence[str], prefixes: Sequence[str]) -> list[str]:
+    """The ids a run's --holdout keeps out of training: those that start with one of ``prefixes`` (a drive's
+    name, e.g. CamVid's 0001TP). A prefix, not a list, so the same rule holds on a dataset that grew."""
+    return sorted(i for i in ids if i.startswith(tuple(prefixes)))
+
+
+def open_split(spec: str, split: str, holdout: Sequence[str] = ()) -> SegDataset:
+    """open_dataset, plus a run's ``holdout`` split: its --holdout images of the train split, labeled, never
+    trained on, so thresholds fitted there hold on a drive the segmenter has not seen."""
+    if split != HOLDOUT:
+        return open_dataset(spec, split)
+    if not holdout:
+        raise DataError("the run holds no images out of training, so it has no holdout split",
+                        fix="calibrate on another labeled split (--calib-split val), or train with --holdout DRIVE")
+    train = open_dataset(spec, "train")
+    return train.subset(holdout_ids(train.ids, holdout))
+
+
+__all__ = ["open_dataset", "open_split", "holdout_ids", "HOLDOUT", "parse_spec", "KINDS", "SPLITS", "Sample",
+           "SegDataset", "class_histogram", "read_image", "read_label_raw"]
