@@ -145,11 +145,15 @@ class FootageOptions:
                                             "(repeat the option). Frames are decoded once into RUN/footage/.",
                                         stage=0, many=True)
     unlabeled_every: int = option(1, "Take every N-th frame of the --unlabeled videos and folders.", stage=0)
+    unlabeled_max_frames: int = option(20000, "At most this many --unlabeled frames in all (the cache on disk: about "
+                                              "15 KB a frame at 180x240, 100 KB at 512x1024); past it each source "
+                                              "keeps its share, spread over its whole length.", stage=0)
     unlabeled_split: bool = option(True, "Also use the dataset's own unlabeled split (the training images left "
                                          "unlabeled by --labeled-fraction).", stage=0)
 
     def check_footage(self) -> None:
         check_range("unlabeled_every", self.unlabeled_every, 1)
+        check_range("unlabeled_max_frames", self.unlabeled_max_frames, 1)
 
 
 AUX_INPUTS = ("probs", "probs+rgb")

@@ -245,7 +245,7 @@ def prepare(cfg: TrainConfig, layout: dict, info: dist.DistInfo, log: Callable[[
             if info.is_main == rank_writes:
                 footage, footage_problems = extract_footage(cfg.unlabeled, cfg.unlabeled_every, cfg.scale,
                                                             rundir.footage, train_all.classes, cfg.skip_bad, log,
-                                                            write=rank_writes)
+                                                            write=rank_writes, max_frames=cfg.unlabeled_max_frames)
             dist.barrier(info)
         log(f"unlabeled footage: {len(footage)} frames")
     if info.is_main:
