@@ -223,6 +223,15 @@ def test_strong_view_changes_only_stage_two_and_stays_reproducible(tmp_path):
     assert same(weights["strong"]["stage2"], weights["again"]["stage2"])
 
 
+def test_stages_one_and_two_need_no_unlabeled_images_but_stage_three_does(tmp_path):
+    """An auxiliary net for a segmenter trained on every labeled image: stages 1-2 read labeled images only."""
+    run = train(aux_cfg(tmp_path / "all", labeled_fraction=1.0, epochs=1, aux_epochs=1, until_stage=2),
+                log=lambda *_: None)
+    assert (run / "stage2" / "done.json").is_file() and not (run / "stage3").exists()
+    with pytest.raises(ConfigError, match="needs unlabeled images"):
+        train(aux_cfg(tmp_path / "three", labeled_fraction=1.0), log=lambda *_: None)
+
+
 def test_a_light_auxiliary_net_costs_a_fraction_of_the_segmenter_and_exports(tmp_path):
     from ssseg.config import ExportConfig
     from ssseg.export import run_export

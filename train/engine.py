@@ -37,11 +37,11 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
     if (cfg.resume or cfg.from_stage is not None) and saved.exists() and "method" not in explicit:
         cfg = TrainConfig(**{**cfg.to_dict(), "method": saved.method})
     method = registry.create(cfg.method)
-    cfg = run_config(cfg, set(explicit), method.staged, method.needs_unlabeled)
+    cfg = run_config(cfg, set(explicit), method.staged, method.reads_unlabeled(cfg))
     info = dist.setup(cfg.device)
     try:
         say = log if info.is_main else (lambda *_: None)
-        run = prepare(cfg, method.layout(cfg), info, say, needs_unlabeled=method.needs_unlabeled)
+        run = prepare(cfg, method.layout(cfg), info, say, needs_unlabeled=method.reads_unlabeled(cfg))
         t0 = time.perf_counter()
         run_stages(method.stages(run), run)
         if info.is_main:

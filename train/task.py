@@ -127,6 +127,10 @@ class Method:
     name = ""
     staged = False  # stages in stage1/ stage2/ ... (resumable, --from-stage, --until-stage, --init)
     needs_unlabeled = True
+    unlabeled_from_stage = 1  # the first stage that reads unlabeled images (--until-stage before it needs none)
+
+    def reads_unlabeled(self, cfg: TrainConfig) -> bool:
+        return self.needs_unlabeled and (cfg.until_stage is None or cfg.until_stage >= self.unlabeled_from_stage)
 
     def layout(self, cfg: TrainConfig) -> dict:
         """run.json: what export and eval need to know of the run's directory."""

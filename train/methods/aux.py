@@ -131,6 +131,7 @@ class AuxTask(Task):
 @register("aux")
 class Aux(Method):
     staged = True
+    unlabeled_from_stage = 3  # stages 1-2 train on the labeled images
 
     def layout(self, cfg) -> dict:
         return layout(self.name, stages=3, segmenter_stages=(3, 1), gater="stage2", gate_threshold=cfg.t_aux,
@@ -138,7 +139,7 @@ class Aux(Method):
 
     def stages(self, run: Run) -> list[Stage]:
         cfg, s1, s2, s3 = run.cfg, run.dir.stage(1), run.dir.stage(2), run.dir.stage(3)
-        unlabeled = run.unlabeled()
+        unlabeled = run.unlabeled() if self.reads_unlabeled(cfg) else []  # --until-stage 2 reads none
         pseudo_dir = s3 / "pseudo"
 
         def write_pseudo() -> None:
