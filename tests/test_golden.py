@@ -71,7 +71,11 @@ def close(a, b, where: str) -> None:
         for i, (x, y) in enumerate(zip(a, b)):
             close(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and not isinstance(b, bool):
-        assert b == pytest.approx(a, rel=1e-3, abs=1e-3), f"{where}: {b} != {a} (recorded)"
+        # past a hard pseudo-label threshold (stage 3, and the summary that reports it) a kernel-level float
+        # difference flips the pixels at the threshold: 2.6e-3 between an AVX2 and an AVX-512 CPU, still well
+        # below the whole percents a changed random-number order or loss moves
+        tol = 5e-3 if "stage3" in where or "summary.json" in where else 1e-3
+        assert b == pytest.approx(a, rel=1e-3, abs=tol), f"{where}: {b} != {a} (recorded)"
     else:
         assert a == b, f"{where}: {b!r} != {a!r} (recorded)"
 
