@@ -11,6 +11,8 @@ Arms: the core grid, with --seeds: supervised with strong augmentation (--strong
 --method weak-strong with its default class-balanced selection. Around it, the first seed only: supervised with
 weak augmentation, weak-strong with max-softmax selection, the paper's --method aux (stage 1 and 3 at the same
 steps), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
+Recipe variants (TUNING, only when named in --arms, with every seed of --seeds): weak-strong with the teacher
+started after half of the steps, and with the unlabeled losses at half weight.
 
 --model picks the segmenter of every arm (default: ssseg's default, the ImageNet-pretrained EfficientNet-Lite0,
 each with its own recipe); the paper's net from scratch is --model dsnet-fast-ss (its results:
@@ -37,6 +39,9 @@ from ssseg.segmenters import DEFAULT_SEGMENTER  # noqa: E402
 NEW_DRIVE = "0006R0"
 CORE = ("supervised-strong", "weak-strong")
 AROUND = ("supervised-weak", "weak-strong-softmax", "aux", "weak-strong-aux", "supervised-all")
+# recipe variants of weak-strong for the pretrained segmenter (issue 29), run with --arms and --seeds as asked:
+# a teacher started later (after half of the steps, not a quarter), and unlabeled pixels weighing half
+TUNING = ("weak-strong-late", "weak-strong-half")
 ARMS = {  # arm -> (method, extra options)
     "supervised-strong": ("supervised", {"strong_aug": True}),
     "weak-strong": ("weak-strong", {"select": "class-balanced"}),
@@ -45,6 +50,8 @@ ARMS = {  # arm -> (method, extra options)
     "aux": ("aux", {}),
     "weak-strong-aux": ("weak-strong", {"select": "aux"}),
     "supervised-all": ("supervised", {}),
+    "weak-strong-late": ("weak-strong", {"select": "class-balanced", "unlabeled_warmup": 0.5}),
+    "weak-strong-half": ("weak-strong", {"select": "class-balanced", "lambda_u": 0.5}),
 }
 # the options of a method that a row records, so a table never mixes runs of different method settings
 ARM_OPTIONS = {"supervised": ("strong_aug",),
@@ -148,16 +155,19 @@ def table(rows: list[dict]) -> str:
 
 
 def gains(rows: list[dict]) -> list[str]:
+    """Each semi-supervised arm minus the supervised twin, per seed both ran (never across seeds)."""
     out = []
     for fraction in sorted({r["fraction"] for r in rows}):
-        by = {arm: [r for r in rows if r["arm"] == arm and r["fraction"] == fraction] for arm in CORE}
-        seeds = sorted({r["seed"] for r in by[CORE[0]]} & {r["seed"] for r in by[CORE[1]]})
-        if not seeds:
-            continue
-        diffs = [next(r for r in by[CORE[1]] if r["seed"] == s)["new_drive_miou"]
-                 - next(r for r in by[CORE[0]] if r["seed"] == s)["new_drive_miou"] for s in seeds]
-        out.append(f"- {fraction:g} labeled: weak-strong minus supervised-strong on the new drive, per seed "
-                   f"{', '.join(f'{100 * d:+.1f}' for d in diffs)} (mean {100 * statistics.mean(diffs):+.1f})")
+        at = {(r["arm"], r["seed"]): r["new_drive_miou"] for r in rows if r["fraction"] == fraction}
+        for arm in ARMS:
+            if ARMS[arm][0] == "supervised":
+                continue
+            seeds = sorted(s for a, s in at if a == arm and (CORE[0], s) in at)
+            if not seeds:
+                continue
+            diffs = [at[arm, s] - at[CORE[0], s] for s in seeds]
+            out.append(f"- {fraction:g} labeled: {arm} minus {CORE[0]} on the new drive, per seed "
+                       f"{', '.join(f'{100 * d:+.1f}' for d in diffs)} (mean {100 * statistics.mean(diffs):+.1f})")
     return out
 
 
@@ -190,8 +200,8 @@ def main() -> None:
     arms = [a for a in args.arms.split(",") if a]
     plan = []  # the core grid first (seed by seed), then one seed of each arm around it
     for seed in seeds:
-        plan += [(a, f, seed) for f in fractions for a in arms if a in CORE]
-    plan += [(a, f, seeds[0]) for a in arms if a not in CORE for f in fractions
+        plan += [(a, f, seed) for f in fractions for a in arms if a in CORE + TUNING]
+    plan += [(a, f, seeds[0]) for a in arms if a not in CORE + TUNING for f in fractions
              if not (a == "supervised-all" and f != fractions[-1])]
     grid = [(a, f, s) for a in ARMS for f in fractions for s in seeds]  # what other processes may have finished
     recorded = recorded_rows(args.out, comparable(args), row_key)
@@ -220,6 +230,7 @@ def report(grid: list[tuple], args, data: str, seeds: list[int], fractions: list
     recorded = recorded_rows(args.out, comparable(args), row_key)  # rows whose run folder is gone stay
     rows = [row(*arm, args.runs / run_dir_name(*arm), data) if finished(args.runs / run_dir_name(*arm))
             else recorded[arm] for arm in grid if finished(args.runs / run_dir_name(*arm)) or arm in recorded]
+    rows += [r for key, r in recorded.items() if key not in grid]  # another invocation's fractions or seeds
     rows = [r for r in rows if r["model"] == args.model]  # a table never mixes segmenters
     info = machine()
     result = {"machine": info, "command": " ".join(sys.argv), "protocol": {
