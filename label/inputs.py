@@ -1,9 +1,17 @@
 """What to label: INPUT arguments expanded into sources (one video, one image folder or one stream each),
-their output names, and the deterministic split of the sources into shards."""
+their output names, and the deterministic split of the sources into shards.
+
+Output names (a source's key, a frame's stem) follow one rule that does not depend on the order of the inputs
+or on sort order: the name itself when it is already safe ([A-Za-z0-9._-], short, not one of the job's own
+file names) and no other source of the job (or frame of the folder) cleans to the same name, ignoring case;
+otherwise the cleaned name plus the first 8 hex digits of the sha256 of the source's absolute path (the
+frame's file name). A resume keeps the key each source was labeled under (by its path), so adding an input
+never renames one already labeled. ssseg-cpp names alike (names.cpp)."""
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,7 +24,9 @@ from ssseg.errors import LabelError
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".h264", ".h265")
 LIST_EXTS = (".txt", ".lst", ".list")
 STREAM_PREFIXES = ("/dev/video",)  # V4L2 cameras; URLs are recognised by their scheme
-RESERVED = re.compile(r"^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta)$")
+RESERVED = re.compile(r"^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta|ffmpeg\.log|report(\.html|\.json)?)$",
+                      re.IGNORECASE)
+HASHED = re.compile(r"-[0-9a-f]{8}$")  # what the rule appends: a plain name never ends like it
 
 
 @dataclass
@@ -28,6 +38,13 @@ class Source:
     key: str = ""  # output name: safe for any file system, unique within the job
     images: list[Path] = field(default_factory=list)  # kind images: the frames, in order
     error: str | None = None  # why it cannot be labeled at all (found while expanding)
+    base: str = ""  # the name its key is made from (file stem, folder name, or its path under a --recursive folder)
+    notes: list[str] = field(default_factory=list)  # what expanding it left out, for the console
+
+    @property
+    def where(self) -> str:
+        """Its absolute path (a stream: its URL): the identity resume matches it by."""
+        return self.input if self.kind == "stream" else os.path.abspath(self.input)
 
     @property
     def path(self) -> Path:
@@ -59,33 +76,86 @@ def safe_name(text: str, allow_underscore: bool = True) -> str:
     return name.strip("._-")[:80] or "input"
 
 
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def unique_names(bases: list[str], ids: list[str], allow_underscore: bool, taken: set[str] = frozenset()) -> list[str]:
+    """The naming rule (module docstring): ``bases[i]`` as it is, or cleaned plus the hash of ``ids[i]``.
+    ``taken``: names already in use (a resumed job's keys), compared ignoring case."""
+    cleaned = [safe_name(b, allow_underscore) for b in bases]
+    count: dict[str, int] = {}
+    for c in [*cleaned, *taken]:
+        count[c.lower()] = count.get(c.lower(), 0) + 1
+    out = []
+    for base, clean, ident in zip(bases, cleaned, ids):
+        as_is = base if allow_underscore else base.replace("_", "-")
+        plain = clean == as_is and count[clean.lower()] == 1 and not RESERVED.match(clean) and not HASHED.search(clean)
+        out.append(clean if plain else f"{clean}-{short_hash(ident)}")
+    return out
+
+
 def frame_names(images: list[Path]) -> list[str]:
-    """Output stems of an image sequence: the safe stem, made unique (a.png and a.jpg both exist)."""
-    seen: dict[str, int] = {}
-    names = []
-    for p in images:
-        base = safe_name(p.stem)
-        n = seen.get(base, 0)
-        seen[base] = n + 1
-        names.append(base if n == 0 else f"{base}-{n + 1}")
-    return names
+    """Output stems of an image sequence: the stem, or (unsafe, or shared with another image of the folder:
+    a.png and a.jpg) the cleaned stem plus the hash of the file name."""
+    return unique_names([p.stem for p in images], [p.name for p in images], allow_underscore=True)
 
 
-def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Source]:
+def expand_inputs(inputs: list[str] | tuple[str, ...], recursive: bool = False,
+                  recorded: dict[str, str] | None = None) -> list[Source]:
     """Every INPUT as sources, in the order given. Images named one by one (globs, list files) are grouped
-    by folder. A path or glob that matches nothing is refused here, before any work; a folder without
-    images or an empty file becomes a source with ``error`` set, recorded as a failure of the job."""
+    by folder. A folder's videos and subfolders are sources too with ``recursive`` (named by their path under
+    the folder); without it they are left out and the folder's ``notes`` say so. A path or glob that matches
+    nothing is refused here, before any work; a folder without images or an empty file becomes a source with
+    ``error`` set, recorded as a failure of the job. ``recorded``: {absolute path: key} of sources an earlier
+    run of the job labeled, which keep their keys."""
     videos: dict[str, Source] = {}
     folders: dict[Path, Source] = {}
     order: list[Source] = []
 
-    def add_images(folder: Path, images: list[Path], label: str) -> None:
+    def add_images(folder: Path, images: list[Path], label: str, base: str | None = None) -> Source:
         key = folder.resolve()
         if key not in folders:
-            folders[key] = Source(label, "images")
+            folders[key] = Source(label, "images", base=base or Path(os.path.abspath(folder)).name)
             order.append(folders[key])
         src = folders[key]
         src.images = sorted(set(src.images) | set(images))
+        return src
+
+    def add_video(path: Path, base: str | None = None) -> None:
+        key = str(path.resolve())
+        if key not in videos:
+            videos[key] = Source(str(path), "video", error=None if path.stat().st_size else "file is empty",
+                                 base=base or Path(os.path.abspath(path)).stem)
+            order.append(videos[key])
+
+    def add_folder(path: Path, base: str | None, depth: int) -> None:
+        entries = sorted(path.iterdir())
+        images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+        clips = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTS]
+        subfolders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+        base = base or Path(os.path.abspath(path)).name
+        if recursive:
+            if images or depth == 0:
+                src = add_images(path, images, str(path), base)
+                if not images and not clips and not subfolders:
+                    src.error = "folder holds no images (.png/.jpg/...) or videos"
+                elif not images:  # only a container for what is below: not a source of its own
+                    order.remove(src)
+                    del folders[path.resolve()]
+            for clip in clips:
+                add_video(clip, f"{base}-{clip.stem}")
+            for sub in subfolders:
+                if depth < 16 and not sub.is_symlink():  # a link back up would never end
+                    add_folder(sub, f"{base}-{sub.name}", depth + 1)
+            return
+        src = add_images(path, images, str(path), base)
+        left = [f"{len(clips)} video(s)"] * bool(clips) + [f"{len(subfolders)} subfolder(s)"] * bool(subfolders)
+        if not images:
+            src.error = "folder holds no images (.png/.jpg/...)" + (
+                f"; it holds {' and '.join(left)}: pass --recursive to label them" if left else "")
+        elif left:
+            src.notes.append(f"{' and '.join(left)} in it not labeled (pass --recursive to label them)")
 
     def add(item: str, origin: str | None, depth: int = 0) -> None:
         where = f" (listed in {origin})" if origin else ""
@@ -96,10 +166,7 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Source]:
             return
         path = Path(item)
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-            add_images(path, images, str(path))
-            if not images:
-                folders[path.resolve()].error = "folder holds no images (.png/.jpg/...)"
+            add_folder(path, None, 0)
             return
         if path.is_file():
             suffix = path.suffix.lower()
@@ -115,10 +182,7 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Source]:
             if suffix in IMAGE_EXTS:
                 add_images(path.parent, [path], str(path.parent))
                 return
-            key = str(path.resolve())
-            if key not in videos:
-                videos[key] = Source(str(path), "video", error=None if path.stat().st_size else "file is empty")
-                order.append(videos[key])
+            add_video(path)
             return
         if any(c in item for c in "*?["):
             matches = sorted(glob.glob(item, recursive=True))
@@ -133,40 +197,30 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Source]:
 
     for item in inputs:
         add(str(item), None)
-    assign_keys(order)
+    assign_keys(order, recorded or {})
     return order
 
 
-def assign_keys(sources: list[Source]) -> None:
-    """Output names from file/folder names (of the absolute path: ``sub/..`` is named after the folder it
-    means), made unique in the order of their absolute paths, not of the arguments (a/cam.mp4 and b/cam.mp4
-    become cam and cam-2 however they are given, so a --resume with the inputs reordered finds its files).
-    Underscores are avoided: Cityscapes file names split on them. ssseg-cpp names them alike (names.cpp)."""
-    bases = []
+def assign_keys(sources: list[Source], recorded: dict[str, str] | None = None) -> None:
+    """Keys by the naming rule (module docstring), of the absolute path (``sub/..`` is named after the folder
+    it means), so reordering the inputs changes nothing; a source in ``recorded`` keeps its key. Underscores
+    become hyphens: Cityscapes file names split on them. Streams are named by host and last path part
+    (rtsp://cam7:554/live/main -> cam7-554-main, the job adds a time stamp)."""
+    recorded = recorded or {}
+    fresh = [s for s in sources if s.kind == "stream" or s.where not in recorded]  # a stream never repeats
     for src in sources:
-        if src.kind == "stream":  # host and last path part: rtsp://cam7:554/live/main -> cam7-554-main
+        if src not in fresh:
+            src.key = recorded[src.where]
+        elif src.kind == "stream":
             url = urlsplit(src.input)
-            base = f"{url.netloc}-{PurePosixPath(url.path).name}"
-        else:
+            src.base = safe_name(f"{url.netloc}-{PurePosixPath(url.path).name}", allow_underscore=False)
+        elif not src.base:
             path = Path(os.path.abspath(src.path))
-            base = path.name if src.kind == "images" else path.stem
-        base = safe_name(base, allow_underscore=False)
-        if RESERVED.match(base):  # OUT/<source>/ must not collide with the job's own files
-            base += "-source"
-        bases.append(base)
-    used: set[str] = set()
-    order = sorted(range(len(sources)), key=lambda i: src_order(sources[i]))
-    for i in order:
-        key, n = bases[i], 1
-        while key in used:
-            n += 1
-            key = f"{bases[i]}-{n}"
-        used.add(key)
-        sources[i].key = key
-
-
-def src_order(src: Source) -> str:
-    return src.input if src.kind == "stream" else os.path.abspath(src.path)
+            src.base = path.name if src.kind == "images" else path.stem
+    taken = set(recorded.values())  # also of sources this run was not given: their folders stay theirs
+    keys = unique_names([s.base for s in fresh], [s.where for s in fresh], allow_underscore=False, taken=taken)
+    for src, key in zip(fresh, keys):
+        src.key = key
 
 
 def shard(sources: list[Source], index: int, count: int) -> list[Source]:

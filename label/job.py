@@ -13,21 +13,23 @@ from typing import Callable
 from ssseg.config import LabelConfig
 from ssseg.errors import ConfigError, Interrupted, LabelError, SsegError, continue_command, invoked_command
 from ssseg.io import write_json
+from ssseg.label.decode import FFMPEG_LOG, log_ffmpeg_to
 from ssseg.label.inputs import expand_inputs, shard
 from ssseg.label.layouts import make_layout
 from ssseg.label.lock import JobLock, is_lock_file
 from ssseg.label.pipeline import Pipeline, Progress
-from ssseg.label.records import SourceState, check_job, now, summary, summary_name, write_job
+from ssseg.label.records import SourceState, check_job, now, recorded_keys, summary, summary_name, write_job
 from ssseg.runtime.model import ModelSpec, read_model
 
 DAMAGED = 3  # exit status: everything labeled that could be, damaged stretches skipped
+FFMPEG_LOG_FILE = "ffmpeg.log"  # in OUT: what FFmpeg logged that was not read as damage of a source
 
 
 def settings_of(cfg: LabelConfig, spec: ModelSpec, threshold: float | None) -> dict:
     """The options that decide the files' contents: a --resume or another shard must repeat them."""
     return {"model_labeler_sha256": spec.data["graphs"]["labeler"]["sha256"], "threshold": threshold,
             "every": cfg.every, "fps": cfg.fps, "format": cfg.format, "confidence": cfg.confidence,
-            "overlay": cfg.overlay, "min_coverage": cfg.min_coverage}
+            "overlay": cfg.overlay, "min_coverage": cfg.min_coverage, "orientation": cfg.orientation}
 
 
 def resolve_threshold(cfg: LabelConfig, spec: ModelSpec) -> float | list[float | None] | None:
@@ -64,7 +66,12 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     spec = read_model(cfg.model)
     threshold = resolve_threshold(cfg, spec)
     batch = resolve_batch(cfg, spec)
-    sources = expand_inputs(cfg.inputs)
+    out = Path(cfg.out)
+    layout = make_layout(cfg.format, out, spec.classes, cfg.confidence)
+    sources = expand_inputs(cfg.inputs, cfg.recursive, recorded_keys(layout.meta_dirs()) if out.is_dir() else {})
+    for s in sources:
+        for note in s.notes:
+            say(f"{s.input}: {note}")
     if cfg.fps is not None:
         stills = [s.input for s in sources if s.kind == "images"]
         if stills:
@@ -78,12 +85,16 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     if cfg.shard:
         say(f"shard {cfg.shard[0]}/{cfg.shard[1]}: {len(mine)} of {len(sources)} sources")
     settings = settings_of(cfg, spec, threshold)
-    out = Path(cfg.out)
     existed = out.exists()
     lock = JobLock(out, cfg.shard, "ssseg", say)
     lock.acquire()
     try:
-        return _run(cfg, spec, threshold, batch, sources, mine, settings, say)
+        ffmpeg_log = log_ffmpeg_to(out / FFMPEG_LOG_FILE)  # FFmpeg's own lines: never on the terminal
+        try:
+            return _run(cfg, spec, threshold, batch, sources, mine, settings, say)
+        finally:
+            FFMPEG_LOG.removeHandler(ffmpeg_log)
+            ffmpeg_log.close()
     finally:
         lock.release()
         if not existed and not any(out.iterdir()):
@@ -93,7 +104,7 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
 def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list, mine: list, settings: dict,
          say: Callable[[str], None]) -> int:
     out = Path(cfg.out)
-    check_job(out, settings, ignore=is_lock_file)
+    check_job(out, settings, ignore=lambda name: is_lock_file(name) or name == FFMPEG_LOG_FILE)
     layout = make_layout(cfg.format, out, spec.classes, cfg.confidence)
     states = [SourceState(s, layout.meta_dir(s.key), settings, list(spec.classes.names), out) for s in mine]
     for state in states:
@@ -116,7 +127,7 @@ def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list
            "model": str(Path(cfg.model).resolve())}
     pipeline = Pipeline(backend, layout, batch=batch, threshold=threshold, min_coverage=cfg.min_coverage,
                         every=cfg.every, fps=cfg.fps, overlay=cfg.overlay, writers=cfg.writers, decoders=2,
-                        progress=None, say=say)
+                        progress=None, say=say, orientation=cfg.orientation)
     t0 = time.perf_counter()
     interrupted = False
     with Progress(say, live=sys.stderr.isatty()) as progress:
@@ -148,6 +159,11 @@ def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list
     if interrupted:
         raise Interrupted(f"{pipeline.labeled} frames labeled in this run are kept in {out} (every frame on disk is "
                           f"complete; {path.name} lists them); continue with: {continue_command()}")
+    for d in report["damaged"]:  # whatever the other sources did
+        ranges = ", ".join(f"{r['first']}-{r['last']}" + ("" if r["skipped"] else " (concealed)")
+                           for r in d["damage"][:5])
+        say(f"DAMAGED {d['input']}: {d['frames_skipped']} frame(s) skipped, frames {ranges}"
+            + (" ..." if len(d["damage"]) > 5 else "") + f" ({d['damage'][0]['reason']})")
     if report["failures"]:
         for f in report["failures"]:
             first = f["errors"][0]
@@ -156,11 +172,6 @@ def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list
         raise LabelError(f"{len(report['failures'])} of {len(results)} sources failed (listed above and in {path})",
                          fix="fix or remove those inputs and run again with --resume")
     if report["damaged"]:
-        for d in report["damaged"]:
-            ranges = ", ".join(f"{r['first']}-{r['last']}" + ("" if r["skipped"] else " (concealed)")
-                               for r in d["damage"][:5])
-            say(f"DAMAGED {d['input']}: {d['frames_skipped']} frame(s) skipped, frames {ranges}"
-                + (" ..." if len(d["damage"]) > 5 else "") + f" ({d['damage'][0]['reason']})")
         say(f"{len(report['damaged'])} source(s) had damaged data: the rest of each was labeled; the frame ranges are "
             f"under 'damaged' in {path} (exit status 3)")
         return DAMAGED

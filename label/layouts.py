@@ -13,6 +13,7 @@ keeping the dataset trees clean). Every file is written through a temporary name
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -50,6 +51,11 @@ class Layout:
     def meta_dir(self, key: str) -> Path:
         return self.out / "meta" / key
 
+    def meta_dirs(self) -> list[Path]:
+        """Every source folder holding a manifest or journal (of every shard)."""
+        return [p.parent for p in sorted([*self.meta_dir("*").parent.glob("*/manifest.json"),
+                                          *self.meta_dir("*").parent.glob("*/frames.jsonl")])]
+
     def files(self, key: str, index: int, name: str) -> dict[str, str]:
         """{role: path relative to OUT}; roles: labels (always), image, label_ids, confidence."""
         raise NotImplementedError
@@ -69,18 +75,22 @@ class Layout:
         return {"labels": labels}
 
     def write(self, key: str, index: int, name: str, labels: np.ndarray, conf: np.ndarray | None,
-              rgb: np.ndarray | None) -> list[str]:
+              rgb: np.ndarray | None) -> tuple[list[str], list[str]]:
         """Gated labels (255 = not confident), confidence as 0..255 and the decoded frame, all at the frame's
-        size -> the written paths, labels first."""
+        size -> (the written paths, labels first; the sha256 of each, which --resume and the report check)."""
         files = self.files(key, index, name)
         arrays = self.label_arrays(labels)
         if "confidence" in files:
             arrays["confidence"] = conf
         if "image" in files:
             arrays["image"] = rgb
+        digests = {}
         for role, rel in files.items():
-            atomic_write_bytes(self.out / rel, encode_png(arrays[role]))
-        return [files["labels"], *sorted(v for k, v in files.items() if k != "labels")]
+            data = encode_png(arrays[role])
+            atomic_write_bytes(self.out / rel, data)
+            digests[rel] = hashlib.sha256(data).hexdigest()
+        paths = [files["labels"], *sorted(v for k, v in files.items() if k != "labels")]
+        return paths, [digests[p] for p in paths]
 
     def finish(self, manifest_paths: list[Path]) -> None:
         """Job-level files (list files) from the manifests of every finished source of the job (all shards')."""

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -48,6 +49,7 @@ class Item:
     model: np.ndarray  # the frame at the model's size
     rgb: np.ndarray | None  # the frame as decoded, when an image file or the overlay needs it
     write: bool  # False: already on disk (re-inferred only for the overlay)
+    origin: dict  # where the frame came from, for its record: an image's file, size and time; what was turned
 
 
 @dataclass
@@ -56,11 +58,23 @@ class End:
     error: str | None
 
 
+def frame_origin(raw: RawFrame) -> dict:
+    """A frame record's source fields: an image's file as given, its size and modification time (a video's
+    are its manifest's), and the orientation applied, if any."""
+    out = {}
+    if isinstance(raw.payload, Path):
+        st = raw.payload.stat()
+        out = {"source": str(raw.payload), "bytes": st.st_size, "mtime": round(st.st_mtime, 3)}
+    if raw.turned:
+        out["turned"] = raw.turned
+    return out
+
+
 class Pipeline:
     def __init__(self, backend, layout: Layout, *, batch: int, threshold: float | list | None,
                  min_coverage: float | None, every: int | None, fps: float | None, overlay: bool, writers: int,
-                 decoders: int, progress: "Progress", say: Callable[[str], None]):
-        self.backend, self.layout, self.batch = backend, layout, batch
+                 decoders: int, progress: "Progress", say: Callable[[str], None], orientation: str = "displayed"):
+        self.backend, self.layout, self.batch, self.orientation = backend, layout, batch, orientation
         self.threshold, self.min_coverage, self.every, self.fps = threshold, min_coverage, every, fps
         if isinstance(threshold, list):  # per class
             self.threshold = threshold_table(threshold)
@@ -219,7 +233,8 @@ class Pipeline:
                     self.progress.advance(state)
                     continue
                 item = Item(state, raw.index, raw.name, None if raw.time is None else round(raw.time, 6),
-                            rgb.shape[:2], resize_rgb(rgb, self.model_hw), rgb if self.keep_rgb else None, write)
+                            rgb.shape[:2], resize_rgb(rgb, self.model_hw), rgb if self.keep_rgb else None, write,
+                            frame_origin(raw))
                 with state.lock:
                     state.outstanding += 1
                 self._put(item)
@@ -236,7 +251,7 @@ class Pipeline:
             state.decoded = len(src.images)
             self._start_overlay(state, rate / (self.every or 1))
             self.progress.start(state, len(range(0, len(src.images), self.every or 1)))
-            yield from image_frames(src, frame_names(src.images))
+            yield from image_frames(src, frame_names(src.images), self.orientation)
             return
         container = open_container(src)
         try:
@@ -250,7 +265,7 @@ class Pipeline:
             elif total:
                 total = len(range(0, total, self.every or 1))
             self.progress.start(state, total)
-            for raw in video_frames(container):
+            for raw in video_frames(container, self.orientation):
                 if isinstance(raw, RawFrame):
                     state.decoded += 1
                 yield raw
@@ -280,15 +295,16 @@ class Pipeline:
                 counts = np.bincount(full.ravel(), minlength=256)[: self.layout.classes.num_classes]
                 coverage = float(counts.sum()) / full.size
                 written = self.min_coverage is None or coverage >= self.min_coverage
-                files = []
+                files, digests = [], []
                 if written:
                     conf_full = None
                     if conf is not None and self.layout.confidence:
                         conf_full = resize_labels(confidence_u8(conf), it.hw)
-                    files = self.layout.write(it.state.source.key, it.index, it.name, full, conf_full, it.rgb)
+                    files, digests = self.layout.write(it.state.source.key, it.index, it.name, full, conf_full,
+                                                       it.rgb)
                 it.state.record({"index": it.index, "name": it.name, "time": it.time, "size": list(it.hw),
                                  "coverage": round(coverage, 6), "classes": counts.tolist(), "written": written,
-                                 "files": files})
+                                 "files": files, "sha256": digests, **it.origin})
                 with self.results_lock:
                     self.labeled += 1
             self.progress.advance(it.state)

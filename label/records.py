@@ -8,6 +8,7 @@ records are streamed from the journal, so memory does not grow with footage leng
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
@@ -27,6 +28,7 @@ NEXT_TO_LABEL = 100
 MAX_DAMAGE = 20  # damaged ranges per source in the summary (the manifest lists all)
 LOWEST_PER_SOURCE = NEXT_TO_LABEL  # so the job's ranking is exact even with one source
 JOB_FILE = "job.json"
+LEGACY_SETTINGS = {"orientation": "stored"}  # what a job written before a setting existed did
 
 
 def now() -> str:
@@ -42,7 +44,7 @@ def check_job(out: Path, settings: dict, ignore: Callable[[str], bool] = lambda 
         data = read_format(job, JOB_FORMAT, FORMAT_VERSION, what="an ssseg label job", error=LabelError,
                            damaged_fix="choose a new --out", foreign_fix="choose a new --out",
                            version_fix="label into a new --out, or use ssseg {written}")
-        old = data.get("settings", {})
+        old = {**LEGACY_SETTINGS, **data.get("settings", {})}
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         if changed:
             diffs = ", ".join(f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in changed)
@@ -132,26 +134,14 @@ class SourceState:
         if self.complete_before or self.error:
             return
         self.meta.mkdir(parents=True, exist_ok=True)
-        header = json.dumps({"identity": self.source.identity(), "input": self.source.input})
+        header = json.dumps({"identity": self.source.identity(), "input": self.source.input,
+                             "path": self.source.where, "key": self.source.key})
         atomic_write_text(self.journal_path, "".join(line + "\n" for line in [header, *self._kept]))
         self._kept = []
         self.journal = open(self.journal_path, "a")
 
     def _valid(self, rec: dict) -> bool:
-        if "error" in rec:
-            return False
-        if not rec.get("written"):
-            return True
-        from PIL import Image
-
-        for rel in rec.get("files", []):
-            try:
-                with Image.open(self.out / rel) as im:
-                    if im.format != "PNG" or list(im.size[::-1]) != rec["size"]:
-                        return False
-            except Exception:  # noqa: BLE001 - missing or damaged: label the frame again
-                return False
-        return True
+        return "error" not in rec and not bad_files(self.out, rec)
 
     # --- during the run ---
     def record_damage(self, damage) -> None:
@@ -212,7 +202,8 @@ class SourceState:
             head = {
                 "format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, "ssseg_version": __version__,
                 "key": self.source.key,
-                "source": {"input": self.source.input, "kind": self.source.kind, "identity": self.source.identity()},
+                "source": {"input": self.source.input, "path": self.source.where, "kind": self.source.kind,
+                           "identity": self.source.identity()},
                 "settings": self.settings,
                 "complete": complete, "interrupted": interrupted, "errors": errors,
                 "frames_decoded": self.decoded, "frames_sampled": self.sampled,
@@ -237,6 +228,67 @@ class SourceState:
             os.replace(tmp, self.manifest_path)
         self.journal_path.unlink(missing_ok=True)
         return compact(head, self.manifest_path, self.out)
+
+
+def bad_files(out: Path, rec: dict) -> list[str]:
+    """The files of a frame record that are not as written: missing, or (a sha256 recorded) changed, or (an
+    older record without one) not a complete PNG of the frame's size. Empty when the frame is intact."""
+    if not rec.get("written"):
+        return []
+    bad = []
+    digests = rec.get("sha256") or [None] * len(rec.get("files", []))
+    for rel, digest in zip(rec.get("files", []), digests):
+        try:
+            if digest is not None:
+                if hashlib.sha256((Path(out) / rel).read_bytes()).hexdigest() != digest:
+                    bad.append(rel)
+                continue
+            from PIL import Image
+
+            with Image.open(Path(out) / rel) as im:
+                im.load()  # all of it: a file cut short keeps a valid header
+                if im.format != "PNG" or list(im.size[::-1]) != rec["size"]:
+                    bad.append(rel)
+        except Exception:  # noqa: BLE001 - missing or damaged: label the frame again
+            bad.append(rel)
+    return bad
+
+
+def manifest_head(path: Path) -> dict | None:
+    """A manifest without its frames, read up to them (they come last, one per line, and can be millions);
+    None when it is not readable JSON."""
+    lines = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.rstrip().endswith(b'"frames": ['):
+                    lines.append(line.rstrip()[: -len(b'"frames": [')])
+                    return json.loads(b"".join(lines).rstrip().rstrip(b",") + b"}")
+                lines.append(line)
+        head = json.loads(b"".join(lines))
+        head.pop("frames", None)
+        return head
+    except (OSError, ValueError):
+        return None
+
+
+def recorded_keys(meta_dirs: list[Path]) -> dict[str, str]:
+    """{absolute path: key} of the sources a job labeled (any shard), from their manifests and journals, so a
+    resume gives each its key again whatever else it is given."""
+    found: dict[str, str] = {}
+    for folder in meta_dirs:
+        head: dict = {}
+        if (folder / "manifest.json").is_file():
+            head = manifest_head(folder / "manifest.json") or {}
+            head = {**head.get("source", {}), "key": head.get("key")}
+        if not head.get("key"):
+            head = next(journal_records(folder / "frames.jsonl", header=True), {}) or {}
+            head.setdefault("key", folder.name)
+        where = head.get("path") or (os.path.abspath(head["input"]) if head.get("input") and "://" not in
+                                     head["input"] else None)
+        if where and head.get("kind") != "stream":
+            found.setdefault(where, head["key"])
+    return found
 
 
 def damage_ranges(damage: dict[int, dict]) -> list[dict]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssseg.label.decode import DecodeError, RawFrame
 from ssseg.label.inputs import expand_inputs, frame_names
 
 
@@ -26,20 +27,21 @@ class Picture:
     note: str | None  # why a panel is missing
 
 
-def source_images(source: dict, frames: list[dict]) -> dict[int, np.ndarray]:
-    """{frame index: RGB frame} for the frames of one source that can be found again (the rest are absent)."""
+def source_images(source: dict, frames: list[dict], orientation: str = "displayed") -> dict[int, np.ndarray]:
+    """{frame index: RGB frame} for the frames of one source that can be found again (the rest are absent),
+    turned as the job turned them (``orientation``)."""
     kind, path = source.get("kind"), source.get("input", "")
     try:
         if kind == "video" and Path(path).is_file():
-            return _video_frames(Path(path), frames)
+            return _video_frames(Path(path), frames, orientation)
         if kind == "images" and Path(path).is_dir():
-            return _folder_frames(path, frames)
+            return _folder_frames(path, frames, orientation)
     except Exception:  # noqa: BLE001 - a source changed since labeling: the report shows the masks alone
         return {}
     return {}
 
 
-def _video_frames(path: Path, frames: list[dict]) -> dict[int, np.ndarray]:
+def _video_frames(path: Path, frames: list[dict], orientation: str) -> dict[int, np.ndarray]:
     import av
 
     found = {}
@@ -51,22 +53,29 @@ def _video_frames(path: Path, frames: list[dict]) -> dict[int, np.ndarray]:
             container.seek(max(0, int(t / stream.time_base)), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.time is not None and frame.time >= t - 1e-4:
-                    found[rec["index"]] = frame.to_ndarray(format="rgb24")
+                    raw = RawFrame(rec["index"], rec["name"], t, frame, orientation == "displayed")
+                    found[rec["index"]] = raw.rgb()
                     break
     return found
 
 
-def _folder_frames(folder: str, frames: list[dict]) -> dict[int, np.ndarray]:
+def _folder_frames(folder: str, frames: list[dict], orientation: str) -> dict[int, np.ndarray]:
     sources = expand_inputs([folder])
     images = sources[0].images if sources else []
     names = frame_names(images)
     found = {}
     for rec in frames:
         i = rec["index"]
-        if i < len(images) and names[i] == rec["name"]:  # the folder still holds the frame it had
-            rgb = read_rgb(images[i])
-            if rgb is not None:
-                found[i] = rgb
+        if rec.get("file"):  # recorded: the frame's own file, wherever the folder's order moved it
+            path = Path(rec["file"])
+        elif i < len(images) and names[i] == rec["name"]:  # the folder still holds the frame it had
+            path = images[i]
+        else:
+            continue
+        try:
+            found[i] = RawFrame(i, rec["name"], None, path, orientation == "displayed").rgb()
+        except DecodeError:
+            pass
     return found
 
 

@@ -20,7 +20,9 @@ from ssseg.label.records import (
     FORMAT_VERSION,
     JOB_FILE,
     JOB_FORMAT,
+    LEGACY_SETTINGS,
     SUMMARY_FORMAT,
+    bad_files,
     damage_ranges,
     journal_records,
     now,
@@ -34,6 +36,7 @@ REPORT_VERSION = 1
 TIMELINE_POINTS = 400  # bins per source timeline (mean and lowest coverage in each)
 PICKS_PER_SOURCE = 4  # frames to label next, per source
 MAX_PICTURES = 48  # pictures in the whole report, so a job of hundreds of sources opens quickly
+MAX_CORRUPT_LISTED = 50  # frames with damaged output files listed per source (all are counted)
 MAX_SOURCE_PLOTS = 24  # sources with their own timeline (the lowest-covered first); the overview shows all
 THUMB_HEIGHT, FULL_HEIGHT = 96, 400
 
@@ -61,7 +64,8 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
     layout = make_layout(settings.get("format", "png"), job, classes, settings.get("confidence"))
     sources.sort(key=lambda s: s["key"])
     _pick(sources)
-    pics = _pictures(job, sources, layout, names, colours, say)
+    orientation = {**LEGACY_SETTINGS, **settings}["orientation"]
+    pics = _pictures(job, sources, layout, names, colours, orientation, say)
     per_class = [sum(s["per_class"][i] if i < len(s["per_class"]) else 0 for s in sources) for i in range(len(names))]
     pixels = sum(s["pixels"] for s in sources)
     data = {
@@ -72,12 +76,13 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
         "totals": {"sources": len(sources), "frames_labeled": sum(s["frames"] for s in sources),
                    "frames_written": sum(s["written"] for s in sources),
                    "frames_skipped": sum(s["frames_skipped"] for s in sources),
+                   "corrupt_outputs": sum(s["corrupt_outputs"] for s in sources),
                    "coverage": sum(per_class) / pixels if pixels else None,
                    "per_class": dict(zip(names, per_class))},
         "sources": [{**s, "per_class": dict(zip(names, s["per_class"]))} for s in sources],
         "failures": failures,
-        "next_to_label": [{k: p[k] for k in ("source", "index", "name", "coverage", "time", "files", "note")}
-                          for p in pics],
+        "next_to_label": [{**{k: p[k] for k in ("source", "index", "name", "coverage", "time", "files", "note")},
+                           "file": p.get("file")} for p in pics],
     }
     return _html(data, sources, pics, names, colours, json_name), data
 
@@ -113,10 +118,14 @@ def _source_files(job: Path) -> list[tuple[Path, str]]:
 
 def _source(job: Path, path: Path, kind: str) -> dict:
     line = Timeline(TIMELINE_POINTS, 8 * PICKS_PER_SOURCE)
+    corrupt: list[dict] = []  # frames whose files are not as written (missing, cut short, changed)
     if kind == "manifest":
         head, records = read_manifest(path)
         for rec in records:
             line.add(rec)
+            bad = bad_files(job, rec)
+            if bad:
+                corrupt.append({"index": rec["index"], "name": rec["name"], "source": rec.get("source"), "files": bad})
         damage, state = head.get("damage", []), ("complete" if head.get("complete") else
                                                  "interrupted" if head.get("interrupted") else "incomplete")
         source = head.get("source", {})
@@ -141,7 +150,8 @@ def _source(job: Path, path: Path, kind: str) -> dict:
             "pixels": line.pixels, "per_class": line.per_class, "class_names": class_names,
             "coverage": sum(line.per_class) / line.pixels if line.pixels else None,
             "lowest_bin": min((b["mean"] for b in series), default=None),
-            "damage": damage, "errors": errors, "timeline": series, "lowest": line.lowest_frames()}
+            "damage": damage, "errors": errors, "timeline": series, "lowest": line.lowest_frames(),
+            "corrupt_outputs": len(corrupt), "corrupt": corrupt[:MAX_CORRUPT_LISTED]}
 
 
 def _journal_source(path: Path) -> dict:
@@ -199,7 +209,8 @@ def _pick(sources: list[dict]) -> None:
         s["picks"] = picks
 
 
-def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours: list, say) -> list[dict]:
+def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours: list, orientation: str,
+              say) -> list[dict]:
     """Pictures of the picked frames, the sources with the lowest-covered frames first, MAX_PICTURES at most."""
     palette = np.zeros((256, 3), np.uint8)
     palette[: len(colours)] = np.asarray(colours, np.uint8)
@@ -214,7 +225,8 @@ def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours:
         own = {p["index"]: pictures.read_rgb(job / files[p["index"]]["image"]) for p in picks
                if "image" in files[p["index"]] and p["files"]}
         missing = [p for p in picks if own.get(p["index"]) is None]
-        images = {**pictures.source_images(s, missing), **{i: a for i, a in own.items() if a is not None}}
+        images = {**pictures.source_images(s, missing, orientation),
+                  **{i: a for i, a in own.items() if a is not None}}
         for p in picks:
             f = files[p["index"]]
             labels = pictures.read_png(job / f["labels"]) if p["files"] else None
@@ -227,7 +239,9 @@ def _pictures(job: Path, sources: list[dict], layout, names: list[str], colours:
             when = f", {p['time']:.1f} s" if p.get("time") is not None else ""
             out.append({"source": s["key"], **p, "note": pic.note, "id": f"f{len(out)}",
                         "thumb": page.jpeg(pic.thumb), "full": page.jpeg(pic.full), "panels": " | ".join(pic.panels),
-                        "caption": f"{s['key']} frame {p['name']}{when}: {100 * p['coverage']:.1f}% confident"})
+                        "caption": f"{s['key']} frame {p['name']}{when}"
+                                   + (f" ({Path(p['file']).name})" if p.get("file") else "")
+                                   + f": {100 * p['coverage']:.1f}% confident"})
     say(f"report: {len(out)} frame pictures")
     return out
 

@@ -99,15 +99,15 @@ class Timeline:
                 self._width *= 2
                 self.bins = [_merge(self.bins[i:i + 2]) for i in range(0, len(self.bins), 2)]
         # a max-heap of the lowest kept so far: keyed by (-coverage, -index), its top is the one to drop first
-        entry = (-cov, -rec["index"], rec["name"], rec.get("time"), tuple(rec.get("files") or ()))
+        entry = (-cov, -rec["index"], rec["name"], rec.get("time"), tuple(rec.get("files") or ()), rec.get("source"))
         if len(self.lowest) < self.lowest_count:
             heapq.heappush(self.lowest, entry)
         elif cov < -self.lowest[0][0]:
             heapq.heapreplace(self.lowest, entry)
 
     def lowest_frames(self) -> list[dict]:
-        return [{"coverage": -c, "index": -i, "name": n, "time": t, "files": list(fl)}
-                for c, i, n, t, fl in sorted(self.lowest, key=lambda e: (-e[0], -e[1]))]
+        return [{"coverage": -c, "index": -i, "name": n, "time": t, "files": list(fl), "file": src}
+                for c, i, n, t, fl, src in sorted(self.lowest, key=lambda e: (-e[0], -e[1]))]
 
     def series(self) -> list[dict]:
         return [{"t0": b[0], "t1": b[1], "index": b[2], "frames": b[3], "mean": b[4] / b[3], "min": b[5]}

@@ -346,6 +346,10 @@ def label(
     writers: int = typer.Option(2, help="PNG-writing threads."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html: coverage along the footage, "
                                                         "frames to label next, damage, model and gate."),
+    orientation: str = typer.Option("displayed", help="displayed: turn frames as players and viewers do (a video's "
+                                                      "display matrix, EXIF orientation); stored: as stored."),
+    recursive: bool = typer.Option(False, "--recursive", help="Input folders: also label their subfolders and the "
+                                                              "videos in them."),
 ) -> None:
     """Auto-label footage with confidence-gated masks.
 
@@ -357,7 +361,7 @@ def label(
                       target_precision=target_precision, every=every, fps=fps,
                       batch=batch, backend=backend, format=format, confidence=confidence, overlay=overlay,
                       min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers,
-                      report=report)
+                      report=report, orientation=orientation, recursive=recursive)
     raise typer.Exit(run_label(cfg, _say))
 
 

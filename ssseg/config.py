@@ -191,6 +191,7 @@ class BenchConfig:
 
 LABEL_FORMATS = ("png", "cityscapes", "camvid")
 LABEL_BACKENDS = ("auto", "trt", "ort", "torch")
+ORIENTATIONS = ("displayed", "stored")  # frames as viewers show them, or as stored
 
 
 def parse_shard(text: str | tuple | None) -> tuple[int, int] | None:
@@ -229,12 +230,17 @@ class LabelConfig:
     threads: int | None = None  # ORT intra-op threads (default: the cores this process may use)
     writers: int = 2  # PNG encoding threads
     report: bool = False  # also write OUT/report.html (ssseg report OUT)
+    orientation: str = "displayed"  # displayed: apply the video's display matrix and EXIF orientation; stored
+    recursive: bool = False  # input folders: also their subfolders and the videos in them
 
     def __post_init__(self) -> None:
         self.inputs = tuple(str(i) for i in self.inputs)
         self.model, self.out = Path(self.model), Path(self.out)
         if not self.inputs:
             raise ConfigError("no INPUT given", fix="pass video files, image folders, globs or list files")
+        if self.orientation not in ORIENTATIONS:
+            raise ConfigError(f"unknown --orientation {self.orientation!r}",
+                              fix=f"choose from {', '.join(ORIENTATIONS)}")
         if self.format not in LABEL_FORMATS:
             raise ConfigError(f"unknown --format {self.format!r}", fix=f"choose from {', '.join(LABEL_FORMATS)}")
         if self.backend.split(":", 1)[0] not in LABEL_BACKENDS:

@@ -184,7 +184,7 @@ def test_one_job_per_output_folder(exported, tmp_path):
     # Before: a second job on the same --out exited 0 and the two left a manifest listing no frames.
     from ssseg.label.lock import LOCK
 
-    long_clip = write_clip(tmp_path / "long.mp4", 150)
+    long_clip = write_clip(tmp_path / "long.mp4", 600)  # long enough to outlast two refused starts
     out = tmp_path / "out"
     first = subprocess.Popen([sys.executable, "-m", "ssseg", "label", str(long_clip), "--batch", "1", "--model",
                               str(exported), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -198,7 +198,7 @@ def test_one_job_per_output_folder(exported, tmp_path):
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     m = json.loads((out / "long" / "manifest.json").read_text())
-    assert m["complete"] and m["frames_written"] == 150 and len(m["frames"]) == 150
+    assert m["complete"] and m["frames_written"] == 600 and len(m["frames"]) == 600
     assert not (out / LOCK).exists()  # released
 
     # A lock left by a killed process on this host is taken over, and says so.
@@ -356,23 +356,34 @@ def test_shards_cover_every_source_once(tmp_path):
 
 
 def test_output_names_stay_inside_out(tmp_path):
-    from ssseg.label.inputs import Source, assign_keys, frame_names, safe_name
+    from ssseg.label.inputs import Source, assign_keys, frame_names, safe_name, short_hash
 
     assert safe_name("../../etc/passwd") == "etc_passwd"
     assert safe_name("..") == "input" and safe_name(".hidden") == "hidden"
     assert safe_name("a b\n c", allow_underscore=False) == "a-b-c"
+    h = lambda p: short_hash(os.path.abspath(p))  # noqa: E731
     srcs = [Source("x/cam.mp4", "video"), Source("y/cam.mp4", "video"), Source("rtsp://h:554/live/1", "stream")]
     assign_keys(srcs)
-    assert [s.key for s in srcs] == ["cam", "cam-2", "h-554-1"]
-    assert frame_names([Path("a.png"), Path("a.jpg"), Path("../b c.png")]) == ["a", "a-2", "b_c"]
-    srcs = [Source("summary.json.mp4", "video"), Source("job.json.avi", "video"), Source("summary.json", "images")]
+    assert [s.key for s in srcs] == [f"cam-{h('x/cam.mp4')}", f"cam-{h('y/cam.mp4')}", "h-554-1"]
+    assert frame_names([Path("a.png"), Path("a.jpg"), Path("../b c.png"), Path("c.png")]) == [
+        f"a-{short_hash('a.png')}", f"a-{short_hash('a.jpg')}", f"b_c-{short_hash('b c.png')}", "c"]
+    # names of the job's own files, and names that look like the rule's own, are never plain
+    srcs = [Source("summary.json.mp4", "video"), Source("job.json.avi", "video"), Source("summary.json", "images"),
+            Source("cam-0123abcd.mp4", "video")]
     assign_keys(srcs)
-    assert [s.key for s in srcs] == ["summary.json-source-2", "job.json-source", "summary.json-source"]
-    # Before: suffixes followed the argument order, so a --resume with the inputs reordered was refused as
-    # "changed since it was labeled". Now they follow the absolute paths; `sub/..` is named after its folder.
-    srcs = [Source("y/cam.mp4", "video"), Source("x/cam.mp4", "video"), Source(f"{tmp_path}/sub/..", "images")]
+    assert [s.key for s in srcs] == [f"summary.json-{h('summary.json.mp4')}", f"job.json-{h('job.json.avi')}",
+                                     f"summary.json-{h('summary.json')}", f"cam-0123abcd-{h('cam-0123abcd.mp4')}"]
+    # The order of the inputs changes nothing; `sub/..` is named after its folder; names equal but for case clash.
+    srcs = [Source("y/cam.mp4", "video"), Source("x/cam.mp4", "video"), Source(f"{tmp_path}/sub/..", "images"),
+            Source("Road.mp4", "video"), Source("road.mkv", "video")]
     assign_keys(srcs)
-    assert [s.key for s in srcs] == ["cam-2", "cam", safe_name(tmp_path.name, allow_underscore=False)]
+    assert [s.key for s in srcs] == [f"cam-{h('y/cam.mp4')}", f"cam-{h('x/cam.mp4')}",
+                                     safe_name(tmp_path.name, allow_underscore=False),
+                                     f"Road-{h('Road.mp4')}", f"road-{h('road.mkv')}"]
+    # A resume keeps the recorded key of a source, and a new one clashing with it is hashed
+    srcs = [Source("h264.mp4", "video"), Source("h264.mkv", "video")]
+    assign_keys(srcs, recorded={os.path.abspath("h264.mp4"): "h264"})
+    assert [s.key for s in srcs] == ["h264", f"h264-{h('h264.mkv')}"]
 
 
 def test_a_backend_failure_mid_run_stops_cleanly(exported, tmp_path, monkeypatch):
@@ -451,7 +462,7 @@ def test_cityscapes_label_ids_for_cityscapes_models(tmp_path):
 
     layout = make_layout("cityscapes", tmp_path, CITYSCAPES, confidence=False)
     labels = np.array([[0, 13, 18, 255]], np.uint8)
-    files = layout.write("city", 3, "x", labels, None, np.zeros((1, 4, 3), np.uint8))
+    files, _ = layout.write("city", 3, "x", labels, None, np.zeros((1, 4, 3), np.uint8))
     assert files[0] == "gtFine/train/city/city_000000_000003_gtFine_labelTrainIds.png"
     ids = png(tmp_path / "gtFine/train/city/city_000000_000003_gtFine_labelIds.png")
     assert ids.tolist() == [[CITYSCAPES_LABEL_IDS[0], CITYSCAPES_LABEL_IDS[13], CITYSCAPES_LABEL_IDS[18], 0]]
@@ -467,7 +478,7 @@ def test_dataset_layouts_read_back_as_training_data(tmp_path, fmt):
     layout = make_layout(fmt, tmp_path, classes, confidence=False)
     labels = np.array([[0, 3, 10, 255]], np.uint8)
     rgb = np.arange(12, dtype=np.uint8).reshape(1, 4, 3)
-    files = layout.write("drive-1", 7, "000007", labels, None, rgb)
+    files, _ = layout.write("drive-1", 7, "000007", labels, None, rgb)
     if fmt == "camvid":
         manifest = tmp_path / "meta" / "drive-1" / "manifest.json"
         manifest.parent.mkdir(parents=True)
