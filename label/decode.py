@@ -22,7 +22,10 @@ from ssseg.label.inputs import Source
 DEFAULT_IMAGE_RATE = Fraction(10)
 # Frames after damaged data within which a gap in the timestamps counts as frames it took: the decoder
 # hands frames out with a delay (reordering), so the gap shows a few frames late. Same in ssseg-cpp.
-GAP_WINDOW = 32  # overlay frame rate of image sequences, which have no timestamps
+GAP_WINDOW = 32
+# How far (in frame periods) a timestamp may sit off the frame grid for the video to count as constant-rate,
+# whose timestamps then number the frames: a jump in them is frames lost even when FFmpeg says nothing.
+GRID_TOLERANCE = 0.25
 # FFmpeg warnings that mean frames are missing or damaged (errors always do).
 DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")
 
@@ -161,8 +164,8 @@ def video_frames(container, orientation: str = "displayed") -> Iterator[RawFrame
     stream.codec_context.thread_count = 1
     declared = stream.frames
     rate = frame_rate(container)  # timestamps for streams that carry none (raw .h264)
-    start = stream.start_time or 0
     displayed = orientation == "displayed"
+    origin, grid = None, True  # the first frame's position; whether every timestamp so far sat on the frame grid
     index, damage, since, window = 0, None, 0, 0  # damage: its reason, the frame number it came before
     missing: list[int] = []  # numbers the open damage took, reported when its window closes
     end_time = None  # the latest frame's time
@@ -183,9 +186,18 @@ def video_frames(container, orientation: str = "displayed") -> Iterator[RawFrame
                         damage, since = messages[0], index
                     window = GAP_WINDOW
                 for frame in frames:
-                    number = index
+                    number, pos = index, _frame_position(frame, rate)
+                    if origin is None and pos is not None:
+                        origin = pos  # frame 0: numbers count from the first frame decoded
+                    at = None if pos is None else round(pos - origin)
+                    # constant-rate timestamps so far: a jump in them is frames gone, said FFmpeg so or not
+                    grid = grid and at is not None and abs(pos - origin - at) < GRID_TOLERANCE
+                    if grid and damage is None and at < index:
+                        grid = False  # timestamps going back: not to be trusted for numbers, count frames
+                    if grid and damage is None and at > index:
+                        damage, since = f"frames missing from the stream (timestamps jump to frame {at})", index
+                        window = GAP_WINDOW
                     if damage is not None:
-                        at = _frame_number(frame, start, rate)
                         window -= 1
                         if at is not None and at < index:
                             if at not in missing:
@@ -250,11 +262,11 @@ def _shortfall(container, stream, end_time: float | None, rate: Fraction | None)
     return None
 
 
-def _frame_number(frame, start: int, rate: Fraction | None) -> int | None:
-    """A frame's number from its timestamp (constant-rate video), as ssseg-cpp computes it from OpenCV's."""
+def _frame_position(frame, rate: Fraction | None) -> float | None:
+    """A frame's timestamp in frame periods (constant-rate video), as ssseg-cpp computes it from OpenCV's."""
     if frame.pts is None or frame.time_base is None or not rate:
         return None
-    return round(float((frame.pts - start) * frame.time_base * rate))
+    return float(frame.pts * frame.time_base * rate)
 
 
 def image_frames(source: Source, names: list[str], orientation: str = "displayed") -> Iterator[RawFrame]:

@@ -102,3 +102,69 @@ def mode_images(folder: Path, hw: tuple[int, int] = (48, 80)) -> dict:
     Image.fromarray(grey > 100).save(folder / "bilevel.png")
     expected["bilevel.png"] = np.repeat(np.where(grey > 100, 255, 0).astype(np.uint8)[..., None], 3, axis=2)
     return expected
+
+
+def rotated_clip(path: Path, frames: int = 6, hw: tuple[int, int] = (48, 80)) -> Path:
+    """An H.264 mp4 whose track header carries the display matrix a phone held upright writes (shown turned
+    90 degrees clockwise; PyAV reads rotation -90): the stored frames are ``hw``, the shown ones hw reversed."""
+    import struct
+
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    write_synthetic_clip(path, frames, hw)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    # version 0: version/flags, created, modified, track id, reserved, duration, reserved[2], layer, group,
+    # volume, reserved, then the 3x3 matrix (16.16 fixed point, the last column 2.30)
+    matrix = at + 4 + 4 + 5 * 4 + 8 + 4 * 2
+    assert data[at + 4] == 0 and struct.unpack(">i", data[matrix:matrix + 4])[0] == 1 << 16
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def exif_jpeg(path: Path, orientation: int = 6, hw: tuple[int, int] = (48, 80)) -> Path:
+    """A JPEG stored ``hw`` with EXIF orientation ``orientation`` (6: shown turned 90 degrees clockwise)."""
+    from PIL import Image
+
+    from ssseg.data.synthetic import render_scene
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(render_scene(3, "val", 0, hw)[0]).save(path, quality=95, exif=exif)
+    return path
+
+
+def cut_short_mkv(path: Path, frames: int = 40) -> Path:
+    """A Matroska file cut at half its size, as a copy that stopped early leaves it: the container still
+    declares the full duration (4.0 s at 10 fps), the last frame that decodes is near 2.0 s."""
+    from ssseg.data.synthetic import write_synthetic_clip
+
+    write_synthetic_clip(path, frames, (48, 80))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def gop_damaged_clip(path: Path, frames: int = 60, gop: int = 5, zero_bytes: int = 1500,
+                     hw: tuple[int, int] = (48, 80)) -> Path:
+    """An H.264 MPEG-TS clip with a key frame every ``gop`` frames and ``zero_bytes`` zeroed mid-file: the
+    demuxer drops the damaged packets and the decoder hands one of them out late."""
+    import av
+
+    from ssseg.data.synthetic import render_scene
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = hw[1], hw[0], "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "threads": "1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(render_scene(0, "test", i % 16, hw)[0], format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    clean = path.read_bytes()
+    data = bytearray(clean)
+    data[len(data) // 2: len(data) // 2 + zero_bytes] = bytes(zero_bytes)
+    path.write_bytes(bytes(data))
+    return path
