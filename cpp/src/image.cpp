@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <vector>
 
 #include "ssseg/error.hpp"
@@ -162,6 +163,39 @@ cv::Mat confidence_u8(const cv::Mat& confidence) {
     }
   }
   return out;
+}
+
+int exif_orientation(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<unsigned char> d(1 << 16);
+  in.read(reinterpret_cast<char*>(d.data()), static_cast<std::streamsize>(d.size()));
+  d.resize(static_cast<size_t>(in.gcount()));
+  auto u16 = [&](size_t at, bool le) -> unsigned {
+    return at + 2 > d.size() ? 0u : le ? d[at] | d[at + 1] << 8 : d[at] << 8 | d[at + 1];
+  };
+  auto u32 = [&](size_t at, bool le) -> size_t { return static_cast<size_t>(u16(at, le)) << (le ? 0 : 16) | u16(at + 2, le) << (le ? 16 : 0); };
+  if (d.size() < 4 || d[0] != 0xFF || d[1] != 0xD8) return 1;
+  for (size_t at = 2; at + 4 <= d.size() && d[at] == 0xFF;) {  // marker segments up to the image data
+    const unsigned marker = d[at + 1], size = u16(at + 2, false);
+    if (marker == 0xDA) break;
+    const size_t body = at + 4;
+    if (marker == 0xE1 && body + 14 <= d.size() && std::equal(d.begin() + body, d.begin() + body + 6, "Exif\0\0")) {
+      const size_t tiff = body + 6;
+      const bool le = d[tiff] == 'I';
+      const size_t ifd = tiff + u32(tiff + 4, le);
+      const unsigned entries = u16(ifd, le);
+      for (unsigned i = 0; i < entries; ++i) {
+        const size_t e = ifd + 2 + 12 * static_cast<size_t>(i);
+        if (u16(e, le) == 0x0112) {
+          const unsigned tag = u16(e + 8, le);
+          return tag >= 1 && tag <= 8 ? static_cast<int>(tag) : 1;
+        }
+      }
+      return 1;
+    }
+    at += 2 + size;
+  }
+  return 1;
 }
 
 }  // namespace ssseg

@@ -18,6 +18,8 @@
 #include <thread>
 #include <variant>
 
+#include <sys/stat.h>
+
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -48,6 +50,21 @@ extern "C" void on_interrupt(int) {
 }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// An image frame's record fields: its file as given, size and modification time, and the EXIF orientation
+// applied (label/pipeline.py frame_origin).
+ojson image_origin(const fs::path& path, bool displayed) {
+  struct stat st {};
+  ojson origin = {{"source", path.string()}};
+  if (::stat(path.c_str(), &st) == 0) {
+    origin["bytes"] = static_cast<long long>(st.st_size);
+    const double mtime = static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) * 1e-9;
+    origin["mtime"] = std::round(mtime * 1000.0) / 1000.0;
+  }
+  const int tag = displayed ? exif_orientation(path) : 1;
+  if (tag != 1) origin["turned"] = "exif " + std::to_string(tag);
+  return origin;
+}
 
 template <typename T>
 class BoundedQueue {
@@ -97,6 +114,7 @@ struct Item {
   std::optional<double> time;
   int h, w;
   cv::Mat model;  // RGB at the model's size
+  ojson origin;   // the frame record's source fields (label/pipeline.py frame_origin)
 };
 struct End {
   Source* source;
@@ -184,10 +202,12 @@ class Pipeline {
       if (error.empty()) {
         rec.open_journal();
         const auto& src = rec.source();
-        auto emit = [&](int index, const std::string& name, std::optional<double> time, const cv::Mat& bgr) {
+        auto emit = [&](int index, const std::string& name, std::optional<double> time, const cv::Mat& bgr,
+                        ojson origin) {
           cv::Mat rgb;
           cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-          Item item{s.get(), index, name, time, rgb.rows, rgb.cols, resize_bilinear(rgb, model_.height, model_.width)};
+          Item item{s.get(), index, name, time, rgb.rows, rgb.cols, resize_bilinear(rgb, model_.height, model_.width),
+                    std::move(origin)};
           {
             std::lock_guard<std::mutex> lock(s->mutex);
             ++s->outstanding;
@@ -195,24 +215,30 @@ class Pipeline {
           frames_.push(std::move(item));
         };
         if (src.kind == "images") {
-          std::vector<std::string> stems;
-          for (const auto& p : src.images) stems.push_back(p.stem().string());
-          const auto names = frame_names(stems);
+          std::vector<std::string> stems, files;
+          for (const auto& p : src.images) {
+            stems.push_back(p.stem().string());
+            files.push_back(p.filename().string());
+          }
+          const auto names = frame_names(stems, files);
+          const bool displayed = options_.orientation == "displayed";
           rec.decoded = static_cast<int>(src.images.size());
           for (size_t i = 0; i < src.images.size() && !stopping(); ++i) {
             const int index = static_cast<int>(i);
             if (index % every) continue;
             ++rec.sampled;
             if (rec.done(index)) continue;
-            const cv::Mat bgr = cv::imread(src.images[i].string(), cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+            // OpenCV applies EXIF orientation unless told not to: what a viewer shows, as Pillow's exif_transpose
+            const cv::Mat bgr = cv::imread(src.images[i].string(),
+                                           displayed ? cv::IMREAD_COLOR : cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
             if (bgr.empty()) {
               rec.record({{"index", index}, {"name", names[i]}, {"error", "cannot decode image"}});
               continue;
             }
-            emit(index, names[i], std::nullopt, bgr);
+            emit(index, names[i], std::nullopt, bgr, image_origin(src.images[i], displayed));
           }
         } else {
-          VideoReader video(src.input);
+          VideoReader video(src.input, options_.orientation == "displayed");
           if (!video.opened()) {
             error = "cannot open (OpenCV's FFmpeg backend could not read it)";
           } else {
@@ -227,12 +253,16 @@ class Pipeline {
                 ++rec.sampled;
                 char name[16];
                 std::snprintf(name, sizeof name, "%06d", frame->index);
-                if (!rec.done(frame->index)) emit(frame->index, name, std::round(frame->ms * 1000.0) / 1e6, frame->bgr);
+                ojson origin = ojson::object();
+                if (video.rotation()) origin["turned"] = "rotate " + std::to_string(video.rotation());
+                if (!rec.done(frame->index))
+                  emit(frame->index, name, std::round(frame->ms * 1000.0) / 1e6, frame->bgr, std::move(origin));
               }
             }
             video.finish(damage);
             for (const auto& d : damage) rec.record_damage(d.first, d.last, d.reason, d.skipped);
             if (video.decoded() == 0) error = "no frame could be decoded";
+            else if (const auto short_by = video.shortfall(); !short_by.empty()) error = short_by;
           }
         }
       }
@@ -285,15 +315,19 @@ class Pipeline {
     }
     const double coverage = static_cast<double>(confident) / static_cast<double>(full.total());
     const std::string key = rec.source().key;
-    std::vector<std::string> files = {key + "/labels/" + it.name + ".png"};
-    atomic_write(options_.out / files[0], encode_png(full));
-    if (!job.confidence.empty()) {
-      files.push_back(key + "/confidence/" + it.name + ".png");
-      atomic_write(options_.out / files[1], encode_png(resize_nearest(job.confidence, it.h, it.w)));
-    }
+    std::vector<std::string> files, digests;  // the sha256 of each, which --resume and the report check
+    auto put = [&](const std::string& rel, const std::vector<unsigned char>& png) {
+      atomic_write(options_.out / rel, png);
+      files.push_back(rel);
+      digests.push_back(sha256_hex(png.data(), png.size()));
+    };
+    put(key + "/labels/" + it.name + ".png", encode_png(full));
+    if (!job.confidence.empty())
+      put(key + "/confidence/" + it.name + ".png", encode_png(resize_nearest(job.confidence, it.h, it.w)));
     ojson r = {{"index", it.index}, {"name", it.name}, {"time", it.time ? ojson(*it.time) : ojson()},
                {"size", {it.h, it.w}}, {"coverage", std::round(coverage * 1e6) / 1e6}, {"classes", classes},
-               {"written", true}, {"files", files}};
+               {"written", true}, {"files", files}, {"sha256", digests}};
+    for (const auto& [k, v] : it.origin.items()) r[k] = v;
     rec.record(r);
     std::lock_guard<std::mutex> lock(count_mutex_);
     ++labeled;
@@ -375,12 +409,14 @@ int run_label(const LabelOptions& options) {
                     std::to_string(model.batch.max), (model.root / "model.json").string(),
                 "use a smaller --batch, or re-export with a larger --dynamic-batch");
 
-  auto infos = expand_inputs(options.inputs);
+  auto infos = expand_inputs(options.inputs, options.recursive, recorded_keys(options.out));
+  for (const auto& info : infos)
+    for (const auto& note : info.notes) std::cout << info.input << ": " << note << std::endl;
   ojson settings = {{"model_labeler_sha256", model.graph_sha256("labeler")},
                     {"threshold", gate.settings},
                     {"every", options.every ? ojson(*options.every) : ojson()}, {"fps", nullptr},
                     {"format", options.format}, {"confidence", options.confidence}, {"overlay", false},
-                    {"min_coverage", nullptr}};
+                    {"min_coverage", nullptr}, {"orientation", options.orientation}};
   const bool existed = fs::exists(options.out);
   try {
     JobLock lock(options.out);

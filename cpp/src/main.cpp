@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   lab->add_option("--backend", label.backend, "auto, trt[:PRECISION], ort[:PRECISION] or opencv");
   lab->add_option("--threads", label.threads, "CPU threads of the OpenCV backend");
   lab->add_option("--writers", label.writers, "PNG-writing threads");
+  lab->add_option("--orientation", label.orientation,
+                  "displayed: turn frames as players and viewers do (display matrix, EXIF orientation); stored")
+      ->check(CLI::IsMember({"displayed", "stored"}));
+  lab->add_flag("--recursive", label.recursive, "Input folders: also label their subfolders and the videos in them");
 
   ssseg::BenchOptions bench;
   auto* ben = app.add_subcommand("bench", "Frames per second and latency of the labeler on one backend");

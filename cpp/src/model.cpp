@@ -6,9 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include <openssl/evp.h>
-
 #include "ssseg/error.hpp"
+#include "ssseg/files.hpp"
 
 namespace ssseg {
 
@@ -20,28 +19,6 @@ const nlohmann::json& need(const nlohmann::json& obj, const std::string& key, co
 }
 
 }  // namespace
-
-std::string sha256_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read file", path.string());
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &n);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
 
 static std::vector<std::optional<double>> parse_table(const nlohmann::json& t, const std::string& where,
                                                       const std::string& name) {

@@ -2,10 +2,20 @@
 
 #include <algorithm>
 #include <regex>
-#include <set>
 #include <unordered_map>
 
+#include "ssseg/files.hpp"
+
 namespace ssseg {
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
 
 std::string safe_name(const std::string& text, bool allow_underscore) {
   static const std::regex unsafe("[^A-Za-z0-9._-]+");
@@ -20,38 +30,54 @@ std::string safe_name(const std::string& text, bool allow_underscore) {
   return name.empty() ? "input" : name;
 }
 
-std::vector<std::string> assign_keys(const std::vector<std::string>& bases, const std::vector<std::string>& order) {
-  static const std::regex reserved(R"(^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta)$)");
-  std::vector<std::string> safe;
-  for (const auto& b : bases) {
-    std::string base = safe_name(b, false);
-    if (std::regex_match(base, reserved)) base += "-source";
-    safe.push_back(base);
+std::string short_hash(const std::string& text) { return sha256_hex(text.data(), text.size()).substr(0, 8); }
+
+std::vector<std::string> unique_names(const std::vector<std::string>& bases, const std::vector<std::string>& ids,
+                                      bool allow_underscore, const std::set<std::string>& taken) {
+  // the job's own files (label/inputs.py RESERVED), and what the rule appends
+  static const std::regex reserved(R"(^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta|ffmpeg\.log|report(\.html|\.json)?)$)",
+                                   std::regex::icase);
+  static const std::regex hashed("-[0-9a-f]{8}$");
+  std::vector<std::string> cleaned;
+  std::unordered_map<std::string, int> count;
+  for (const auto& b : bases) cleaned.push_back(safe_name(b, allow_underscore));
+  for (const auto& c : cleaned) ++count[lower(c)];
+  for (const auto& t : taken) ++count[lower(t)];
+  std::vector<std::string> out;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    std::string as_is = bases[i];
+    if (!allow_underscore) std::replace(as_is.begin(), as_is.end(), '_', '-');
+    const std::string& clean = cleaned[i];
+    const bool plain = clean == as_is && count[lower(clean)] == 1 && !std::regex_match(clean, reserved) &&
+                       !std::regex_search(clean, hashed);
+    out.push_back(plain ? clean : clean + "-" + short_hash(ids[i]));
   }
-  std::vector<size_t> by_order(bases.size());
-  for (size_t i = 0; i < by_order.size(); ++i) by_order[i] = i;
-  if (order.size() == bases.size())
-    std::stable_sort(by_order.begin(), by_order.end(), [&](size_t a, size_t b) { return order[a] < order[b]; });
-  std::set<std::string> used;
-  std::vector<std::string> keys(bases.size());
-  for (const size_t i : by_order) {
-    std::string key = safe[i];
-    for (int n = 2; used.count(key); ++n) key = safe[i] + "-" + std::to_string(n);
-    used.insert(key);
-    keys[i] = key;
+  return out;
+}
+
+std::vector<std::string> assign_keys(const std::vector<std::string>& bases, const std::vector<std::string>& wheres,
+                                     const std::map<std::string, std::string>& recorded) {
+  std::vector<std::string> keys(bases.size()), fresh_bases, fresh_ids;
+  std::vector<size_t> fresh;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    const auto it = recorded.find(wheres[i]);
+    if (it != recorded.end()) {
+      keys[i] = it->second;
+    } else {
+      fresh.push_back(i);
+      fresh_bases.push_back(bases[i]);
+      fresh_ids.push_back(wheres[i]);
+    }
   }
+  std::set<std::string> taken;  // also of sources this run was not given: their folders stay theirs
+  for (const auto& [where, key] : recorded) taken.insert(key);
+  const auto named = unique_names(fresh_bases, fresh_ids, false, taken);
+  for (size_t j = 0; j < fresh.size(); ++j) keys[fresh[j]] = named[j];
   return keys;
 }
 
-std::vector<std::string> frame_names(const std::vector<std::string>& stems) {
-  std::unordered_map<std::string, int> seen;
-  std::vector<std::string> names;
-  for (const auto& s : stems) {
-    const std::string base = safe_name(s);
-    const int n = seen[base]++;
-    names.push_back(n == 0 ? base : base + "-" + std::to_string(n + 1));
-  }
-  return names;
+std::vector<std::string> frame_names(const std::vector<std::string>& stems, const std::vector<std::string>& files) {
+  return unique_names(stems, files, true);
 }
 
 }  // namespace ssseg

@@ -5,11 +5,14 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include <sys/stat.h>
+
+#include <opencv2/imgcodecs.hpp>
 
 #include "ssseg/error.hpp"
 #include "ssseg/files.hpp"
@@ -63,7 +66,8 @@ void check_job(const fs::path& out, const ojson& settings) {
       throw Error("job.json is damaged", job.string(), "choose a new --out");
     }
     check_marker(d, kJobFormat, "an ssseg label job", job);
-    const ojson old = d.value("settings", ojson::object());
+    ojson old = d.value("settings", ojson::object());
+    if (!old.contains("orientation")) old["orientation"] = "stored";  // a job from before the setting (LEGACY_SETTINGS)
     std::string diffs;
     for (const auto& [k, v] : settings.items())
       if (!old.contains(k) || old.at(k) != v)
@@ -76,7 +80,7 @@ void check_job(const fs::path& out, const ojson& settings) {
   std::error_code ec;
   if (!fs::is_directory(out)) return;
   for (const auto& entry : fs::directory_iterator(out, ec))
-    if (!is_lock_file(entry.path().filename().string()))
+    if (!is_lock_file(entry.path().filename().string()) && entry.path().filename() != "ffmpeg.log")
       throw Error("output folder is not empty and was not written by ssseg label", out.string(),
                 "choose a new or empty --out; nothing is overwritten");
 }
@@ -159,17 +163,73 @@ bool SourceRecords::valid(const ojson& rec) const {
   if (rec.contains("error")) return false;
   if (!rec.value("written", false)) return true;
   const auto size = rec.at("size");
-  for (const auto& rel : rec.at("files")) {
-    const auto hw = png_size(out_ / rel.get<std::string>());
+  const ojson digests = rec.value("sha256", ojson::array());
+  const auto& files = rec.at("files");
+  for (size_t i = 0; i < files.size(); ++i) {
+    const fs::path path = out_ / files[i].get<std::string>();
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) return false;
+    if (i < digests.size()) {  // as written: a file cut short or changed is labeled again
+      if (sha256_file(path) != digests[i].get<std::string>()) return false;
+      continue;
+    }
+    // a record from before checksums: all of the PNG must decode, at the frame's size
+    const auto hw = png_size(path);
     if (!hw || hw->first != size[0].get<int>() || hw->second != size[1].get<int>()) return false;
+    if (cv::imread(path.string(), cv::IMREAD_UNCHANGED).empty()) return false;
   }
   return true;
+}
+
+std::map<std::string, std::string> recorded_keys(const fs::path& out) {
+  std::map<std::string, std::string> found;
+  std::error_code ec;
+  if (!fs::is_directory(out, ec)) return found;
+  for (const auto& entry : fs::directory_iterator(out, ec)) {
+    if (!entry.is_directory()) continue;
+    ojson head;
+    const fs::path manifest = entry.path() / "manifest.json", journal = entry.path() / "frames.jsonl";
+    if (fs::is_regular_file(manifest)) {  // its head, read up to the frames (label/records.py manifest_head)
+      std::ifstream in(manifest);
+      std::string text;
+      for (std::string line; std::getline(in, line);) {
+        const auto at = line.rfind("\"frames\": [");
+        if (at != std::string::npos && line.find_first_not_of(" ") == at) {
+          while (!text.empty() && (text.back() == '\n' || text.back() == ',' || text.back() == ' ')) text.pop_back();
+          text += "}";
+          break;
+        }
+        text += line + "\n";
+      }
+      if (auto m = parse_line(text); m && m->is_object()) {
+        head = m->value("source", ojson::object());
+        head["key"] = m->value("key", "");
+      }
+    }
+    if (!head.is_object() || head.value("key", "").empty()) {
+      std::ifstream in(journal);
+      std::string line;
+      if (std::getline(in, line))
+        if (auto h = parse_line(line); h && h->is_object()) head = *h;
+      if (head.is_object() && !head.contains("key")) head["key"] = entry.path().filename().string();
+    }
+    if (!head.is_object() || head.value("key", "").empty()) continue;
+    std::string where = head.value("path", "");
+    if (where.empty() && !head.value("input", "").empty()) {
+      SourceInfo old;
+      old.input = head.value("input", "");
+      where = old.where();
+    }
+    if (!where.empty() && head.value("kind", "") != "stream") found.emplace(where, head.value("key", ""));
+  }
+  return found;
 }
 
 void SourceRecords::open_journal() {
   if (complete_before_ || !error.empty()) return;
   fs::create_directories(meta_);
-  std::string text = ojson({{"identity", source_.identity()}, {"input", source_.input}}).dump() + "\n";
+  std::string text = ojson({{"identity", source_.identity()}, {"input", source_.input}, {"path", source_.where()},
+                            {"key", source_.key}}).dump() + "\n";
   for (const auto& line : kept_) text += line + "\n";
   kept_.clear();
   atomic_write(journal_path_, text);
@@ -295,7 +355,8 @@ ojson SourceRecords::finalize(const ojson& run, bool interrupted) {
   ojson head = {
       {"format", kManifestFormat}, {"format_version", kFormatVersion}, {"ssseg_version", kVersion},
       {"key", source_.key},
-      {"source", {{"input", source_.input}, {"kind", source_.kind}, {"identity", source_.identity()}}},
+      {"source", {{"input", source_.input}, {"path", source_.where()}, {"kind", source_.kind},
+                  {"identity", source_.identity()}}},
       {"settings", settings_}, {"complete", complete}, {"interrupted", interrupted}, {"errors", errors},
       {"frames_decoded", decoded}, {"frames_sampled", sampled}, {"frames_written", written},
       {"frames_below_min_coverage", static_cast<int>(offsets.size()) - written},
@@ -376,6 +437,14 @@ int job_outcome(const ojson& report, const fs::path& out, int labeled, bool inte
               << resume_command << std::endl;
     return kExitInterrupted;
   }
+  for (const auto& d : report["damaged"]) {  // whatever the other sources did
+    std::string ranges;
+    for (const auto& r : d["damage"])
+      ranges += (ranges.empty() ? "" : ", ") + std::to_string(r["first"].get<int>()) + "-" +
+                std::to_string(r["last"].get<int>()) + (r["skipped"].get<bool>() ? "" : " (concealed)");
+    std::cout << "DAMAGED " << d["input"].get<std::string>() << ": " << d["frames_skipped"] << " frame(s) skipped, frames "
+              << ranges << std::endl;
+  }
   if (!report["failures"].empty()) {
     for (const auto& f : report["failures"]) {
       const auto& e = f["errors"][0];
@@ -387,14 +456,6 @@ int job_outcome(const ojson& report, const fs::path& out, int labeled, bool inte
                 "", "fix or remove those inputs and run again with --resume");
   }
   if (!report["damaged"].empty()) {
-    for (const auto& d : report["damaged"]) {
-      std::string ranges;
-      for (const auto& r : d["damage"])
-        ranges += (ranges.empty() ? "" : ", ") + std::to_string(r["first"].get<int>()) + "-" +
-                  std::to_string(r["last"].get<int>()) + (r["skipped"].get<bool>() ? "" : " (concealed)");
-      std::cout << "DAMAGED " << d["input"].get<std::string>() << ": " << d["frames_skipped"] << " frame(s) skipped, frames "
-                << ranges << std::endl;
-    }
     std::cout << report["damaged"].size() << " source(s) had damaged data: the rest of each was labeled; the frame "
               << "ranges are under 'damaged' in " << (out / "summary.json").string() << " (exit status 3)"
               << std::endl;

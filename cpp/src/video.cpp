@@ -1,54 +1,107 @@
 #include "ssseg/video.hpp"
 
+#include <algorithm>
 #include <cmath>
-#include <vector>
 
 namespace ssseg {
 
 namespace {
-// Frames after damaged data within which a gap in the timestamps counts as frames it took: the decoder hands
-// frames out with a delay (reordering), so the gap shows a few frames late (label/decode.py's GAP_WINDOW).
+// Frames after damaged data within which a late frame keeps its number and a gap counts as frames the damage
+// took (label/decode.py's GAP_WINDOW); how far a timestamp may sit off the frame grid (GRID_TOLERANCE).
 constexpr int kGapWindow = 32;
+constexpr double kGridTolerance = 0.25;
 // Failed reads in a row that mean the end of the file; OpenCV reads on after a damaged packet.
 constexpr int kReadsAtEnd = 16;
 constexpr const char* kReason = "damaged data: a frame could not be decoded";
 }  // namespace
 
-VideoReader::VideoReader(const std::string& path) : cap_(path, cv::CAP_FFMPEG) {
-  cap_.set(cv::CAP_PROP_ORIENTATION_AUTO, 0);  // frames as stored, as PyAV and Pillow give them
+VideoReader::VideoReader(const std::string& path, bool displayed) : cap_(path, cv::CAP_FFMPEG) {
+  cap_.set(cv::CAP_PROP_ORIENTATION_AUTO, displayed ? 1 : 0);
   fps_ = cap_.get(cv::CAP_PROP_FPS);
+  declared_ = cap_.get(cv::CAP_PROP_FRAME_COUNT);  // Matroska: from its duration
+  // OpenCV's angle turns clockwise; PyAV's (and the records') counterclockwise
+  const int clockwise = displayed ? static_cast<int>(std::lround(cap_.get(cv::CAP_PROP_ORIENTATION_META))) : 0;
+  rotation_ = ((360 - clockwise % 360) % 360);
 }
 
 std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
   cv::Mat bgr;
-  int failed = 0;
-  while (!cap_.read(bgr))
-    if (++failed >= kReadsAtEnd) return std::nullopt;
-  if (failed > 0 && since_ < 0) since_ = index_;
-  if (failed > 0) window_ = kGapWindow;
-  double ms = cap_.get(cv::CAP_PROP_POS_MSEC);
-  // OpenCV reports 0 for the frames flushed out of the decoder at the end; they follow the last timestamp
-  if (decoded_ > 0 && ms <= last_ms_ && fps_ > 0) ms = last_ms_ + 1000.0 / fps_;
-  last_ms_ = ms;
-  if (since_ >= 0) {
-    --window_;
-    const int at = fps_ > 0 ? static_cast<int>(std::lround(ms / 1000.0 * fps_)) : -1;
-    if (at > index_) {  // the frames the damage took
-      damage.push_back({index_, at - 1, kReason, true});
-      index_ = at;
-      since_ = -1;
-    } else if (window_ <= 0) {  // none lost: the decoder concealed it
-      damage.push_back({since_, since_, kReason, false});
-      since_ = -1;
+  while (true) {
+    int failed = 0;
+    while (!cap_.read(bgr))
+      if (++failed >= kReadsAtEnd) return std::nullopt;
+    if (failed > 0 && since_ < 0) {
+      since_ = index_;
+      reason_ = kReason;
+    }
+    if (failed > 0) window_ = kGapWindow;
+    double ms = cap_.get(cv::CAP_PROP_POS_MSEC);
+    // OpenCV reports 0 for the frames flushed out of the decoder at the end; they follow the last timestamp
+    if (decoded_ > 0 && ms <= last_ms_ && fps_ > 0) ms = last_ms_ + 1000.0 / fps_;
+    last_ms_ = ms;
+    ++decoded_;
+    int number = index_;
+    int at = -1;
+    if (fps_ > 0) {
+      if (origin_ms_ < 0) origin_ms_ = ms;  // frame 0: numbers count from the first frame decoded
+      const double pos = (ms - origin_ms_) / 1000.0 * fps_;
+      at = static_cast<int>(std::lround(pos));
+      grid_ = grid_ && std::abs(pos - at) < kGridTolerance;
+    } else {
+      grid_ = false;
+    }
+    if (grid_ && since_ < 0 && at < index_) grid_ = false;  // timestamps going back: count frames
+    if (grid_ && since_ < 0 && at > index_) {
+      since_ = index_;
+      reason_ = "frames missing from the stream (timestamps jump to frame " + std::to_string(at) + ")";
+      window_ = kGapWindow;
+    }
+    if (since_ >= 0) {
+      --window_;
+      if (at >= 0 && at < index_) {
+        const auto it = std::find(missing_.begin(), missing_.end(), at);
+        if (it == missing_.end()) continue;  // a number already given: a repeat the damage produced
+        missing_.erase(it);  // thought lost, handed out late
+        number = at;
+      } else if (at > index_) {
+        for (int n = index_; n < at; ++n) missing_.push_back(n);
+        number = index_ = at;
+      }
+      if (window_ <= 0) close_damage(damage);
+    }
+    index_ = std::max(index_, number + 1);
+    return VideoFrame{number, ms, bgr};
+  }
+}
+
+void VideoReader::close_damage(std::vector<VideoDamage>& damage) {
+  if (missing_.empty()) {
+    damage.push_back({since_, since_, reason_, false});  // none lost: the decoder concealed it
+  } else {
+    int first = missing_[0], prev = missing_[0];
+    for (size_t i = 1; i <= missing_.size(); ++i) {
+      if (i < missing_.size() && missing_[i] == prev + 1) {
+        prev = missing_[i];
+        continue;
+      }
+      damage.push_back({first, prev, reason_, true});
+      if (i < missing_.size()) first = prev = missing_[i];
     }
   }
-  ++decoded_;
-  return VideoFrame{index_++, ms, bgr};
+  missing_.clear();
+  since_ = -1;
 }
 
 void VideoReader::finish(std::vector<VideoDamage>& damage) {
-  if (since_ >= 0) damage.push_back({since_, since_, kReason, false});
-  since_ = -1;
+  if (since_ >= 0) close_damage(damage);
+}
+
+std::string VideoReader::shortfall() const {
+  // as label/decode.py: frames up to what the container declares, two frames of slack (OpenCV's count is
+  // the container's frame count, or its duration times the rate)
+  if (declared_ <= 0 || index_ >= declared_ - 2) return "";
+  return "decoded frames up to " + std::to_string(index_ - 1) + " of the " +
+         std::to_string(static_cast<long long>(declared_)) + " frames the file declares (truncated?)";
 }
 
 }  // namespace ssseg

@@ -6,7 +6,11 @@ labels identical on >= 99.9 % of pixels, never different where both are confiden
 names and manifest keys; with --threshold, with per-class thresholds in model.json, and with the entropy gate
 (--gate entropy: no confidence net). Prints the measured agreement. Then kills an ssseg-cpp job mid-run,
 resumes it, and requires exactly the files of an uninterrupted run (manifests without their per-run records).
-A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3. The
+A clip with a damaged spot mid-file: both skip the same frames, record the same ranges and exit with 3.
+Identity and orientation (issue 30): a folder whose names clash once cleaned, a phone video with a display
+matrix, an EXIF-6 JPEG, a cut-short MKV, a TS clip whose demuxer drops packets silently, a folder of dated
+dash-cam subfolders with --recursive: the same keys, frame names and masks, the same exits; a resume that
+adds a same-stem input keeps the old key in both; a mask cut short is redone by both. The
 job lock: a live job's lock (Python's format) refuses ssseg-cpp; a dead process's is taken over. A folder
 of frames in every pixel format Pillow opens (16-bit grey and RGB, palette, CMYK, alpha): the same labels.
 Filesystem faults (a file as --out; as root, read-only and full tmpfs disks): one line with the fix, and a
@@ -30,7 +34,16 @@ from PIL import Image
 
 MARGIN = 0.1
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from label_files import damaged_clip, job_files, kill_after_files, mode_images  # noqa: E402  (shared with tests/test_label.py)
+from label_files import (  # noqa: E402  (shared with tests/test_label.py and tests/test_label_identity.py)
+    cut_short_mkv,
+    damaged_clip,
+    exif_jpeg,
+    gop_damaged_clip,
+    job_files,
+    kill_after_files,
+    mode_images,
+    rotated_clip,
+)
 
 
 def main() -> int:
@@ -51,6 +64,7 @@ def main() -> int:
         problems += check_modes(Path(args.cpp).resolve(), args.backend, work)
         problems += check_filesystem(Path(args.cpp).resolve(), work)
         problems += check_interrupt(Path(args.cpp).resolve(), args.backend, work)
+        problems += check_identity(Path(args.cpp).resolve(), args.backend, work)
     for line in problems:
         print("FAIL:", line)
     return 1 if problems else 0
@@ -358,6 +372,82 @@ def check_damaged(cpp: Path, backend: str, work: Path) -> list[str]:
             problems.append(f"report of the {k} job: model or command not recorded ({r['runs'][0]})")
         if not r["next_to_label"] or any("frame not found" in (p["note"] or "") for p in r["next_to_label"]):
             problems.append(f"report of the {k} job: pictures missing, or without their frames")
+    return problems
+
+
+def check_identity(cpp: Path, backend: str, work: Path) -> list[str]:
+    from ssseg.data.synthetic import render_scene, write_synthetic_clip
+
+    root = work / "identity"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    clash = root / "in" / "clash"
+    clash.mkdir(parents=True)
+    for i, name in enumerate(["a b.png", "a_b.jpg", "a_b.png", "\u65e5\u672c.png", "plain.png"]):
+        Image.fromarray(render_scene(1, "val", i, (40 + 8 * i, 64))[0]).save(clash / name, quality=95)
+    photos = root / "in" / "photos"
+    photos.mkdir()
+    exif_jpeg(photos / "upright.jpg")
+    phone = rotated_clip(root / "in" / "phone.mp4")
+    gop = gop_damaged_clip(root / "in" / "gop.ts")
+    cams = root / "in" / "dashcam"
+    for day in ("2026-01-01", "2026-01-02"):
+        (cams / day).mkdir(parents=True)
+        write_synthetic_clip(cams / day / "0001.MP4", 3, (48, 80))
+    cut = cut_short_mkv(root / "in" / "cut.mkv")
+    inputs = [clash, photos, phone, gop, cams]
+    model = str(work / "model")
+
+    def run(runtime: str, out: Path, *args) -> subprocess.CompletedProcess:
+        cmd = ([sys.executable, "-m", "ssseg", "label"] if runtime == "python" else [str(cpp), "label"])
+        return subprocess.run([*cmd, *map(str, args), "--model", model, "--threshold", "0", "--backend",
+                               "ort" if runtime == "python" else backend, "--out", str(out)],
+                              capture_output=True, text=True)
+
+    problems = []
+    outs = {k: root / f"out_{k}" for k in ("python", "cpp")}
+    codes = {k: run(k, v, *inputs, "--recursive").returncode for k, v in outs.items()}
+    if codes != {"python": 3, "cpp": 3}:  # the TS clip's lost packets: damaged, labeled
+        problems.append(f"identity: exit statuses {codes}, expected 3 from both")
+    keys = {k: sorted(p.name for p in v.iterdir() if p.is_dir()) for k, v in outs.items()}
+    if keys["python"] != keys["cpp"]:
+        problems.append(f"identity: source keys differ: {keys}")
+    same = total = 0
+    for key in keys["python"]:
+        m = {k: json.loads((v / key / "manifest.json").read_text()) for k, v in outs.items()}
+        frames = {k: [(f["name"], f.get("source"), f.get("turned")) for f in v["frames"]] for k, v in m.items()}
+        if frames["python"] != frames["cpp"]:
+            problems.append(f"identity: {key}: frame names, sources or turns differ: {frames}")
+            continue
+        if [d for d in m["python"]["damage"] if d["skipped"]] and \
+                [(d["first"], d["last"]) for d in m["python"]["damage"] if d["skipped"]] != \
+                [(d["first"], d["last"]) for d in m["cpp"]["damage"] if d["skipped"]]:
+            problems.append(f"identity: {key}: skipped ranges differ")
+        for f in m["python"]["frames"]:
+            a, b = (np.asarray(Image.open(v / f["files"][0])) for v in outs.values())
+            if a.shape != b.shape:
+                problems.append(f"identity: {key} frame {f['name']}: mask shapes {a.shape} vs {b.shape}")
+                continue
+            same += int((a == b).sum())
+            total += a.size
+    print(f"identity: keys {keys['cpp']}, masks equal on {100 * same / max(total, 1):.2f} % of pixels")
+    if total and same / total < 0.99:
+        problems.append(f"identity: masks agree on only {100 * same / total:.2f} % of pixels")
+    # a resume that adds a same-stem input: the old key stays, the new one is hashed, in both
+    extra = write_synthetic_clip(root / "in" / "phone.mkv", 3, (48, 80))
+    for k, v in outs.items():
+        r = run(k, v, *inputs, extra, "--recursive", "--resume")
+        added = sorted(p.name for p in v.iterdir() if p.is_dir() and p.name.startswith("phone-"))
+        if r.returncode not in (0, 3) or len(added) != 1 or not (v / "phone" / "manifest.json").is_file():
+            problems.append(f"identity: {k} resume adding phone.mkv: exit {r.returncode}, new keys {added}")
+        mask = v / "phone" / "labels" / "000002.png"
+        good = mask.read_bytes()
+        mask.write_bytes(good[:100])
+        r = run(k, v, *inputs, extra, "--recursive", "--resume")
+        if mask.read_bytes() != good:
+            problems.append(f"identity: {k} resume kept a mask cut short (exit {r.returncode})")
+        r = run(k, root / f"cut_{k}", cut)
+        if r.returncode != 1:
+            problems.append(f"identity: {k} labeled the cut-short MKV with exit {r.returncode}, expected 1")
     return problems
 
 

@@ -85,9 +85,15 @@ TEST(Names, SameAsPython) {
   EXPECT_EQ(ssseg::safe_name("../../etc/passwd"), "etc_passwd");
   EXPECT_EQ(ssseg::safe_name(".."), "input");
   EXPECT_EQ(ssseg::safe_name("a b\n c", false), "a-b-c");
-  EXPECT_EQ(ssseg::assign_keys({"cam", "cam", "job.json", "my_drive"}),
-            (std::vector<std::string>{"cam", "cam-2", "job.json-source", "my-drive"}));
-  EXPECT_EQ(ssseg::frame_names({"a", "a", "b c"}), (std::vector<std::string>{"a", "a-2", "b_c"}));
+  // the values ssseg.label.inputs gives (sha256 of the absolute path / file name, first 8 hex digits)
+  EXPECT_EQ(ssseg::assign_keys({"cam", "cam", "job.json", "my_drive", "\u65e5\u672c"},
+                               {"/a/cam.mp4", "/b/cam.mp4", "/c/job.json.mp4", "/d/my_drive.mp4", "/e/\u65e5\u672c.mp4"}),
+            (std::vector<std::string>{"cam-1a26e17b", "cam-f623813a", "job.json-ee20990b", "my-drive", "input-b5dca8ad"}));
+  EXPECT_EQ(ssseg::frame_names({"a", "a", "b c", "x"}, {"a.png", "a.jpg", "b c.png", "x.png"}),
+            (std::vector<std::string>{"a-7f071235", "a-509b0d46", "b_c-6e8f199f", "x"}));
+  // a resumed job: the recorded source keeps its key, the new one with the same stem is hashed
+  EXPECT_EQ(ssseg::assign_keys({"h264", "h264"}, {"/in/h264.mp4", "/in/h264.mkv"}, {{"/in/h264.mp4", "h264"}}),
+            (std::vector<std::string>{"h264", "h264-441661a9"}));
 }
 
 nlohmann::json valid_model() {

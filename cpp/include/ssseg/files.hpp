@@ -25,5 +25,8 @@ std::optional<std::pair<int, int>> png_size(const fs::path& path);
 /// Delete temporaries of dead processes in `folder` whose final name starts with `prefix`.
 int remove_stale_temporaries(const fs::path& folder, const std::string& prefix = "");
 std::string read_text(const fs::path& path);
+/// The sha256 of bytes / of a file's contents, as lowercase hex (hashlib's hexdigest).
+std::string sha256_hex(const void* data, size_t size);
+std::string sha256_file(const fs::path& path);
 
 }  // namespace ssseg

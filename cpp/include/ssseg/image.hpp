@@ -3,6 +3,7 @@
 // Pillow's nearest-neighbour resize (masks out), the confidence gate and confidence quantisation.
 
 #include <array>
+#include <filesystem>
 #include <optional>
 #include <vector>
 
@@ -29,5 +30,9 @@ cv::Mat gate(const cv::Mat& labels, const cv::Mat& confidence, const GateTable& 
 
 /// Confidence in [0, 1] -> 0..255, round half up (floor(255 c + 0.5)), as the Python writer.
 cv::Mat confidence_u8(const cv::Mat& confidence);
+
+/// A JPEG's EXIF orientation tag (1..8; 1, upright, when absent or not a JPEG), which OpenCV's imread applies:
+/// read here only to record what was applied, as the Python runtime records it.
+int exif_orientation(const std::filesystem::path& path);
 
 }  // namespace ssseg

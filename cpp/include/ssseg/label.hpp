@@ -21,6 +21,8 @@ struct LabelOptions {
   std::string backend = "auto";
   int threads = 0;  // 0: OpenCV's default
   int writers = 2;
+  std::string orientation = "displayed";  // or "stored": frames as stored, no display matrix or EXIF applied
+  bool recursive = false;  // input folders: also their subfolders and the videos in them
   std::string command;  // this command line, recorded in the summary's run
   std::string resume_command;  // this command line with --resume: how an interrupted job continues
 };

@@ -54,6 +54,4 @@ ModelSpec read_model(const fs::path& path);
 /// Parse an already loaded model.json (`where` names it in errors).
 ModelSpec parse_model(const nlohmann::json& data, const fs::path& root, const std::string& where);
 
-std::string sha256_file(const fs::path& path);
-
 }  // namespace ssseg

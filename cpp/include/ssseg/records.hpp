@@ -39,8 +39,15 @@ struct SourceInfo {
   std::string input, kind, key;  // kind: video | images
   std::vector<fs::path> images;  // kind images
   std::string error;             // cannot be labeled at all
+  std::string base;              // the name its key is made from (stem, folder name, path under a --recursive folder)
+  std::vector<std::string> notes;  // what expanding it left out, for the console
   ojson identity() const;        // {bytes, mtime, files}
+  std::string where() const;     // its absolute path: the identity a resume matches it by
 };
+
+/// {absolute path: key} of the sources labeled into `out` before (their manifests and journals), so a resume
+/// gives each its key again whatever else it is given.
+std::map<std::string, std::string> recorded_keys(const fs::path& out);
 
 class SourceRecords {
  public:

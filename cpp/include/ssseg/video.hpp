@@ -1,10 +1,12 @@
 #pragma once
 // Frames of a video file through OpenCV's FFmpeg backend, numbered as `ssseg label` numbers them
-// (label/decode.py): a damaged stretch costs only its own frames, and the frame numbers it took are
-// reported, so later frames keep their numbers and both runtimes name them alike.
+// (label/decode.py): constant-rate timestamps give the numbers, so a damaged stretch costs only its own
+// frames, a frame handed out late keeps its number, and the numbers a gap took are reported; frames come
+// turned by the display matrix when `displayed`.
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 #include <opencv2/videoio.hpp>
@@ -26,19 +28,28 @@ struct VideoDamage {
 
 class VideoReader {
  public:
-  explicit VideoReader(const std::string& path);
+  VideoReader(const std::string& path, bool displayed);
   bool opened() const { return cap_.isOpened(); }
   /// The next frame, or nullopt at the end; damage met before it is added to `damage`.
   std::optional<VideoFrame> next(std::vector<VideoDamage>& damage);
-  /// Damage still waiting for a gap at the end of the file (call once after the last frame).
+  /// Damage still open at the end of the file (call once after the last frame).
   void finish(std::vector<VideoDamage>& damage);
   int decoded() const { return decoded_; }
+  /// Degrees counterclockwise the frames were turned by (0 when stored upright or `displayed` is false).
+  int rotation() const { return rotation_; }
+  /// Why the frames end short of what the file declares (cut short), or empty.
+  std::string shortfall() const;
 
  private:
+  void close_damage(std::vector<VideoDamage>& damage);
+
   cv::VideoCapture cap_;
-  double fps_ = 0, last_ms_ = 0;
-  int index_ = 0, decoded_ = 0;
-  int since_ = -1, window_ = 0;  // damage pending: the frame number it came before, frames left to find its gap
+  double fps_ = 0, last_ms_ = 0, origin_ms_ = -1, declared_ = 0;
+  int index_ = 0, decoded_ = 0, rotation_ = 0;
+  bool grid_ = true;  // every timestamp so far on the frame grid: they number the frames
+  int since_ = -1, window_ = 0;  // open damage: the frame number it came before, frames until it closes
+  std::string reason_;
+  std::vector<int> missing_;  // numbers the open damage took (a frame may still come late)
 };
 
 }  // namespace ssseg
