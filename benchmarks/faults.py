@@ -25,7 +25,17 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the damaged clip and frames the tests use
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_results  # noqa: E402
-from label_files import damaged_clip, job_files, kill_after_files, mode_images  # noqa: E402
+from label_files import (  # noqa: E402
+    cut_short_mkv,
+    damaged_clip,
+    exif_jpeg,
+    gop_damaged_clip,
+    job_files,
+    kill_after_files,
+    mode_images,
+    rotated_clip,
+    timelapse_clip,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -303,6 +313,140 @@ class Campaign:
         self.record("export, disk full", "python",
                     self.run("python", ["export", str(self.run_dir), "--out", str(small / "m")]), 1)
 
+    def footage_habits(self) -> None:
+        """Footage and photo folders as they come off phones and dash cameras (issue 30): names that clash
+        once cleaned, rotation and EXIF, files cut short, masks cut short, dated folders of same-named clips,
+        4K, thousands of images. Each labeled with --threshold 0, so every pixel keeps its class."""
+        import numpy as np
+        from PIL import Image
+
+        from ssseg.data.synthetic import render_scene, write_synthetic_clip
+
+        src = self.fresh("habits")
+        src.mkdir(parents=True)
+
+        def folder(name: str) -> Path:
+            (src / name).mkdir(parents=True, exist_ok=True)
+            return src / name
+
+        def masks(out: Path, key: str) -> dict[str, tuple]:
+            m = json.loads((out / key / "manifest.json").read_text())
+            return {Path(f.get("source") or f["name"]).name: np.asarray(Image.open(out / f["files"][0])).shape
+                    for f in m["frames"] if f["files"]}
+
+        sizes = {"a b.png": (40, 56), "a_b.jpg": (48, 64), "a_b.png": (56, 72), "日本.png": (64, 80),
+                 "中文.png": (72, 88)}
+        clash = folder("clash")
+        for i, (name, hw) in enumerate(sizes.items()):
+            Image.fromarray(render_scene(1, "val", i, hw)[0]).save(clash / name, quality=95)
+        stems = folder("stems")
+        write_synthetic_clip(stems / "h264.mp4", 4, (48, 80))
+        phone = rotated_clip(src / "phone.mp4")
+        exif = exif_jpeg(folder("photos") / "upright.jpg")
+        cut = cut_short_mkv(src / "cut.mkv")
+        gop = gop_damaged_clip(src / "gop.ts")
+        for day in ("2026-01-01", "2026-01-02"):
+            write_synthetic_clip(folder(f"dashcam/{day}") / "0001.MP4", 3, (48, 80))
+        mp4s = folder("mp4s")
+        write_synthetic_clip(mp4s / "a.MP4", 3, (48, 80))
+        uhd = folder("uhd")
+        Image.fromarray(np.tile(render_scene(2, "val", 0, (540, 960))[0], (4, 4, 1))).save(uhd / "frame.png")
+        write_synthetic_clip(src / "uhd_clip.mp4", 2, (2160, 3840))
+        many = folder("many")
+        tile = render_scene(3, "val", 0, (24, 32))[0]
+        for i in range(2000):
+            Image.fromarray(np.roll(tile, i, axis=1)).save(many / f"IMG_{i:05d}.JPG", quality=80)
+        odd = folder("odd")
+        Image.fromarray(tile).save(odd / "good.png")
+        (odd / "empty.jpg").write_bytes(b"")
+        write_synthetic_clip(src / "Ünïcode clip (1).mp4", 3, (48, 80))
+        os.symlink(phone, src / "link.mp4")
+        lapse = timelapse_clip(src / "lapse.mkv")
+
+        for runtime in self.runtimes():
+            def go(name: str, inputs: list, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+                out = self.fresh(f"habit_{name}_{runtime}")
+                return self.label(runtime, inputs, out, "--threshold", "0", *extra), out
+
+            r, out = go("clash", [clash])
+            got = masks(out, "clash")
+            self.record("names that clash once cleaned (a b.png, a_b.jpg, a_b.png, 日本.png, 中文.png)", runtime, r, 0,
+                        "nothing" if got == sizes else f"masks under other names: {got}")
+            r, out = go("stems", [stems / "h264.mp4"])
+            before = (out / "h264" / "manifest.json").read_bytes()
+            write_synthetic_clip(stems / "h264.mkv", 3, (48, 80)) if not (stems / "h264.mkv").exists() else None
+            r = self.label(runtime, [stems / "h264.mp4", stems / "h264.mkv"], out, "--threshold", "0", "--resume")
+            added = [p.name for p in out.iterdir() if p.is_dir() and p.name.startswith("h264-")]
+            self.record("--resume adding h264.mkv beside a labeled h264.mp4", runtime, r, 0,
+                        "nothing" if (out / "h264" / "manifest.json").read_bytes() == before and len(added) == 1
+                        else f"old manifest changed or new source missing ({added})", f"added as {added}")
+            r, out = go("phone", [phone])
+            shape = np.asarray(Image.open(out / "phone" / "labels" / "000000.png")).shape
+            self.record("phone video, display matrix -90 (stored 48x80)", runtime, r, 0,
+                        "nothing" if shape == (80, 48) else f"mask {shape}, not as shown", f"mask {shape}")
+            r, out = go("exif", [exif.parent])
+            shape = masks(out, "photos").get("upright.jpg")
+            self.record("JPEG with EXIF orientation 6 (stored 48x80)", runtime, r, 0,
+                        "nothing" if shape == (80, 48) else f"mask {shape}, not as shown", f"mask {shape}")
+            r, out = go("cut", [cut, self.clip])
+            again = self.label(runtime, [cut, self.clip], out, "--threshold", "0", "--resume")
+            self.record("MKV cut short (declares 4.0 s, frames end at 2.0 s), then --resume", runtime, r, 1,
+                        "nothing" if again.returncode == 1 and len(list((out / "clip" / "labels").glob("*.png"))) == 24
+                        else f"--resume exit {again.returncode}")
+            r, out = go("mask", [self.clip])
+            mask = out / "clip" / "labels" / "000005.png"
+            good = mask.read_bytes()
+            mask.write_bytes(good[:100])
+            again = self.label(runtime, [self.clip], out, "--threshold", "0", "--resume")
+            self.record("a mask cut to 100 bytes (header intact), then --resume", runtime, again, 0,
+                        "nothing" if mask.read_bytes() == good else "the cut mask was kept")
+            r, out = go("gop", [gop])
+            m = json.loads((out / "gop" / "manifest.json").read_text())
+            self.record("TS clip, 1500 zero bytes mid-file, key frame every 5", runtime, r, 3,
+                        "nothing" if m["frames_written"] >= 50 and m["frames_written"] + m["frames_skipped"] == 60
+                        else f"{m['frames_written']} of 60 labeled, {m['frames_skipped']} skipped",
+                        f"{m['frames_written']} of 60 labeled, damage {[(d['first'], d['last']) for d in m['damage']]}")
+            r, out = go("mixed", [cut, self.damaged])
+            said = f"DAMAGED {self.damaged}" in r.stdout and f"FAILED {cut}" in r.stdout
+            self.record("one failing and one damaged source", runtime, r, 1,
+                        "nothing" if said else "a source's outcome line is missing")
+            r, out = go("dashcam", [src / "dashcam"], "--recursive")
+            keys = sorted(p.name for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+            self.record("dash cam: 0001.MP4 in two dated folders, --recursive", runtime, r, 0,
+                        "nothing" if keys == ["dashcam-2026-01-01-0001", "dashcam-2026-01-02-0001"] else f"keys {keys}")
+            r, out = go("mp4s", [mp4s])
+            hint = [line for line in r.stdout.splitlines() if "--recursive" in line]
+            self.record("a folder of .MP4 files, without --recursive", runtime, r, 1,
+                        "nothing" if hint else "no hint", hint[0][-100:] if hint else "")
+            r, out = go("uhd", [uhd, src / "uhd_clip.mp4"])
+            shapes = [masks(out, "uhd").get("frame.png"), masks(out, "uhd-clip").get("000001")] \
+                if r.returncode == 0 else []
+            self.record("4K: a 2160x3840 PNG and a 2-frame 4K H.264 clip", runtime, r, 0,
+                        "nothing" if shapes == [(2160, 3840)] * 2 else f"masks {shapes}")
+            t = time.perf_counter()
+            r, out = go("many", [many])
+            n = len(list((out / "many" / "labels").glob("*.png"))) if out.is_dir() else 0
+            self.record("a folder of 2000 images (.JPG)", runtime, r, 0,
+                        "nothing" if n == 2000 else f"{n} of 2000 labeled", f"{time.perf_counter() - t:.0f} s")
+            r, out = go("odd", [odd])
+            good = (out / "odd" / "labels" / "good.png").exists()
+            self.record("an empty .jpg among good images", runtime, r, 1,
+                        "nothing" if good else "the good image was not labeled")
+            r, out = go("lapse", [lapse])
+            m = json.loads((out / "lapse" / "manifest.json").read_text()) if out.is_dir() else {}
+            self.record("time-lapse: frames 100-300 ms apart in a 30 fps container", runtime, r, 0,
+                        "nothing" if m.get("frames_written") == 30 and not m.get("damage") else
+                        f"{m.get('frames_written')} labeled, damage {m.get('damage')}")
+            r, out = go("order", [self.clip, phone])
+            r = self.label(runtime, [phone, self.clip], out, "--threshold", "0", "--resume")
+            self.record("--resume with the inputs in another order", runtime, r, 0,
+                        "nothing" if r.stdout.count("complete in an earlier run") == 2 else "labeled again")
+            # the link and both spellings of phone.mp4 are one file: one source, named after the first given
+            r, out = go("unicode", [src / "Ünïcode clip (1).mp4", src / "link.mp4", phone, f"{src}/./phone.mp4"])
+            keys = sorted(p.name for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+            self.record("unicode and spaces in a name, a symlink, one file given three ways", runtime, r, 0,
+                        "nothing" if len(keys) == 2 else f"keys {keys}", f"keys {keys}")
+
     def training_data(self) -> None:
         from ssseg.data.synthetic import write_synthetic
 
@@ -351,7 +495,8 @@ def main() -> int:
     c = Campaign(args.work.resolve(), cpp)
     c.prepare()
     try:
-        for part in (c.videos, c.frames, c.concurrency, c.interrupts, c.options, c.disks, c.training_data):
+        for part in (c.videos, c.frames, c.concurrency, c.interrupts, c.options, c.disks, c.footage_habits,
+                     c.training_data):
             part()
     finally:
         c.unmount()

@@ -26,6 +26,7 @@ GAP_WINDOW = 32
 # How far (in frame periods) a timestamp may sit off the frame grid for the video to count as constant-rate,
 # whose timestamps then number the frames: a jump in them is frames lost even when FFmpeg says nothing.
 GRID_TOLERANCE = 0.25
+MIN_REGULAR = 8  # frames one period apart before a jump counts as frames lost, not as a variable rate
 # FFmpeg warnings that mean frames are missing or damaged (errors always do).
 DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")
 
@@ -165,7 +166,9 @@ def video_frames(container, orientation: str = "displayed") -> Iterator[RawFrame
     declared = stream.frames
     rate = frame_rate(container)  # timestamps for streams that carry none (raw .h264)
     displayed = orientation == "displayed"
-    origin, grid = None, True  # the first frame's position; whether every timestamp so far sat on the frame grid
+    # the first frame's position; whether every timestamp so far sat on the frame grid; frames that came one
+    # period after the one before (a time-lapse in a 30 fps container never does)
+    origin, grid, regular = None, True, 0
     index, damage, since, window = 0, None, 0, 0  # damage: its reason, the frame number it came before
     missing: list[int] = []  # numbers the open damage took, reported when its window closes
     end_time = None  # the latest frame's time
@@ -192,11 +195,12 @@ def video_frames(container, orientation: str = "displayed") -> Iterator[RawFrame
                     at = None if pos is None else round(pos - origin)
                     # constant-rate timestamps so far: a jump in them is frames gone, said FFmpeg so or not
                     grid = grid and at is not None and abs(pos - origin - at) < GRID_TOLERANCE
-                    if grid and damage is None and at < index:
-                        grid = False  # timestamps going back: not to be trusted for numbers, count frames
+                    if grid and damage is None and (at < index or (at > index and regular < MIN_REGULAR)):
+                        grid = False  # going back, or jumping before the rate was seen kept: count frames
                     if grid and damage is None and at > index:
                         damage, since = f"frames missing from the stream (timestamps jump to frame {at})", index
                         window = GAP_WINDOW
+                    regular = regular + 1 if grid and at == index else regular
                     if damage is not None:
                         window -= 1
                         if at is not None and at < index:

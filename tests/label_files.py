@@ -168,3 +168,26 @@ def gop_damaged_clip(path: Path, frames: int = 60, gop: int = 5, zero_bytes: int
     data[len(data) // 2: len(data) // 2 + zero_bytes] = bytes(zero_bytes)
     path.write_bytes(bytes(data))
     return path
+
+
+def timelapse_clip(path: Path, frames: int = 30, hw: tuple[int, int] = (48, 80)) -> Path:
+    """A dash cam's time-lapse: a container declaring 30 fps whose frames come 100, 200 or 300 ms apart, on
+    the 30 fps grid but never one period apart; nothing is missing from it."""
+    from fractions import Fraction
+
+    import av
+
+    from ssseg.data.synthetic import render_scene
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = hw[1], hw[0], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(render_scene(0, "test", i % 16, hw)[0], format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += (100, 100, 200, 100, 300)[i % 5]
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

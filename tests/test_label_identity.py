@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import run_cli
-from label_files import cut_short_mkv, exif_jpeg, gop_damaged_clip, rotated_clip
+from label_files import cut_short_mkv, exif_jpeg, gop_damaged_clip, rotated_clip, timelapse_clip
 from PIL import Image
 
 from ssseg.data.synthetic import render_scene, write_synthetic_clip
@@ -177,6 +177,11 @@ def test_damage_costs_only_its_own_frames_and_later_frames_keep_their_numbers(ex
     assert r.returncode == 3 and "DAMAGED" in r.stdout
     m = manifest(out, "gop")
     assert m["frames_written"] >= 50 and m["frames_skipped"] == 60 - m["frames_written"]
+
+    # a time-lapse in a 30 fps container: its timestamps jump by 3 to 9 periods, and nothing is lost
+    with av.open(str(timelapse_clip(tmp_path / "lapse.mkv"))) as c:
+        items = list(video_frames(c))
+    assert not [d for d in items if isinstance(d, Damage)] and [f.index for f in items] == list(range(30))
 
 
 def test_every_source_outcome_is_printed_and_ffmpeg_stays_off_the_terminal(exported, tmp_path):

@@ -10,6 +10,7 @@ namespace {
 // took (label/decode.py's GAP_WINDOW); how far a timestamp may sit off the frame grid (GRID_TOLERANCE).
 constexpr int kGapWindow = 32;
 constexpr double kGridTolerance = 0.25;
+constexpr int kMinRegular = 8;  // frames one period apart before a jump counts as frames lost (MIN_REGULAR)
 // Failed reads in a row that mean the end of the file; OpenCV reads on after a damaged packet.
 constexpr int kReadsAtEnd = 16;
 constexpr const char* kReason = "damaged data: a frame could not be decoded";
@@ -19,9 +20,8 @@ VideoReader::VideoReader(const std::string& path, bool displayed) : cap_(path, c
   cap_.set(cv::CAP_PROP_ORIENTATION_AUTO, displayed ? 1 : 0);
   fps_ = cap_.get(cv::CAP_PROP_FPS);
   declared_ = cap_.get(cv::CAP_PROP_FRAME_COUNT);  // Matroska: from its duration
-  // OpenCV's angle turns clockwise; PyAV's (and the records') counterclockwise
-  const int clockwise = displayed ? static_cast<int>(std::lround(cap_.get(cv::CAP_PROP_ORIENTATION_META))) : 0;
-  rotation_ = ((360 - clockwise % 360) % 360);
+  // counterclockwise in [0, 360), as PyAV's rotation modulo 360 (the records say "rotate 270" alike)
+  rotation_ = displayed ? (static_cast<int>(std::lround(cap_.get(cv::CAP_PROP_ORIENTATION_META))) % 360 + 360) % 360 : 0;
 }
 
 std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
@@ -50,12 +50,14 @@ std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
     } else {
       grid_ = false;
     }
-    if (grid_ && since_ < 0 && at < index_) grid_ = false;  // timestamps going back: count frames
+    // going back, or jumping before the rate was seen kept (a time-lapse in a 30 fps container): count frames
+    if (grid_ && since_ < 0 && (at < index_ || (at > index_ && regular_ < kMinRegular))) grid_ = false;
     if (grid_ && since_ < 0 && at > index_) {
       since_ = index_;
       reason_ = "frames missing from the stream (timestamps jump to frame " + std::to_string(at) + ")";
       window_ = kGapWindow;
     }
+    if (grid_ && at == index_) ++regular_;
     if (since_ >= 0) {
       --window_;
       if (at >= 0 && at < index_) {

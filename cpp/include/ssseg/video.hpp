@@ -47,6 +47,7 @@ class VideoReader {
   double fps_ = 0, last_ms_ = 0, origin_ms_ = -1, declared_ = 0;
   int index_ = 0, decoded_ = 0, rotation_ = 0;
   bool grid_ = true;  // every timestamp so far on the frame grid: they number the frames
+  int regular_ = 0;   // frames that came one period after the one before
   int since_ = -1, window_ = 0;  // open damage: the frame number it came before, frames until it closes
   std::string reason_;
   std::vector<int> missing_;  // numbers the open damage took (a frame may still come late)
