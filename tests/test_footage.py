@@ -7,6 +7,7 @@ import json
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -60,3 +61,19 @@ def test_frame_budget_rule():
     assert q1 + q2 <= 100 and q1 == 90 and q2 == 10 and s1 == 100 and s2 == 100
     (_, q_known), (_, q_unknown) = frame_budget([5000, None], 1, 100)
     assert q_known + q_unknown <= 100 and q_unknown == 50
+
+
+def test_footage_is_read_as_shown(tmp_path):
+    """Training's --unlabeled reader turns frames as ssseg label does (issue 30): a phone video's display
+    matrix and a JPEG's EXIF orientation are applied, so pseudo-labels and masks agree with the viewer."""
+    from label_files import exif_jpeg, rotated_clip
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    exif_jpeg(folder / "upright.jpg")
+    clip = rotated_clip(tmp_path / "phone.mp4")
+    footage, problems = extract_footage((str(clip), str(folder)), 1, None, tmp_path / "out", SYNTHETIC,
+                                        skip_bad=False, log=lambda *_: None)
+    assert not problems
+    shapes = {np.asarray(Image.open(p)).shape[:2] for p in (tmp_path / "out").rglob("*.jpg")}
+    assert shapes == {(80, 48)}  # stored 48x80, both shown upright
