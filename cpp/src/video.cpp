@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include <opencv2/core/version.hpp>
+#include <opencv2/core.hpp>
+
 namespace ssseg {
 
 namespace {
@@ -14,14 +17,28 @@ constexpr int kMinRegular = 8;  // frames one period apart before a jump counts 
 // Failed reads in a row that mean the end of the file; OpenCV reads on after a damaged packet.
 constexpr int kReadsAtEnd = 16;
 constexpr const char* kReason = "damaged data: a frame could not be decoded";
+// CAP_PROP_ORIENTATION_META's sign by OpenCV version: 4.6 gives the counterclockwise angle (270 for a phone's
+// "turn 90 clockwise"), the others the clockwise one (opencv/opencv#22088). Checked on 4.6 by the parity ctest.
+constexpr bool kMetaIsCounterclockwise = CV_VERSION_MAJOR == 4 && CV_VERSION_MINOR == 6;
 }  // namespace
 
 VideoReader::VideoReader(const std::string& path, bool displayed) : cap_(path, cv::CAP_FFMPEG) {
-  cap_.set(cv::CAP_PROP_ORIENTATION_AUTO, displayed ? 1 : 0);
+  // Turned here, not by CAP_PROP_ORIENTATION_AUTO: OpenCV 4.6 reports the display matrix's angle with the
+  // wrong sign and so turns frames the wrong way (opencv/opencv#22088), and 4.11 switched auto-rotation off.
+  cap_.set(cv::CAP_PROP_ORIENTATION_AUTO, 0);
   fps_ = cap_.get(cv::CAP_PROP_FPS);
   declared_ = cap_.get(cv::CAP_PROP_FRAME_COUNT);  // Matroska: from its duration
-  // counterclockwise in [0, 360), as PyAV's rotation modulo 360 (the records say "rotate 270" alike)
-  rotation_ = displayed ? (static_cast<int>(std::lround(cap_.get(cv::CAP_PROP_ORIENTATION_META))) % 360 + 360) % 360 : 0;
+  const int meta = (static_cast<int>(std::lround(cap_.get(cv::CAP_PROP_ORIENTATION_META))) % 360 + 360) % 360;
+  const int clockwise = kMetaIsCounterclockwise ? (360 - meta) % 360 : meta;
+  rotation_ = displayed ? (360 - clockwise) % 360 : 0;  // counterclockwise, as PyAV's and the records' angle
+}
+
+cv::Mat VideoReader::turned(const cv::Mat& bgr) const {
+  if (rotation_ == 0) return bgr;
+  cv::Mat out;
+  cv::rotate(bgr, out, rotation_ == 90 ? cv::ROTATE_90_COUNTERCLOCKWISE : rotation_ == 180 ? cv::ROTATE_180
+                                                                                        : cv::ROTATE_90_CLOCKWISE);
+  return out;
 }
 
 std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
@@ -72,7 +89,7 @@ std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
       if (window_ <= 0) close_damage(damage);
     }
     index_ = std::max(index_, number + 1);
-    return VideoFrame{number, ms, bgr};
+    return VideoFrame{number, ms, turned(bgr)};
   }
 }
 

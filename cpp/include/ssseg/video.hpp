@@ -42,6 +42,7 @@ class VideoReader {
 
  private:
   void close_damage(std::vector<VideoDamage>& damage);
+  cv::Mat turned(const cv::Mat& bgr) const;  // as a viewer shows it (rotation_)
 
   cv::VideoCapture cap_;
   double fps_ = 0, last_ms_ = 0, origin_ms_ = -1, declared_ = 0;
