@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include <opencv2/core/version.hpp>
 #include <opencv2/core.hpp>
@@ -116,11 +117,18 @@ void VideoReader::finish(std::vector<VideoDamage>& damage) {
 }
 
 std::string VideoReader::shortfall() const {
-  // as label/decode.py: frames up to what the container declares, two frames of slack (OpenCV's count is
-  // the container's frame count, or its duration times the rate)
-  if (declared_ <= 0 || index_ >= declared_ - 2) return "";
-  return "decoded frames up to " + std::to_string(index_ - 1) + " of the " +
-         std::to_string(static_cast<long long>(declared_)) + " frames the file declares (truncated?)";
+  // as label/decode.py: the last frame ends more than two frame periods before the duration the file declares.
+  // OpenCV gives no duration, but its frame count is the container's count or (Matroska) its duration times
+  // the rate, so count / rate is the duration either way, for variable rates and time-lapses too.
+  // Only for constant-rate timestamps: OpenCV gives the frames flushed at the end no time of their own (they
+  // are placed one period after the last), so a time-lapse's end would look early.
+  if (declared_ <= 0 || fps_ <= 0 || decoded_ == 0 || !grid_) return "";
+  const double period = 1.0 / fps_, declared = declared_ / fps_, end = last_ms_ / 1000.0 + period;
+  if (end >= declared - 2 * period) return "";
+  char text[160];
+  std::snprintf(text, sizeof text, "decoded %.2f s of the %.2f s the file declares (cut short? last frame at %.2f s)",
+                end, declared, last_ms_ / 1000.0);
+  return text;
 }
 
 }  // namespace ssseg
