@@ -9,8 +9,8 @@ seeded fraction (1/8, 1/2) of the other drives' 266 train frames; the rest of th
 
 Arms: the core grid, with --seeds: supervised with strong augmentation (--strong-aug, the fair control) and
 --method weak-strong with its default class-balanced selection. Around it, the first seed only: supervised with
-weak augmentation, weak-strong with max-softmax selection, the paper's --method aux (stage 1 and 3 at the same
-steps), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
+weak augmentation, weak-strong with max-softmax selection, the paper's --method aux (stage 1 and stage 3 each at
+--steps, stage 3's epochs counted over labeled + pseudo-labeled images), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
 Recipe variants (TUNING, only when named in --arms, with every seed of --seeds): weak-strong with the teacher
 started after half of the steps, and with the unlabeled losses at half weight.
 
@@ -57,7 +57,7 @@ ARMS = {  # arm -> (method, extra options)
 ARM_OPTIONS = {"supervised": ("strong_aug",),
                "weak-strong": ("select", "select_threshold", "min_class_share", "lambda_u", "ema_decay",
                                "unlabeled_warmup"),
-               "aux": ("t_aux", "strong_aug")}
+               "aux": ("t_aux", "strong_aug", "stage3_epochs")}
 
 
 def build_protocol(camvid: Path, root: Path) -> Path:
@@ -87,6 +87,9 @@ def run_arm(arm: str, fraction: float, seed: int, args, data: str, footage: Path
     labeled = round(frac * 266)
     per_epoch = max(1, labeled // args.batch_size)
     epochs = math.ceil(args.steps / per_epoch)
+    if method == "aux":  # stage 3's epochs also pass over the pseudo-labeled pool: the same step budget
+        unlabeled = (266 - labeled) + 101  # the labeled drives' other frames and the new drive's
+        extra = {**extra, "stage3_epochs": math.ceil(args.steps / ((labeled + unlabeled) // args.batch_size))}
     out = runs / run_dir_name(arm, fraction, seed)
     cfg = TrainConfig(data=data, method=method, model=args.model, labeled_fraction=frac, out=out, epochs=epochs,
                       batch_size=args.batch_size, scale=args.scale, seed=seed, workers=args.workers, device="auto",

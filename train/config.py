@@ -178,6 +178,9 @@ class AuxOptions:
     t_aux: float = option(0.9, "Confidence threshold of the pseudo-labels (and the exported gate).", stage=3)
     stage3_init: str = option("fresh", f"The stage-3 segmenter starts {' or '.join(STAGE3_INITS)} (from stage 1).",
                               stage=3)
+    stage3_epochs: int | None = option(None, "Epochs of the stage-3 segmenter (default: --epochs). Its epochs pass "
+                                             "over the pseudo-labeled images too, so stage 1's step budget takes "
+                                             "fewer.", stage=3)
 
     def check_aux(self) -> None:
         if self.aux_input not in AUX_INPUTS:
@@ -187,6 +190,8 @@ class AuxOptions:
                               fix=f"choose one of {', '.join(STAGE3_INITS)}")
         check_range("t_aux", self.t_aux, 0.0, 1.0, "0.9")
         check_range("aux_epochs", self.aux_epochs, 1)
+        if self.stage3_epochs is not None:
+            check_range("stage3_epochs", self.stage3_epochs, 1)
         if not 0.0 < self.aux_width <= 1.0:
             raise ConfigError(f"--aux-width {self.aux_width} is outside (0, 1]", fix="e.g. 0.125 for a light gate")
 

@@ -160,6 +160,7 @@ class Aux(Method):
             pseudo, pseudo_counts, _ = scan(PseudoLabeled(unlabeled, pseudo_dir / "labels"), False, run.log)
             return SegmenterTask(run, out, Concat([run.labeled, pseudo]), run.pixel_counts + pseudo_counts, stage=3,
                                  init=s1 / "best.pt" if cfg.stage3_init == "finetune" else None,
+                                 epochs=cfg.stage3_epochs,
                                  what=f"{len(run.labeled)} labeled + {len(pseudo)} pseudo-labeled images "
                                       f"({100 * manifest['kept_share']:.1f}% of their pixels kept)")
 

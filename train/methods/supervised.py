@@ -46,8 +46,8 @@ class SegmenterTask(Task):
     """The segmenter on ``data`` with the ENet-weighted cross-entropy, SGD; ``init`` starts it from a checkpoint."""
 
     def __init__(self, run: Run, out: Path, data: SegDataset, pixel_counts: np.ndarray, *, what: str,
-                 init: Path | None = None, stage: int | None = None):
-        super().__init__(run, data, run.cfg.epochs)
+                 init: Path | None = None, stage: int | None = None, epochs: int | None = None):
+        super().__init__(run, data, epochs or run.cfg.epochs)
         self.out, self.pixel_counts, self.what, self.init, self.stage = out, pixel_counts, what, init, stage
 
     def prepare(self) -> None:
