@@ -10,7 +10,8 @@ seeded fraction (1/8, 1/2) of the other drives' 266 train frames; the rest of th
 Arms: the core grid, with --seeds: supervised with strong augmentation (--strong-aug, the fair control) and
 --method weak-strong with its default class-balanced selection. Around it, the first seed only: supervised with
 weak augmentation, weak-strong with max-softmax selection, the paper's --method aux (stage 1 and stage 3 each at
---steps, stage 3's epochs counted over labeled + pseudo-labeled images), weak-strong selecting with that aux run's confidence net, and supervised on all 266 labeled-drive frames.
+--steps, stage 3's epochs counted over labeled + pseudo-labeled images), weak-strong selecting with that aux
+run's confidence net, and supervised on all 266 labeled-drive frames.
 Recipe variants (TUNING, only when named in --arms, with every seed of --seeds): weak-strong with the teacher
 started after half of the steps, and with the unlabeled losses at half weight.
 
