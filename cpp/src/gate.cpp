@@ -11,7 +11,7 @@ std::string GateChoice::describe() const {
   return settings.is_array() ? "per-class confidence thresholds" : "confidence >= " + settings.dump();
 }
 
-GateChoice resolve_gate(const LabelOptions& options, const ModelSpec& model) {
+GateChoice resolve_gate(const GateOptions& options, const ModelSpec& model) {
   // validated first, as the Python CLI does (NaN is outside [0, 1] too)
   for (const auto& [name, value] : {std::pair{"--threshold", options.threshold},
                                     std::pair{"--target-precision", options.target_precision}})
@@ -33,8 +33,8 @@ GateChoice resolve_gate(const LabelOptions& options, const ModelSpec& model) {
     const auto table = options.target_precision ? model.thresholds_for(*options.target_precision)
                                                 : model.class_thresholds;
     gate.table = gate_table(table);
-    gate.settings = ojson::array();
-    for (const auto& t : table) gate.settings.push_back(t ? ojson(*t) : ojson());
+    gate.settings = nlohmann::ordered_json::array();
+    for (const auto& t : table) gate.settings.push_back(t ? nlohmann::ordered_json(*t) : nlohmann::ordered_json());
   } else {
     gate.table = gate_table(static_cast<float>(*model.threshold));
     gate.settings = *model.threshold;

@@ -280,7 +280,7 @@ class Pipeline {
     for (size_t i = 0; i < pending.size(); ++i) {
       WriteJob job{std::move(pending[i]), outputs[i].labels, cv::Mat()};
       if (threshold_) job.labels = gate(outputs[i].labels, outputs[i].confidence, *threshold_);
-      if (options_.confidence && !outputs[i].confidence.empty()) job.confidence = confidence_u8(outputs[i].confidence);
+      if (options_.gate.confidence && !outputs[i].confidence.empty()) job.confidence = confidence_u8(outputs[i].confidence);
       const auto tw = Clock::now();
       writes_.push(std::move(job));
       wait_writers_s += seconds_since(tw);
@@ -398,7 +398,7 @@ int run_label(const LabelOptions& options) {
   if (options.format != "png")
     throw Error("--format " + options.format + " is not offered by the C++ runtime", "--format",
                 "use --format png, or ssseg label for cityscapes/camvid layouts");
-  const GateChoice gate = resolve_gate(options, model);
+  const GateChoice gate = resolve_gate(options.gate, model);
   if (options.every && *options.every < 1) throw Error("--every must be >= 1", "--every");
   if (options.writers < 1) throw Error("--writers must be >= 1", "--writers");
   if (options.batch && *options.batch < 1)
@@ -415,7 +415,7 @@ int run_label(const LabelOptions& options) {
   ojson settings = {{"model_labeler_sha256", model.graph_sha256("labeler")},
                     {"threshold", gate.settings},
                     {"every", options.every ? ojson(*options.every) : ojson()}, {"fps", nullptr},
-                    {"format", options.format}, {"confidence", options.confidence}, {"overlay", false},
+                    {"format", options.format}, {"confidence", options.gate.confidence}, {"overlay", false},
                     {"min_coverage", nullptr}, {"orientation", options.orientation}};
   const bool existed = fs::exists(options.out);
   try {
@@ -430,7 +430,8 @@ int run_label(const LabelOptions& options) {
 
 static int label_job(const LabelOptions& options, const ModelSpec& model, const GateChoice& gate, int batch,
               std::vector<SourceInfo>& infos, ojson settings) {
-  check_job(options.out, settings);
+  // the job's locks and the FFmpeg log another runtime's job leaves are not someone else's files
+  check_job(options.out, settings, [](const std::string& name) { return is_lock_file(name) || name == "ffmpeg.log"; });
   std::vector<std::unique_ptr<Source>> sources;
   for (auto& info : infos) {
     auto s = std::make_unique<Source>();

@@ -22,14 +22,14 @@ int main(int argc, char** argv) {
   lab->add_option("inputs", label.inputs, "Video files, image folders, list files (.txt)")->required();
   lab->add_option("--model", label.model, "Model directory written by ssseg export")->required();
   lab->add_option("--out", label.out, "Output directory")->required();
-  lab->add_option("--threshold", label.threshold,
+  lab->add_option("--threshold", label.gate.threshold,
                   "Confidence gate (default: model.json's per-class thresholds, else its threshold)");
-  lab->add_option("--target-precision", label.target_precision,
+  lab->add_option("--target-precision", label.gate.target_precision,
                   "Or the per-class thresholds export calibrated for this precision");
   lab->add_option("--every", every, "Label every K-th frame");
   lab->add_option("--batch", label.batch, "Frames per inference call (default: the model's optimal batch)");
   lab->add_option("--format", label.format, "Output layout (png)");
-  lab->add_flag("--confidence", label.confidence, "Also write the confidence map as an 8-bit PNG");
+  lab->add_flag("--confidence", label.gate.confidence, "Also write the confidence map as an 8-bit PNG");
   lab->add_flag("--resume", label.resume, "Continue an interrupted job in --out");
   lab->add_option("--backend", label.backend, "auto, trt[:PRECISION], ort[:PRECISION] or opencv");
   lab->add_option("--threads", label.threads, "CPU threads of the OpenCV backend");

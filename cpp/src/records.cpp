@@ -1,5 +1,4 @@
 #include "ssseg/records.hpp"
-#include "ssseg/lock.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -56,7 +55,7 @@ void check_marker(const ojson& d, const char* format, const std::string& what, c
 
 }  // namespace
 
-void check_job(const fs::path& out, const ojson& settings) {
+void check_job(const fs::path& out, const ojson& settings, const std::function<bool(const std::string&)>& ignore) {
   const fs::path job = out / "job.json";
   if (fs::is_regular_file(job)) {
     ojson d;
@@ -80,7 +79,7 @@ void check_job(const fs::path& out, const ojson& settings) {
   std::error_code ec;
   if (!fs::is_directory(out)) return;
   for (const auto& entry : fs::directory_iterator(out, ec))
-    if (!is_lock_file(entry.path().filename().string()) && entry.path().filename() != "ffmpeg.log")
+    if (!ignore(entry.path().filename().string()))
       throw Error("output folder is not empty and was not written by ssseg label", out.string(),
                 "choose a new or empty --out; nothing is overwritten");
 }

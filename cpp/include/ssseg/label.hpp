@@ -5,18 +5,18 @@
 #include <string>
 #include <vector>
 
+#include "ssseg/gate.hpp"
+
 namespace ssseg {
 
 /// `ssseg-cpp label`: the options of `ssseg label` this runtime offers, same meaning and defaults.
 struct LabelOptions {
   std::vector<std::string> inputs;  // video files, image folders, list files (.txt)
   std::filesystem::path model, out;
-  std::optional<double> threshold;  // default: model.json's per-class thresholds, else its threshold
-  std::optional<double> target_precision;  // or: the per-class thresholds export calibrated for this precision
+  GateOptions gate;  // --threshold, --target-precision, --confidence
   std::optional<int> every;  // label every K-th frame (unset: all, recorded as null like the Python CLI)
   std::optional<int> batch;  // unset: the model's optimal batch
   std::string format = "png";
-  bool confidence = false;
   bool resume = false;
   std::string backend = "auto";
   int threads = 0;  // 0: OpenCV's default

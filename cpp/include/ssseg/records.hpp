@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -30,8 +31,9 @@ inline constexpr size_t kMaxDamage = 20;  // damaged ranges per source in the su
 /// UTC time as ISO 8601.
 std::string now();
 
-/// Refuse an OUT_DIR holding other files or labels made with other settings.
-void check_job(const fs::path& out, const ojson& settings);
+/// Refuse an OUT_DIR holding other files (names `ignore` accepts aside: the job locks, its FFmpeg log) or
+/// labels made with other settings.
+void check_job(const fs::path& out, const ojson& settings, const std::function<bool(const std::string&)>& ignore);
 /// Write OUT/job.json once.
 void write_job(const fs::path& out, const ojson& settings);
 
