@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssseg.config import LabelConfig
-from ssseg.errors import ConfigError, Interrupted, LabelError, SsegError, continue_command, invoked_command
+from ssseg.errors import ConfigError, Interrupted, LabelError, continue_command, invoked_command
 from ssseg.io import write_json
 from ssseg.label.decode import FFMPEG_LOG, log_ffmpeg_to
 from ssseg.label.inputs import expand_inputs, shard
@@ -144,13 +144,6 @@ def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list
     report = summary(results, settings, run, cfg.shard)
     path = write_json(out / summary_name(cfg.shard), report)
     layout.finish([layout.meta_dir(s.key) / "manifest.json" for s in sources])
-    if cfg.report:  # every ending, Ctrl-C included: the report shows what is on disk
-        from ssseg.report.write import write_report
-
-        try:
-            write_report(out, say=say)
-        except SsegError as e:  # the labels are complete either way
-            say(f"report not written: {e}")
     say(f"{pipeline.labeled} frames labeled in {seconds:.1f} s ({run['fps'] or 0:.1f} frames/s); summary: {path}")
     if report["next_to_label"]:
         worst = report["next_to_label"][0]

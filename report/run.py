@@ -14,11 +14,10 @@ from ssseg import __version__
 from ssseg.errors import ReportError
 from ssseg.label.records import now
 from ssseg.report import page, plots
-from ssseg.rundir import RunDir
+from ssseg.rundir import GATE_FILE, RunDir
 
 REPORT_FORMAT = "ssseg.report.run"
 REPORT_VERSION = 1
-GATE_FILE = "gate_val.json"  # the gate measurement on the validation split (train/engine.py writes it)
 
 
 def is_run(folder: Path) -> bool:

@@ -354,15 +354,15 @@ def label(
     """Auto-label footage with confidence-gated masks.
 
     Masks per frame, a manifest per source, a job summary listing the frames a person should label next."""
+    from ssseg import api
     from ssseg.config import LabelConfig
-    from ssseg.label import run_label
 
     cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold,
                       target_precision=target_precision, every=every, fps=fps,
                       batch=batch, backend=backend, format=format, confidence=confidence, overlay=overlay,
                       min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers,
                       report=report, orientation=orientation, recursive=recursive)
-    raise typer.Exit(run_label(cfg, _say))
+    raise typer.Exit(api.label(cfg, _say))
 
 
 @app.command()

@@ -17,10 +17,10 @@ DEMO_GATES = (0.0, 0.7, 0.8, 0.9)
 
 
 def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable[[str], None]) -> None:
+    from ssseg import api
     from ssseg.config import BenchConfig, ExportConfig, LabelConfig
     from ssseg.data.synthetic import write_synthetic_clip
     from ssseg.export import run_export
-    from ssseg.label import run_label
     from ssseg.runtime.bench import run_bench
     from ssseg.tables import print_gate
     from ssseg.train.config import TrainConfig
@@ -54,7 +54,7 @@ def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable
     if not clip.exists():  # rewriting it would change its mtime, and the labels of a re-run would not resume
         write_synthetic_clip(clip, 48, (96, 128))
     labels = Path(out) / "labels"
-    run_label(LabelConfig(inputs=(str(clip),), model=model.parent, out=labels, overlay=True, confidence=True,
+    api.label(LabelConfig(inputs=(str(clip),), model=model.parent, out=labels, overlay=True, confidence=True,
                           resume=(labels / "job.json").exists(), report=True), say)
     say(f"done in {time.perf_counter() - t0:.0f} s. "
         f"Run directory: {run} (stage1/, stage2/, stage3/pseudo/, summary.json); "

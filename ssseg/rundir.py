@@ -27,6 +27,7 @@ from ssseg.io import read_format, write_json
 from ssseg.segmenters import PAPER, get_spec
 
 LAYOUT_FILE = "run.json"
+GATE_FILE = "gate_val.json"  # the gate measured on the validation split: training writes it, the report reads it
 LAYOUT_FORMAT = "ssseg.run"
 LAYOUT_VERSION = 1
 # runs written before run.json named their segmenter all trained the paper's

@@ -102,3 +102,57 @@ def test_every_configured_method_is_registered_and_the_other_way():
     from ssseg.train.config import METHODS
 
     assert sorted(METHODS) == registry.names()
+
+
+# The commands and the API over them: they may use every folder, and nothing uses them.
+APP = {"ssseg.cli", "ssseg.demo", "ssseg.api", "ssseg.__main__"}
+
+
+def folder_of(module: str) -> str:
+    return "app" if module in APP else package_of(module)
+
+
+def test_folders_form_no_circle():
+    """Folder level: an import from one folder into another is an edge; the folders form no circle (a label
+    job calling the report while the report reads the label records was one)."""
+    edges: dict[str, set[str]] = {}
+    for m, deps in graph().items():
+        for d in deps:
+            a, b = folder_of(m), folder_of(d)
+            if a != b:
+                edges.setdefault(a, set()).add(b)
+    assert "app" not in {b for bs in edges.values() for b in bs}, "something imports the CLI, demo or API"
+    assert_no_cycle(edges, "folder circle")
+
+
+def assert_no_cycle(edges: dict[str, set[str]], what: str) -> None:
+    state: dict[str, int] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        state[n] = 1
+        for m in sorted(edges.get(n, ())):
+            if state.get(m) == 1:
+                pytest.fail(f"{what}: " + " -> ".join([*path[path.index(m):], m]))
+            if m not in state:
+                visit(m, [*path, m])
+        state[n] = 2
+
+    for n in sorted(edges):
+        if n not in state:
+            visit(n, [n])
+
+
+def test_cpp_includes_form_no_circle():
+    """cpp/: a file's module is its stem (gate.hpp + gate.cpp); an include of another module's header is an
+    edge; the modules form no circle (gate.hpp took label.hpp for its options, records and lock took each
+    other's headers)."""
+    import re
+
+    edges: dict[str, set[str]] = {}
+    files = [*(ROOT / "cpp" / "src").glob("*.cpp"), *(ROOT / "cpp" / "include" / "ssseg").glob("*.hpp")]
+    for path in files:
+        for target in re.findall(r'#include "ssseg/(\w+)\.hpp"', path.read_text()):
+            if target != path.stem:
+                edges.setdefault(path.stem, set()).add(target)
+    assert edges, "no includes found"
+    assert_no_cycle(edges, "C++ include circle")

@@ -61,8 +61,8 @@ GATE_THRESHOLDS = (0.5, 0.7, 0.8, 0.9)  # the paper's Tables 3-4, plus the run's
 def write_reports(run: Run) -> None:
     """The run's gate measured on its val split (as ``ssseg eval --gate`` measures it) and its report.html."""
     from ssseg.errors import CheckpointError, DataError, SsegError, filesystem_error
-    from ssseg.report.run import GATE_FILE
     from ssseg.report.write import write_report
+    from ssseg.rundir import GATE_FILE
     from ssseg.train.evaluate import run_gate_eval
 
     own = run.dir.gate_threshold
