@@ -37,11 +37,7 @@ def resolve_threshold(cfg: LabelConfig, spec: ModelSpec) -> float | list[float |
     thresholds (--target-precision, else model.json's table), or None for a model without a confidence source
     (refusing options that need one)."""
     if spec.gated:
-        if cfg.threshold is not None:
-            return cfg.threshold
-        if cfg.target_precision is not None:
-            return spec.thresholds_for(cfg.target_precision)
-        return spec.class_thresholds if spec.class_thresholds is not None else spec.threshold
+        return spec.gate_for(cfg.threshold, cfg.target_precision)
     needs = [opt for opt, v in (("--threshold", cfg.threshold), ("--confidence", cfg.confidence or None),
                                 ("--min-coverage", cfg.min_coverage), ("--target-precision", cfg.target_precision))
              if v is not None]

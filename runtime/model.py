@@ -193,6 +193,18 @@ class ModelSpec:
         """The per-class thresholds export chose for a precision target (None: one threshold for all)."""
         return self.data["gate"].get("thresholds")
 
+    def gate_for(self, threshold: float | None = None, precision: float | None = None) -> float | list | None:
+        """The gate a job applies: ``threshold`` for every class, else the per-class table export calibrated for
+        ``precision``, else model.json's per-class table, else its threshold; None for a model without a
+        confidence source (``ssseg label`` and ``ssseg.Labeler`` alike)."""
+        if not self.gated:
+            return None
+        if threshold is not None:
+            return threshold
+        if precision is not None:
+            return self.thresholds_for(precision)
+        return self.class_thresholds if self.class_thresholds is not None else self.threshold
+
     def thresholds_for(self, precision: float) -> list[float | None]:
         """The per-class table export calibrated for ``precision``."""
         tables = (self.data["gate"].get("calibration") or {}).get("tables") or {}

@@ -4,8 +4,11 @@ so the jobs (ssseg.label, ssseg.train) never call up into ssseg.report."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from ssseg.config import LabelConfig
 
@@ -37,3 +40,83 @@ def label_report(out: Path, say: Say = print) -> None:
         write_report(out, say=say)
     except SsegError as e:
         say(f"report not written: {e}")
+
+
+@dataclass
+class Prediction:
+    """One image's result, at the image's own size."""
+
+    labels: np.ndarray  # HxW uint8 class ids; 255 where the gate did not trust the pixel
+    confidence: np.ndarray | None  # HxW float32 in [0, 1] (nearest from the model's size); None: ungated model
+    classes: tuple[str, ...]  # the class names, by id
+
+
+class Labeler:
+    """A deployed model (the folder ``ssseg export`` wrote) as an object, the labeler ``ssseg label`` runs::
+
+        labeler = ssseg.Labeler("runs/x/model", backend="ort")
+        pred = labeler.predict("frame.jpg")        # or an HxWx3 uint8 RGB array, or a list of either
+        pred.labels, pred.confidence
+
+    Frames are read as ``ssseg label`` reads them (EXIF orientation applied, any pixel format as 8-bit RGB),
+    resized to the model's input, run in batches of the model's optimal size, gated at the model's
+    resolution (``threshold``: one for every class; default model.json's per-class table, else its
+    threshold) and resized back with nearest-neighbour: the masks ``ssseg label`` writes for the same frames."""
+
+    def __init__(self, model: str | Path, backend: str = "auto", threshold: float | None = None,
+                 target_precision: float | None = None, threads: int | None = None):
+        from ssseg.errors import ConfigError
+        from ssseg.runtime.backends import open_backend
+        from ssseg.runtime.frames import threshold_table
+        from ssseg.runtime.model import read_model
+
+        self.spec = read_model(model)
+        if not self.spec.gated and (threshold is not None or target_precision is not None):
+            raise ConfigError("a threshold needs a confidence net, and this model has none",
+                              path=self.spec.root / "model.json", fix="leave threshold out for ungated labels")
+        gate = self.spec.gate_for(threshold, target_precision)
+        self.threshold = threshold_table(gate) if isinstance(gate, list) else gate
+        name, _, variant = backend.partition(":")
+        self.backend = open_backend(self.spec, name, variant or None, threads=threads).load()
+        self.classes = tuple(self.spec.classes.names)
+
+    def predict(self, images) -> Prediction | list[Prediction]:
+        """A Prediction for an image (a path or an HxWx3 uint8 RGB array), a list of them for a list."""
+        from ssseg.runtime.frames import gate, resize_labels
+
+        one = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3)
+        frames = [self._rgb(x) for x in ([images] if one else list(images))]
+        batch = self.spec.batch_range[1]
+        out = []
+        for start in range(0, len(frames), batch):
+            chunk = frames[start:start + batch]
+            # full batches, the last padded with its last frame, as ssseg label runs them: the same numbers
+            labels, conf = self.backend.infer([*chunk, *[chunk[-1]] * (batch - len(chunk))])
+            for i, rgb in enumerate(chunk):
+                c = None if conf is None else conf[i]
+                kept = labels[i] if self.threshold is None or c is None else gate(labels[i], c, self.threshold)
+                out.append(Prediction(resize_labels(kept, rgb.shape[:2]),
+                                      None if c is None else _resize_float(c, rgb.shape[:2]), self.classes))
+        return out[0] if one else out
+
+    @staticmethod
+    def _rgb(image) -> np.ndarray:
+        if isinstance(image, (str, Path)):
+            from ssseg.errors import DataError
+            from ssseg.label.decode import DecodeError, RawFrame
+
+            if not Path(image).is_file():
+                raise DataError("image file is missing", path=image, fix="pass an image file or an RGB array")
+            try:
+                return RawFrame(0, "", None, Path(image)).rgb()
+            except DecodeError as e:
+                raise DataError(str(e), path=image, fix="pass a readable image (.png/.jpg/...)") from None
+        return np.asarray(image)
+
+
+def _resize_float(values: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if values.shape == tuple(hw):
+        return values.astype(np.float32)
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(values.astype(np.float32), mode="F").resize((hw[1], hw[0]), Image.NEAREST))
