@@ -24,18 +24,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the damaged clip and frames the tests use
 sys.path.insert(0, str(Path(__file__).parent))
+import label_files as fixtures  # noqa: E402
 from common import machine, write_results  # noqa: E402
-from label_files import (  # noqa: E402
-    cut_short_mkv,
-    damaged_clip,
-    exif_jpeg,
-    gop_damaged_clip,
-    job_files,
-    kill_after_files,
-    mode_images,
-    rotated_clip,
-    timelapse_clip,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +124,7 @@ class Campaign:
         self.long = self.work / "long.mp4"
         if not self.long.exists():
             write_synthetic_clip(self.long, 300, (48, 80), seed=4)
-        self.damaged = damaged_clip(self.work / "damaged.mp4")
+        self.damaged = fixtures.damaged_clip(self.work / "damaged.mp4")
 
     def label(self, runtime: str, inputs: list, out: Path, *extra: str, **kw) -> subprocess.CompletedProcess:
         return self.run(runtime, ["label", *map(str, inputs), "--model", str(self.model), "--out", str(out), *extra],
@@ -170,7 +160,7 @@ class Campaign:
     def frames(self) -> None:
         folder = self.work / "modes"
         shutil.rmtree(folder, ignore_errors=True)
-        names = sorted(mode_images(folder))
+        names = sorted(fixtures.mode_images(folder))
         outs = {}
         for runtime in self.runtimes():
             outs[runtime] = self.fresh(f"modes_{runtime}")
@@ -225,9 +215,9 @@ class Campaign:
             base = ["label", str(self.long), "--model", str(self.model), "--batch", "1"]
             self.run(runtime, [*base, "--out", str(full)])
             cmd = [sys.executable, "-m", "ssseg", *base] if runtime == "python" else [str(self.cpp), *base]
-            done = kill_after_files([*cmd, "--out", str(out)], out / "long" / "labels", 40, timeout=120)
+            done = fixtures.kill_after_files([*cmd, "--out", str(out)], out / "long" / "labels", 40, timeout=120)
             r = self.run(runtime, [*base, "--out", str(out), "--resume"])
-            a, b = job_files(full), job_files(out)
+            a, b = fixtures.job_files(full), fixtures.job_files(out)
             differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             self.record("kill -9 mid-job, then --resume", runtime, r, 0,
                         "nothing" if not differ else f"{len(differ)} files differ from an uninterrupted job",
@@ -341,10 +331,10 @@ class Campaign:
             Image.fromarray(render_scene(1, "val", i, hw)[0]).save(clash / name, quality=95)
         stems = folder("stems")
         write_synthetic_clip(stems / "h264.mp4", 4, (48, 80))
-        phone = rotated_clip(src / "phone.mp4")
-        exif = exif_jpeg(folder("photos") / "upright.jpg")
-        cut = cut_short_mkv(src / "cut.mkv")
-        gop = gop_damaged_clip(src / "gop.ts")
+        phone = fixtures.rotated_clip(src / "phone.mp4")
+        exif = fixtures.exif_jpeg(folder("photos") / "upright.jpg")
+        cut = fixtures.cut_short_mkv(src / "cut.mkv")
+        gop = fixtures.gop_damaged_clip(src / "gop.ts")
         for day in ("2026-01-01", "2026-01-02"):
             write_synthetic_clip(folder(f"dashcam/{day}") / "0001.MP4", 3, (48, 80))
         mp4s = folder("mp4s")
@@ -361,7 +351,7 @@ class Campaign:
         (odd / "empty.jpg").write_bytes(b"")
         write_synthetic_clip(src / "Ünïcode clip (1).mp4", 3, (48, 80))
         os.symlink(phone, src / "link.mp4")
-        lapse = timelapse_clip(src / "lapse.mkv")
+        lapse = fixtures.timelapse_clip(src / "lapse.mkv")
 
         for runtime in self.runtimes():
             def go(name: str, inputs: list, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
