@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ssseg import __version__
 from ssseg.checkpoint import checkpoint_segmenter
 from ssseg.config import ExportConfig, hw_str
 from ssseg.data import HOLDOUT, open_split
@@ -39,7 +38,7 @@ from ssseg.runtime.model import (
     validate_model,
 )
 from ssseg.segmenters import nearest_input
-from ssseg.versions import installed_versions
+from ssseg.versions import __version__, installed_versions
 
 GRAPH_IO = {
     "segmenter": (["image"], ["logits"]),

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ssseg import __version__
 from ssseg.errors import LabelError
 from ssseg.io import atomic_write_text, check_format, read_format, temporary_name, write_json
 from ssseg.label.inputs import Source
+from ssseg.versions import __version__
 
 MANIFEST_FORMAT, SUMMARY_FORMAT, JOB_FORMAT = "ssseg.label.manifest", "ssseg.label.summary", "ssseg.label.job"
 FORMAT_VERSION = 1

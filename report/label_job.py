@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ssseg import __version__
 from ssseg.classes import ClassSet
 from ssseg.errors import ModelError, ReportError
 from ssseg.io import read_format
@@ -30,6 +29,7 @@ from ssseg.label.records import (
 from ssseg.report import frames as pictures
 from ssseg.report import page, plots
 from ssseg.report.manifests import Timeline, read_manifest
+from ssseg.versions import __version__
 
 REPORT_FORMAT = "ssseg.report.label"
 REPORT_VERSION = 1

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ssseg import __version__
 from ssseg.errors import ReportError
 from ssseg.label.records import now
 from ssseg.report import page, plots
 from ssseg.rundir import GATE_FILE, RunDir
+from ssseg.versions import __version__
 
 REPORT_FORMAT = "ssseg.report.run"
 REPORT_VERSION = 1

@@ -1,6 +1,6 @@
 """ssseg: semi-supervised real-time road-scene segmentation, from few labels to deployed labelers."""
 
-__version__ = "0.1.0"
+from ssseg.versions import __version__  # noqa: F401 - the package's version, as ssseg.__version__
 
 
 def __getattr__(name: str):

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from ssseg import __version__
 from ssseg.classes import ClassSet
 from ssseg.errors import CheckpointError
 from ssseg.io import atomic_write_bytes, check_format
 from ssseg.segmenters import IMAGENET_MEAN, IMAGENET_STD, PAPER, SPECS, SegmenterSpec, get_spec, is_segmenter
+from ssseg.versions import __version__
 
 FORMAT = "ssseg.checkpoint"
 FORMAT_VERSION = 1

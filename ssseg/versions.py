@@ -7,6 +7,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import metadata
 
+__version__ = "0.1.0"  # ssseg's own (pyproject.toml reads it here); every other version below is an installed one
+
 
 @lru_cache(maxsize=1)
 def _providers() -> dict[str, list[str]]:
