@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 
+from ssseg.config import LabelConfig
 from ssseg.errors import Interrupted, SsegError, continue_command, filesystem_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -314,55 +315,43 @@ def bench(
     run_bench(cfg, _say)
 
 
-@app.command()
-def label(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...",
-                                       help="Video files, image folders, globs, list files "
-                                            "(.txt, one input per line), stream URLs, /dev/videoN."),
-    model: Path = typer.Option(..., help="Model directory written by ssseg export (holds model.json)."),
-    out: Path = typer.Option(..., help="Output directory (created; refused if it holds other files)."),
-    threshold: Optional[float] = typer.Option(None, help="Confidence gate: pixels below it become 255 (default: "
-                                                         "model.json's per-class thresholds, else its threshold)."),
-    target_precision: Optional[float] = typer.Option(None, help="Or the per-class thresholds export calibrated for "
-                                                                "this precision (ssseg export --target-precision)."),
-    every: Optional[int] = typer.Option(None, help="Label every K-th frame."),
-    fps: Optional[float] = typer.Option(None, help="Or label F frames per second of video time (variable frame "
-                                                   "rates too)."),
-    batch: Optional[int] = typer.Option(None, help="Frames per inference call (default: the model's optimal batch)."),
-    backend: str = typer.Option("auto", help="auto, trt[:PRECISION], ort[:PROVIDER][+PRECISION] (e.g. ort:int8), "
-                                             "or torch, for comparisons."),
-    format: str = typer.Option("png", "--format", help="png, cityscapes or camvid (SegNet layout)."),
-    confidence: bool = typer.Option(False, "--confidence", help="Also write the confidence map as an 8-bit PNG."),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write an MP4 per source with the gated mask blended "
-                                                          "in."),
-    min_coverage: Optional[float] = typer.Option(None, help="Skip writing frames whose confident share is below C "
-                                                            "(they are listed)."),
-    shard: Optional[str] = typer.Option(None, help="I/N: label only shard I (0-based) of N, for N machines or array "
-                                                   "jobs."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted job in --out: done frames are "
-                                                        "skipped."),
-    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process "
-                                                     "may use)."),
-    writers: int = typer.Option(2, help="PNG-writing threads."),
-    report: bool = typer.Option(False, "--report", help="Also write OUT/report.html: coverage along the footage, "
-                                                        "frames to label next, damage, model and gate."),
-    orientation: str = typer.Option("displayed", help="displayed: turn frames as players and viewers do (a video's "
-                                                      "display matrix, EXIF orientation); stored: as stored."),
-    recursive: bool = typer.Option(False, "--recursive", help="Input folders: also label their subfolders and the "
-                                                              "videos in them."),
-) -> None:
-    """Auto-label footage with confidence-gated masks.
+def _config_command(cls: type, run: Any, **command: Any) -> None:
+    """Register a command whose options are the fields of ``cls`` (ssseg.config.option): each declared there
+    once, with its default and help; ``run(cfg)`` does the work."""
+    types = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        meta, kind = f.metadata, _base_type(types[f.name])
+        required = f.default is dataclasses.MISSING
+        if meta.get("positional"):
+            default = typer.Argument(..., metavar=meta["metavar"], help=meta["help"])
+            annotation: Any = list[str]
+        else:
+            cli_type = kind if kind in (bool, int, float, str, Path) else str  # sizes, shards: the config parses
+            default = typer.Option(... if required else f.default, meta.get("flag") or f"--{f.name.replace('_', '-')}",
+                                   help=meta["help"], show_default=not required and f.default not in (None, False))
+            annotation = cli_type if required or f.default is not None else Optional[cli_type]
+        params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                        annotation=annotation))
 
-    Masks per frame, a manifest per source, a job summary listing the frames a person should label next."""
+    def command_fn(**kwargs: Any) -> None:
+        run(cls(**kwargs))
+
+    command_fn.__signature__ = inspect.Signature(params)
+    command_fn.__annotations__ = {p.name: p.annotation for p in params}
+    command_fn.__doc__ = command.pop("doc")
+    app.command(**command)(command_fn)
+
+
+def _label(cfg: Any) -> None:
     from ssseg import api
-    from ssseg.config import LabelConfig
 
-    cfg = LabelConfig(inputs=tuple(inputs), model=model, out=out, threshold=threshold,
-                      target_precision=target_precision, every=every, fps=fps,
-                      batch=batch, backend=backend, format=format, confidence=confidence, overlay=overlay,
-                      min_coverage=min_coverage, shard=shard, resume=resume, threads=threads, writers=writers,
-                      report=report, orientation=orientation, recursive=recursive)
     raise typer.Exit(api.label(cfg, _say))
+
+
+_config_command(LabelConfig, _label, name="label", doc="""Auto-label footage with confidence-gated masks.
+
+    Masks per frame, a manifest per source, a job summary listing the frames a person should label next.""")
 
 
 @app.command()

@@ -3,10 +3,19 @@ parsers every command shares. Training's options live in ``ssseg.train.config``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ssseg.errors import ConfigError
+
+
+def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
+           positional: bool = False) -> Any:
+    """A command's option declared once: a typed field with its default (MISSING: required) and its help, from
+    which ssseg/cli.py builds the Typer option (``flag``: a spelling other than --field-name; ``positional``:
+    an argument, ``metavar`` its name in --help)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar, "positional": positional})
 
 
 def parse_hw(text: str | tuple | list | None, what: str = "size") -> tuple[int, int] | None:
@@ -212,26 +221,36 @@ def parse_shard(text: str | tuple | None) -> tuple[int, int] | None:
 
 @dataclass
 class LabelConfig:
-    inputs: tuple[str, ...]  # video files, image folders, globs, list files (.txt), stream URLs, camera devices
-    model: Path
-    out: Path
-    threshold: float | None = None  # default: model.json's per-class gate.thresholds, else its gate.threshold
-    target_precision: float | None = None  # or: the per-class thresholds export calibrated for this precision
-    every: int | None = None  # label every K-th frame
-    fps: float | None = None  # or sample F frames per second of video time
-    batch: int | None = None  # default: the model's optimal batch
-    backend: str = "auto"
-    format: str = "png"
-    confidence: bool = False
-    overlay: bool = False
-    min_coverage: float | None = None
-    shard: tuple[int, int] | None = None
-    resume: bool = False
-    threads: int | None = None  # ORT intra-op threads (default: the cores this process may use)
-    writers: int = 2  # PNG encoding threads
-    report: bool = False  # also write OUT/report.html (ssseg report OUT)
-    orientation: str = "displayed"  # displayed: apply the video's display matrix and EXIF orientation; stored
-    recursive: bool = False  # input folders: also their subfolders and the videos in them
+    """``ssseg label``'s options, each declared once (ssseg/cli.py builds the command from these fields)."""
+
+    inputs: tuple[str, ...] = option(MISSING, "Video files, image folders, globs, list files (.txt, one input per "
+                                              "line), stream URLs, /dev/videoN.", positional=True, metavar="INPUT...")
+    model: Path = option(MISSING, "Model directory written by ssseg export (holds model.json).")
+    out: Path = option(MISSING, "Output directory (created; refused if it holds other files).")
+    threshold: float | None = option(None, "Confidence gate: pixels below it become 255 (default: model.json's "
+                                           "per-class thresholds, else its threshold).")
+    target_precision: float | None = option(None, "Or the per-class thresholds export calibrated for this precision "
+                                                  "(ssseg export --target-precision).")
+    every: int | None = option(None, "Label every K-th frame (default: every frame).")
+    fps: float | None = option(None, "Or label F frames per second of video time (variable frame rates too).")
+    batch: int | None = option(None, "Frames per inference call (default: the model's optimal batch).")
+    backend: str = option("auto", "auto, trt[:PRECISION], ort[:PROVIDER][+PRECISION] (e.g. ort:int8), or torch, "
+                                  "for comparisons.")
+    format: str = option("png", "png, cityscapes or camvid (SegNet layout).")
+    confidence: bool = option(False, "Also write the confidence map as an 8-bit PNG.")
+    overlay: bool = option(False, "Also write an MP4 per source with the gated mask blended in.")
+    min_coverage: float | None = option(None, "Skip writing frames whose confident share is below C (they are "
+                                              "listed).")
+    shard: tuple[int, int] | None = option(None, "I/N: label only shard I (0-based) of N, for N machines or array "
+                                                 "jobs.")
+    resume: bool = option(False, "Continue an interrupted job in --out: done frames are skipped.")
+    threads: int | None = option(None, "ort on CPU: intra-op threads (default: the cores this process may use).")
+    writers: int = option(2, "PNG-writing threads.")
+    report: bool = option(False, "Also write OUT/report.html: coverage along the footage, frames to label next, "
+                                 "damage, model and gate.")
+    orientation: str = option("displayed", "displayed: turn frames as players and viewers do (a video's display "
+                                           "matrix, EXIF orientation); stored: as stored.")
+    recursive: bool = option(False, "Input folders: also label their subfolders and the videos in them.")
 
     def __post_init__(self) -> None:
         self.inputs = tuple(str(i) for i in self.inputs)
