@@ -35,6 +35,9 @@ class DecodeError(Exception):
     """A source stopped decoding part-way; the frames before it are labeled, the message is recorded."""
 
 
+EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's exif_transpose applies
+
+
 @dataclass
 class RawFrame:
     index: int  # frame number in the source, from 0
@@ -67,9 +70,6 @@ class RawFrame:
                 return to_rgb8(im)
         except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt files
             raise DecodeError(f"cannot decode image ({type(e).__name__}: {str(e)[:80]})") from None
-
-
-EXIF_ORIENTATION = 0x0112
 
 
 class Sampler:
@@ -215,7 +215,8 @@ def video_frames(container, orientation: str = "displayed") -> Iterator[RawFrame
                             yield from _closed(damage, since, missing)
                             damage, missing = None, []
                     t = frame.time if frame.time is not None else (float(number / rate) if rate else None)
-                    end_time = t if end_time is None or (t is not None and t > end_time) else end_time
+                    if t is not None:
+                        end_time = t if end_time is None else max(end_time, t)
                     yield RawFrame(number, f"{number:06d}", t, frame, displayed)
                     index = max(index, number + 1)
         except Exception as e:  # noqa: BLE001 - the container cannot be read on (EOFError, OSError, ...)

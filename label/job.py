@@ -87,7 +87,7 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
     try:
         ffmpeg_log = log_ffmpeg_to(out / FFMPEG_LOG_FILE)  # FFmpeg's own lines: never on the terminal
         try:
-            return _run(cfg, spec, threshold, batch, sources, mine, settings, say)
+            return _run(cfg, spec, layout, threshold, batch, sources, mine, settings, say)
         finally:
             FFMPEG_LOG.removeHandler(ffmpeg_log)
             ffmpeg_log.close()
@@ -97,11 +97,10 @@ def run_label(cfg: LabelConfig, say: Callable[[str], None]) -> int:
             out.rmdir()  # a job that could not start leaves no trace
 
 
-def _run(cfg: LabelConfig, spec: ModelSpec, threshold, batch: int, sources: list, mine: list, settings: dict,
-         say: Callable[[str], None]) -> int:
+def _run(cfg: LabelConfig, spec: ModelSpec, layout, threshold, batch: int, sources: list, mine: list,
+         settings: dict, say: Callable[[str], None]) -> int:
     out = Path(cfg.out)
     check_job(out, settings, ignore=lambda name: is_lock_file(name) or name == FFMPEG_LOG_FILE)
-    layout = make_layout(cfg.format, out, spec.classes, cfg.confidence)
     states = [SourceState(s, layout.meta_dir(s.key), settings, list(spec.classes.names), out) for s in mine]
     for state in states:
         state.prepare(cfg.resume, cfg.overlay)

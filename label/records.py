@@ -254,18 +254,28 @@ def bad_files(out: Path, rec: dict) -> list[str]:
     return bad
 
 
-def manifest_head(path: Path) -> dict | None:
-    """A manifest without its frames, read up to them (they come last, one per line, and can be millions);
-    None when it is not readable JSON."""
+FRAMES_KEY = b'"frames": ['  # the line after which a manifest's frame records follow, one per line
+
+
+def read_head(f) -> bytes | None:
+    """A manifest's head as the bytes of a JSON object, read from the binary file ``f`` up to its frame list
+    (``f`` is left at the first frame record); None when the manifest streams no frame list (laid out
+    otherwise, ``f`` read to its end). Both runtimes write the frames last, and they can be millions."""
     lines = []
+    for line in f:
+        if line.rstrip().endswith(FRAMES_KEY):
+            lines.append(line.rstrip()[: -len(FRAMES_KEY)])
+            return b"".join(lines).rstrip().rstrip(b",") + b"}"
+        lines.append(line)
+    return None
+
+
+def manifest_head(path: Path) -> dict | None:
+    """A manifest without its frames; None when it is not readable JSON."""
     try:
         with open(path, "rb") as f:
-            for line in f:
-                if line.rstrip().endswith(b'"frames": ['):
-                    lines.append(line.rstrip()[: -len(b'"frames": [')])
-                    return json.loads(b"".join(lines).rstrip().rstrip(b",") + b"}")
-                lines.append(line)
-        head = json.loads(b"".join(lines))
+            text = read_head(f)
+        head = json.loads(text if text is not None else Path(path).read_bytes())
         head.pop("frames", None)
         return head
     except (OSError, ValueError):

@@ -16,28 +16,21 @@ from typing import Iterator
 
 from ssseg.errors import ReportError
 from ssseg.io import check_format
-from ssseg.label.records import FORMAT_VERSION, MANIFEST_FORMAT
-
-FRAMES_KEY = '"frames": ['
+from ssseg.label.records import FORMAT_VERSION, MANIFEST_FORMAT, read_head
 
 
 def read_manifest(path: Path) -> tuple[dict, Iterator[dict]]:
     """(head without frames, an iterator over the frame records) of one manifest.json."""
     path = Path(path)
     f = open(path, "rb")
-    head_lines = []
-    for line in f:
-        if line.rstrip().endswith(FRAMES_KEY.encode()):
-            head_lines.append(line.rstrip()[: -len(FRAMES_KEY)])
-            break
-        head_lines.append(line)
-    else:  # no streamed frame list: read it whole
+    text = read_head(f)
+    if text is None:  # no streamed frame list: read it whole
         f.close()
         head = _loads(path.read_bytes(), path)
         _check(head, path)
         frames = head.pop("frames", [])
         return head, iter(frames)
-    head = _loads(b"".join(head_lines).rstrip().rstrip(b",") + b"}", path)
+    head = _loads(text, path)
     _check(head, path)
 
     def frames() -> Iterator[dict]:
