@@ -47,9 +47,10 @@ def main() -> None:
     args = p.parse_args()
 
     from ssseg.data import open_dataset
+    from ssseg.gate import applied, kept
     from ssseg.metrics import confusion, scores
     from ssseg.runtime.backends import physical_cores
-    from ssseg.runtime.frames import resize_labels, resize_rgb, threshold_table
+    from ssseg.runtime.frames import resize_labels, resize_rgb
     from ssseg.runtime.model import read_model
     from ssseg.runtime.ort import ort_session
 
@@ -60,8 +61,7 @@ def main() -> None:
     pairs = [val.load(i) for i in range(len(val))]
     frames = [resize_rgb(image, hw) for image, _ in pairs]
     labels = [resize_labels(label, hw) for _, label in pairs]
-    table = model.class_thresholds
-    keep_at = threshold_table(table) if table is not None else model.threshold
+    keep_at = applied(model.gate.choose())
 
     graphs = {(g, "fp32"): model.graph(g) for g in ("segmenter", "labeler")}
     for r in model.data.get("reduced", []):
@@ -84,9 +84,7 @@ def main() -> None:
         conf = sum(confusion(a, lab, len(names)) for a, lab in zip(am, labels))
         row["val_miou"] = scores(conf, names)["miou"]
         if graph == "labeler" and len(outs[0]) > 1 and keep_at is not None:
-            def kept(lab, c):
-                return c >= (keep_at[lab] if isinstance(keep_at, np.ndarray) else keep_at)
-            row["gate_agreement"] = float(np.mean([(kept(a, o[1][0]) == kept(b, r[1][0])).mean()
+            row["gate_agreement"] = float(np.mean([(kept(o[1][0], keep_at, a) == kept(r[1][0], keep_at, b)).mean()
                                                    for a, b, o, r in zip(am, am_ref, outs, ref)]))
         rows.append(row)
 

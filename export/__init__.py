@@ -1,5 +1,6 @@
 """Export to ONNX and TensorRT: ``ssseg.export``. ``run_export`` is the whole command; the modules are
-one concern each (sources, graphs, onnx, compat, verify, tensorrt, exporter). Importing the package
+one concern each (sources, job, graphs, onnx, onnx_stage, reduced, verify, calibrate, tensorrt, engines,
+describe; exporter runs the stages). Importing the package
 loads nothing heavy: torch and onnx load when an export runs."""
 
 from __future__ import annotations

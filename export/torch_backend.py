@@ -17,7 +17,7 @@ from ssseg.checkpoint import load_checkpoint, normalization
 from ssseg.errors import BackendError, ModelError
 from ssseg.export.graphs import build_graphs
 from ssseg.export.sources import resolve_sources
-from ssseg.gating import FREE_SOURCES
+from ssseg.gate import FREE_SOURCES
 from ssseg.io import sha256_file
 from ssseg.runtime.backends import Backend, OutOfMemory
 from ssseg.runtime.model import ModelSpec

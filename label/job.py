@@ -19,7 +19,7 @@ from ssseg.label.layouts import make_layout
 from ssseg.label.lock import JobLock, is_lock_file
 from ssseg.label.pipeline import Pipeline, Progress
 from ssseg.label.records import SourceState, check_job, now, recorded_keys, summary, summary_name, write_job
-from ssseg.runtime.model import ModelSpec, read_model
+from ssseg.runtime.model import MODEL_FILE, ModelSpec, read_model
 
 DAMAGED = 3  # exit status: everything labeled that could be, damaged stretches skipped
 FFMPEG_LOG_FILE = "ffmpeg.log"  # in OUT: what FFmpeg logged that was not read as damage of a source
@@ -36,8 +36,8 @@ def resolve_threshold(cfg: LabelConfig, spec: ModelSpec) -> float | list[float |
     """The gate: one threshold (--threshold, else model.json's when it has no per-class table), per-class
     thresholds (--target-precision, else model.json's table), or None for a model without a confidence source
     (refusing options that need one)."""
-    if spec.gated:
-        return spec.gate_for(cfg.threshold, cfg.target_precision)
+    if spec.gate.available:
+        return spec.gate.choose(cfg.threshold, cfg.target_precision, spec.root / MODEL_FILE)
     needs = [opt for opt, v in (("--threshold", cfg.threshold), ("--confidence", cfg.confidence or None),
                                 ("--min-coverage", cfg.min_coverage), ("--target-precision", cfg.target_precision))
              if v is not None]

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ssseg.errors import filesystem_error
+from ssseg.gate import applied, apply
 from ssseg.label.decode import (
     DEFAULT_IMAGE_RATE,
     Damage,
@@ -34,7 +35,7 @@ from ssseg.label.inputs import frame_names
 from ssseg.label.layouts import Layout, confidence_u8
 from ssseg.label.overlay import OverlayWriter
 from ssseg.label.records import SourceState
-from ssseg.runtime.frames import gate, resize_labels, resize_rgb, threshold_table
+from ssseg.runtime.frames import resize_labels, resize_rgb
 
 DONE = object()
 
@@ -75,9 +76,7 @@ class Pipeline:
                  min_coverage: float | None, every: int | None, fps: float | None, overlay: bool, writers: int,
                  decoders: int, progress: "Progress", say: Callable[[str], None], orientation: str = "displayed"):
         self.backend, self.layout, self.batch, self.orientation = backend, layout, batch, orientation
-        self.threshold, self.min_coverage, self.every, self.fps = threshold, min_coverage, every, fps
-        if isinstance(threshold, list):  # per class
-            self.threshold = threshold_table(threshold)
+        self.threshold, self.min_coverage, self.every, self.fps = applied(threshold), min_coverage, every, fps
         self.overlay, self.decoders, self.progress, self.say = overlay, decoders, progress, say
         self.model_hw = backend.spec.input_hw
         self.keep_rgb = overlay or "image" in layout.files("k", 0, "f")
@@ -188,7 +187,7 @@ class Pipeline:
         self.timings["infer_s"] += time.perf_counter() - t
         for i in range(len(pending)):
             c = None if conf is None else conf[i]
-            gated = labels[i] if self.threshold is None else gate(labels[i], c, self.threshold)
+            gated = labels[i] if self.threshold is None else apply(labels[i], c, self.threshold)
             it = pending[0]
             if it.state.overlay is not None:  # before the write: the last write may shut the overlay pool
                 self._acquire()

@@ -13,7 +13,7 @@ from pathlib import Path
 from ssseg.errors import ReportError
 from ssseg.label.records import now
 from ssseg.report import page, plots
-from ssseg.rundir import GATE_FILE, RunDir
+from ssseg.rundir import DONE_FILE, GATE_FILE, MANIFEST_FILE, METRICS_FILE, PSEUDO_DIR, SUMMARY_FILE, RunDir
 from ssseg.versions import __version__
 
 REPORT_FORMAT = "ssseg.report.run"
@@ -36,7 +36,7 @@ def build(root: Path, json_name: str) -> tuple[str, dict]:
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "ssseg_version": __version__, "written": now(),
         "run": str(Path(root).resolve()), "method": run.method, "layout": run.layout,
         "unfinished": _unfinished(run, stages),
-        "summary": _json(run.root / "summary.json"),
+        "summary": _json(run.root / SUMMARY_FILE),
         "split": _split(run),
         "stages": [{k: v for k, v in s.items() if k not in ("epochs_list", "selection")} for s in stages],
         "evaluations": {p.name: _json(p) for p in sorted(run.root.rglob("eval_*.json"))},
@@ -97,7 +97,7 @@ def _stage(folder: Path, title: str) -> dict:
     """A stage's curve and scores from its metrics.jsonl (torn lines skipped) and done.json."""
     epochs, loss, score, seconds, speed, best, per_class, score_name = [], [], [], 0.0, [], None, None, "mIoU"
     selection = None  # the last epoch of an online method that logged its per-class pass share
-    path = folder / "metrics.jsonl"
+    path = folder / METRICS_FILE
     for line in (path.read_text().splitlines() if path.is_file() else []):
         try:
             rec = json.loads(line)
@@ -118,7 +118,7 @@ def _stage(folder: Path, title: str) -> dict:
         if value is not None and (best is None or value > best[0]):
             best = (value, rec.get("epoch"))
             per_class = val.get("per_class_iou")
-    done = _json(folder / "done.json")
+    done = _json(folder / DONE_FILE)
     return {"title": title, "folder": folder.name, "epochs": len(epochs), "epochs_list": epochs, "loss": loss,
             "score": score, "score_name": score_name, "best": best and best[0], "best_epoch": best and best[1],
             "per_class_iou": per_class, "seconds": round(seconds, 1),
@@ -147,9 +147,9 @@ def _pseudo(run: RunDir, stages: list[dict]) -> dict | None:
     epoch's per-class pass share of an online method (metrics.jsonl ``pass_share``)."""
     folders = [run.root] + [run.stage(k) for k in range(1, run.layout.get("stages", 0) + 1)]
     for folder in reversed(folders):
-        m = _json(folder / "pseudo" / "manifest.json")
+        m = _json(folder / PSEUDO_DIR / MANIFEST_FILE)
         if m and m.get("class_pixels"):
-            return {"source": f"{folder.name}/pseudo/manifest.json", "images": m.get("images"),
+            return {"source": f"{folder.name}/{PSEUDO_DIR}/{MANIFEST_FILE}", "images": m.get("images"),
                     "kept_share": m.get("kept_share"), "threshold": m.get("threshold"),
                     "class_share": m["class_pixels"], "title": "pseudo-labeled pixels by class",
                     "xlabel": "share of kept pseudo-label pixels (%)"}

@@ -17,9 +17,10 @@ import numpy as np
 
 from ssseg.config import BenchConfig, hw_str
 from ssseg.errors import ConfigError
+from ssseg.gate import applied, apply
 from ssseg.io import write_json
 from ssseg.runtime.backends import Backend, OutOfMemory, open_backend
-from ssseg.runtime.frames import gate, resize_labels, threshold_table
+from ssseg.runtime.frames import resize_labels
 from ssseg.runtime.model import ModelSpec, read_model
 from ssseg.versions import installed_versions
 
@@ -53,13 +54,12 @@ def stage_call(backend: Backend, stage: str, spec: ModelSpec, batch: int, frame_
     hw = spec.input_hw
     if stage == "labeler+host":
         frames = rng.integers(0, 256, (batch, *frame_hw, 3), dtype=np.uint8)
-        table = spec.class_thresholds
-        threshold = threshold_table(table) if table is not None else spec.threshold
+        threshold = applied(spec.gate.choose())
 
         def call():
             labels, conf = backend.infer(list(frames))  # list: each frame resized to the model's size
             if conf is not None:
-                labels = gate(labels, conf, threshold)
+                labels = apply(labels, conf, threshold)
             return [resize_labels(m, frame_hw) for m in labels]
 
         return call
@@ -128,7 +128,7 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], None] = print) -> dict:
         "format": BENCH_FORMAT, "format_version": BENCH_FORMAT_VERSION,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"dir": str(spec.root), "segmenter": spec.segmenter, "method": spec.data["method"],
-                  "input_size": list(hw), "batch_range": list(spec.batch_range), "gated": spec.gated,
+                  "input_size": list(hw), "batch_range": list(spec.batch_range), "gated": spec.gate.available,
                   "stats": model_stats(spec)},
         "settings": {"backends": backends, "batch": list(cfg.batch), "iters": cfg.iters, "warmup": cfg.warmup,
                      "frame_size": list(cfg.frame_size), "stages": list(cfg.stages), "practice": PRACTICE,

@@ -69,22 +69,6 @@ def batches(frames: list[np.ndarray] | Iterator[np.ndarray], size: int, fill: bo
         yield np.stack(chunk)
 
 
-def gate(labels: np.ndarray, confidence: np.ndarray, threshold: float | np.ndarray, ignore: int = 255) -> np.ndarray:
-    """Labels with ``ignore`` where the confidence is below ``threshold`` (applied at the model's resolution):
-    one number, or a float32 table with one per class (``threshold_table``) looked up by each pixel's label."""
-    if isinstance(threshold, np.ndarray):
-        threshold = threshold[labels]
-    return np.where(confidence >= threshold, labels, np.uint8(ignore)).astype(np.uint8)
-
-
-def threshold_table(thresholds: list[float | None]) -> np.ndarray:
-    """model.json's per-class thresholds as float32 (as the confidence is compared in both runtimes), +inf for
-    a class never kept, padded to 256 entries so any uint8 label indexes it."""
-    table = np.full(256, np.inf, np.float32)
-    table[: len(thresholds)] = [np.inf if t is None else t for t in thresholds]
-    return table
-
-
 def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """An HxW uint8 label map to ``hw`` with nearest-neighbour (labels are never interpolated)."""
     if labels.shape == tuple(hw):

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ssseg.classes import ClassSet
 from ssseg.errors import ModelError
+from ssseg.gate import Gate, gate_problems
 from ssseg.io import check_format, sha256_file
 from ssseg.segmenters import PAPER
 
@@ -47,7 +49,6 @@ MODEL_FORMAT = "ssseg.model"
 MODEL_FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MODEL_FILE = "model.json"
-IGNORE_VALUE = 255  # label value of "not confident" pixels in gated masks
 
 _TENSOR = {"dtype": str, "shape": list}
 _GRAPH = {"file": str, "sha256": str, "inputs": dict, "outputs": dict}
@@ -62,7 +63,7 @@ SCHEMA: dict[str, Any] = {
               "batch": _BATCH, "resize": str},
     "normalization": {"in_graph": bool, "scale": (int, float), "mean": list, "std": list},
     "graphs": {"segmenter": _GRAPH, "labeler": _GRAPH},
-    "gate": {"available": bool, "threshold": (int, float, type(None)), "ignore_value": int},
+    "gate": dict,  # its keys: ssseg.gate.gate_problems
     "method": str,
     "opset": int,
     "source": {"run": str, "segmenter": dict},
@@ -117,16 +118,9 @@ def validate_model(d: Any) -> list[str]:
         for side in ("inputs", "outputs"):
             for tname, t in g.get(side, {}).items():
                 _check(t, _TENSOR, f"graphs.{name}.{side}.{tname}", problems)
-    if d["gate"]["available"] and "confidence" not in d["graphs"]["labeler"]["outputs"]:
+    problems += gate_problems(d["gate"], n)
+    if d["gate"].get("available") is True and "confidence" not in d["graphs"]["labeler"]["outputs"]:
         problems.append("gate.available is true but the labeler has no confidence output")
-    if d["gate"]["available"] and d["gate"]["threshold"] is None and d["gate"].get("thresholds") is None:
-        problems.append("gate.available is true but there is neither gate.threshold nor gate.thresholds")
-    table = d["gate"].get("thresholds")
-    if table is not None and not valid_table(table, n):
-        problems.append(f"gate.thresholds must hold {n} numbers in [0, 1] or null, one per class")
-    for p, t in ((d["gate"].get("calibration") or {}).get("tables") or {}).items():
-        if not valid_table(t, n):
-            problems.append(f"gate.calibration.tables[{p}] must hold {n} numbers in [0, 1] or null")
     for i, e in enumerate(d["engines"]):
         _check(e, _ENGINE, f"engines[{i}]", problems)
     reduced = d.get("reduced", [])
@@ -148,11 +142,6 @@ def pick_reduced(reduced: list[dict], name: str, precision: str, runtime: str) -
     fits = [r for r in reduced if r["graph"] == name and r["precision"] == precision
             and runtime in r.get("runtimes", every)]
     return min(fits, key=lambda r: len(r.get("runtimes", every)), default=None)
-
-
-def valid_table(table: Any, n: int) -> bool:
-    return isinstance(table, list) and len(table) == n and all(
-        t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= 1.0) for t in table)
 
 
 @dataclass
@@ -180,40 +169,10 @@ class ModelSpec:
         b = self.data["input"]["batch"]
         return b["min"], b["opt"], b["max"]
 
-    @property
-    def gated(self) -> bool:
-        return self.data["gate"]["available"]
-
-    @property
-    def threshold(self) -> float | None:
-        return self.data["gate"]["threshold"]
-
-    @property
-    def class_thresholds(self) -> list[float | None] | None:
-        """The per-class thresholds export chose for a precision target (None: one threshold for all)."""
-        return self.data["gate"].get("thresholds")
-
-    def gate_for(self, threshold: float | None = None, precision: float | None = None) -> float | list | None:
-        """The gate a job applies: ``threshold`` for every class, else the per-class table export calibrated for
-        ``precision``, else model.json's per-class table, else its threshold; None for a model without a
-        confidence source (``ssseg label`` and ``ssseg.Labeler`` alike)."""
-        if not self.gated:
-            return None
-        if threshold is not None:
-            return threshold
-        if precision is not None:
-            return self.thresholds_for(precision)
-        return self.class_thresholds if self.class_thresholds is not None else self.threshold
-
-    def thresholds_for(self, precision: float) -> list[float | None]:
-        """The per-class table export calibrated for ``precision``."""
-        tables = (self.data["gate"].get("calibration") or {}).get("tables") or {}
-        for p, table in tables.items():
-            if abs(float(p) - precision) < 1e-9:
-                return table
-        have = ", ".join(sorted(tables)) or "none"
-        raise ModelError(f"this model has no per-class thresholds for precision {precision:g} (calibrated: {have})",
-                         path=self.root / MODEL_FILE, fix=f"re-export with --target-precision {precision:g}")
+    @cached_property
+    def gate(self) -> Gate:
+        """The gate as data (ssseg.gate): what every job applies goes through ``gate.choose``."""
+        return Gate.read(self.data["gate"], len(self.data["classes"]["names"]), self.root / MODEL_FILE)
 
     def precisions(self, graph: str = "labeler") -> list[str]:
         """The ONNX precisions of ``graph`` in this model: fp32 and the reduced ones export wrote."""

@@ -4,15 +4,45 @@ so the jobs (ssseg.label, ssseg.train) never call up into ssseg.report."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
-from ssseg.config import LabelConfig
+from ssseg.config import BenchConfig, ExportConfig, LabelConfig
+
+if TYPE_CHECKING:
+    from ssseg.train.config import TrainConfig
 
 Say = Callable[[str], None]
+
+
+def train(cfg: TrainConfig, say: Say = print, explicit: Iterable[str] = ()) -> Path:
+    """``ssseg train``: trains ``cfg`` (a ``ssseg.train.config.TrainConfig``) and returns its run directory.
+    ``explicit``: the options the user gave, which a --resume checks against the run's saved ones (the CLI
+    passes the flags given; from Python, the ones you set)."""
+    from ssseg.train.engine import train as run_training
+
+    run = run_training(cfg, explicit=set(explicit), log=say)
+    if cfg.report and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        write_report_safely(run, say)
+    return run
+
+
+def export(cfg: ExportConfig, say: Say = print) -> Path:
+    """``ssseg export``: writes the model directory and returns its model.json."""
+    from ssseg.export import run_export
+
+    return run_export(cfg, say)
+
+
+def bench(cfg: BenchConfig, say: Say = print) -> dict:
+    """``ssseg bench``: times every backend and stage; returns what --json writes."""
+    from ssseg.runtime.bench import run_bench
+
+    return run_bench(cfg, say)
 
 
 def label(cfg: LabelConfig, say: Say = print) -> int:
@@ -29,15 +59,19 @@ def label(cfg: LabelConfig, say: Say = print) -> int:
 
 
 def label_report(out: Path, say: Say = print) -> None:
-    """OUT/report.html of a label job that got as far as a summary; a report that fails is said, not raised:
-    the labels are complete either way."""
+    """OUT/report.html of a label job that got as far as a summary."""
+    if any(out.glob("summary*.json")):  # else the job never started: nothing to report
+        write_report_safely(out, say)
+
+
+def write_report_safely(target: Path, say: Say = print) -> None:
+    """TARGET/report.html of a finished run or label job; a report that fails is said, not raised: the run or
+    the labels are complete either way, and ``ssseg report TARGET`` retries."""
     from ssseg.errors import SsegError
     from ssseg.report.write import write_report
 
-    if not any(out.glob("summary*.json")):  # the job never started: nothing to report
-        return
     try:
-        write_report(out, say=say)
+        write_report(target, say=say)
     except SsegError as e:
         say(f"report not written: {e}")
 
@@ -65,24 +99,20 @@ class Labeler:
 
     def __init__(self, model: str | Path, backend: str = "auto", threshold: float | None = None,
                  target_precision: float | None = None, threads: int | None = None):
-        from ssseg.errors import ConfigError
+        from ssseg.gate import applied
         from ssseg.runtime.backends import open_backend
-        from ssseg.runtime.frames import threshold_table
-        from ssseg.runtime.model import read_model
+        from ssseg.runtime.model import MODEL_FILE, read_model
 
         self.spec = read_model(model)
-        if not self.spec.gated and (threshold is not None or target_precision is not None):
-            raise ConfigError("a threshold needs a confidence net, and this model has none",
-                              path=self.spec.root / "model.json", fix="leave threshold out for ungated labels")
-        gate = self.spec.gate_for(threshold, target_precision)
-        self.threshold = threshold_table(gate) if isinstance(gate, list) else gate
+        self.threshold = applied(self.spec.gate.choose(threshold, target_precision, self.spec.root / MODEL_FILE))
         name, _, variant = backend.partition(":")
         self.backend = open_backend(self.spec, name, variant or None, threads=threads).load()
         self.classes = tuple(self.spec.classes.names)
 
     def predict(self, images) -> Prediction | list[Prediction]:
         """A Prediction for an image (a path or an HxWx3 uint8 RGB array), a list of them for a list."""
-        from ssseg.runtime.frames import gate, resize_labels
+        from ssseg.gate import apply
+        from ssseg.runtime.frames import resize_labels
 
         one = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3)
         frames = [self._rgb(x) for x in ([images] if one else list(images))]
@@ -94,7 +124,7 @@ class Labeler:
             labels, conf = self.backend.infer([*chunk, *[chunk[-1]] * (batch - len(chunk))])
             for i, rgb in enumerate(chunk):
                 c = None if conf is None else conf[i]
-                kept = labels[i] if self.threshold is None or c is None else gate(labels[i], c, self.threshold)
+                kept = labels[i] if self.threshold is None or c is None else apply(labels[i], c, self.threshold)
                 out.append(Prediction(resize_labels(kept, rgb.shape[:2]),
                                       None if c is None else _resize_float(c, rgb.shape[:2]), self.classes))
         return out[0] if one else out

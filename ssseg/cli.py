@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from ssseg.config import LabelConfig
+from ssseg.config import BenchConfig, ExportConfig, LabelConfig
 from ssseg.errors import Interrupted, SsegError, continue_command, filesystem_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -88,12 +88,12 @@ def _text(value: Any) -> str:
 
 
 def _train(config: Optional[Path] = None, **flags: Any) -> None:
+    from ssseg import api
     from ssseg.train.config import build_train_config
-    from ssseg.train.engine import train as run_training
 
     cfg = build_train_config(flags, config)
     try:
-        run = run_training(cfg, explicit={k for k, v in flags.items() if v is not None}, log=_say)
+        run = api.train(cfg, _say, explicit=[k for k, v in flags.items() if v is not None])
     except KeyboardInterrupt:
         raise Interrupted(f"every finished epoch is kept in {cfg.out} (last.pt of the stage it was in); continue "
                           f"with: {continue_command()}") from None
@@ -123,10 +123,15 @@ def _train_command() -> None:
     app.command(short_help="Train a segmenter, supervised or semi-supervised (--method).")(train)
 
 
+def _non_none(t: Any) -> Any:
+    """int | None -> int; tuple[int, int] | None -> tuple[int, int]; anything else as it is."""
+    args = [a for a in typing.get_args(t) if a is not type(None)]
+    return args[0] if args and typing.get_origin(t) not in (tuple, list) else t
+
+
 def _base_type(t: Any) -> type:
     """int | None -> int; tuple[int, int] | None -> tuple."""
-    args = [a for a in typing.get_args(t) if a is not type(None)]
-    base = args[0] if args else t
+    base = _non_none(t)
     return typing.get_origin(base) or base
 
 
@@ -226,121 +231,71 @@ def demo(
     from ssseg.demo import run_demo
 
     run_demo(out, epochs, aux_epochs, device, _say)
-@app.command()
-def export(
-    run: Path = typer.Argument(..., help="Run directory written by ssseg train."),
-    out: Optional[Path] = typer.Option(None, help="Model directory to write (default: RUN/model)."),
-    segmenter: Optional[Path] = typer.Option(None, help="Export this segmenter checkpoint instead of the run's "
-                                                        "final one."),
-    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write the ONNX graphs (--no-onnx: build engines from an "
-                                                             "earlier export)."),
-    opset: int = typer.Option(17, help="ONNX opset (TensorRT 8.6 parses up to 17)."),
-    input_size: Optional[str] = typer.Option(None, help="Static input size HxW, multiples of 8 (default: the "
-                                                        "training size)."),
-    batch: int = typer.Option(1, help="Fixed batch size."),
-    dynamic_batch: Optional[str] = typer.Option(None, help="Dynamic batch MIN:OPT:MAX instead of --batch."),
-    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Clean the graphs with onnxslim."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with PyTorch; fail beyond "
-                                                                   "tolerance."),
-    calib_data: Optional[Path] = typer.Option(None, help="Folder of real frames for verification and INT8 "
-                                                         "calibration."),
-    verify_images: int = typer.Option(8, help="Frames compared in verification and engine checks."),
-    threshold: Optional[float] = typer.Option(None, help="A fixed confidence threshold in model.json (--gate net "
-                                                         "without one: the run's --t-aux)."),
-    gate: Optional[str] = typer.Option(None, help="The labeler's confidence: net (the run's confidence net), softmax, "
-                                                  "entropy (from the segmenter's softmax, nearly free) or "
-                                                  "none (default: softmax, calibrated to 0.97 precision per class "
-                                                  "on --calib-split unless --threshold is given)."),
-    target_precision: Optional[str] = typer.Option(None, help="Per-class thresholds at which each predicted class's "
-                                                              "kept pixels reach this precision on --calib-split "
-                                                              "(comma-separated: several tables, the first the "
-                                                              "default)."),
-    calib_split: str = typer.Option("auto", help="The run's labeled split that --target-precision calibrates on: "
-                                                 "holdout (the images ssseg train --holdout kept out of training), "
-                                                 "val or test; auto: holdout when the run has one, else val."),
-    trt: bool = typer.Option(False, "--trt", help="Also build TensorRT engines (needs tensorrt + pycuda and a GPU)."),
-    precision: Optional[str] = typer.Option(None, help="Precisions, comma-separated: fp32 (default), fp16, int8 "
-                                                       "(reduced ONNX graphs beside the FP32 ones, checked against "
-                                                       "them; int8 needs --calib-data), and with --trt an engine "
-                                                       "of each (best: TensorRT 8.6's mixed mode)."),
-    calib_images: int = typer.Option(500, help="INT8: calibration frames taken from --calib-data."),
-    workspace_mb: int = typer.Option(2048, help="TensorRT builder workspace limit in MiB."),
-    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file (default: "
-                                                           "OUT/trt.timing.cache)."),
-) -> None:
-    """Export a run to ONNX (and TensorRT with --trt), verified against PyTorch.
-
-    segmenter.onnx, aux.onnx and labeler.onnx (uint8 frames in, labels + confidence out), model.json, and with
-    --trt TensorRT engines."""
-    from ssseg.config import ExportConfig
-    from ssseg.export import run_export
-
-    cfg = ExportConfig(run=run, out=out, segmenter=segmenter, onnx=onnx, opset=opset, input_size=input_size,
-                       batch=batch, dynamic_batch=dynamic_batch, simplify=simplify, verify=verify,
-                       calib_data=calib_data, verify_images=verify_images, threshold=threshold,
-                       target_precision=target_precision or (), calib_split=calib_split, trt=trt,
-                       calib_images=calib_images, workspace_mb=workspace_mb, timing_cache=timing_cache,
-                       **{k: v for k, v in (("gate", gate), ("precision", precision)) if v is not None})
-    run_export(cfg, _say)
-
-
-@app.command()
-def bench(
-    model: Path = typer.Argument(..., help="Model directory written by ssseg export (holds model.json)."),
-    backend: str = typer.Option("auto", help="Comma-separated NAME[:VARIANT]: trt[:fp16|int8..], "
-                                             "ort[:cpu|cuda|tensorrt][+fp16|int8], "
-                                             "torch[:fp16+channels_last+compile+cudagraphs], auto."),
-    batch: str = typer.Option("1", help="Comma-separated batch sizes."),
-    iters: int = typer.Option(100, help="Timed calls per case."),
-    warmup: int = typer.Option(20, help="Untimed calls before timing."),
-    input_size: Optional[str] = typer.Option(None, help="HxW; must be the model's (graphs are static). Default: the "
-                                                        "model's."),
-    frame_size: str = typer.Option("1080x1920", help="Decoded frame size for the labeler+host stage."),
-    stages: str = typer.Option("segmenter,labeler,labeler+host", help="Which stages to time."),
-    compare: bool = typer.Option(False, "--compare", help="Speed ratio of each backend to torch eager FP32 (added if "
-                                                          "absent)."),
-    run: Optional[Path] = typer.Option(None, help="torch backend: load this run's weights instead of model.json's."),
-    threads: Optional[int] = typer.Option(None, help="ort on CPU: intra-op threads (default: the cores this process "
-                                                     "may use)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
-) -> None:
-    """Frames per second and latency of each backend on one model, side by side.
-
-    Segmenter, labeler, and labeler with host pre/post-processing, each backend in one run."""
-    from ssseg.config import BenchConfig
-    from ssseg.runtime.bench import run_bench
-
-    cfg = BenchConfig(model=model, backends=backend, batch=batch, iters=iters, warmup=warmup, input_size=input_size,
-                      frame_size=frame_size, stages=stages, compare=compare, run=run, threads=threads, json=json_out)
-    run_bench(cfg, _say)
-
-
 def _config_command(cls: type, run: Any, **command: Any) -> None:
     """Register a command whose options are the fields of ``cls`` (ssseg.config.option): each declared there
-    once, with its default and help; ``run(cfg)`` does the work."""
+    once, with its default and help; ``run(cfg)`` does the work. Lists and sizes reach the config as text it
+    parses; an option not given is left out, so the field's own default applies."""
     types = typing.get_type_hints(cls)
     params = []
     for f in dataclasses.fields(cls):
         meta, kind = f.metadata, _base_type(types[f.name])
         required = f.default is dataclasses.MISSING
+        cli_type = kind if kind in (bool, int, float, str, Path) else str  # sizes, lists, shards: the config parses
         if meta.get("positional"):
             default = typer.Argument(..., metavar=meta["metavar"], help=meta["help"])
-            annotation: Any = list[str]
+            annotation: Any = list[str] if kind is tuple else cli_type
         else:
-            cli_type = kind if kind in (bool, int, float, str, Path) else str  # sizes, shards: the config parses
-            default = typer.Option(... if required else f.default, meta.get("flag") or f"--{f.name.replace('_', '-')}",
-                                   help=meta["help"], show_default=not required and f.default not in (None, False))
-            annotation = cli_type if required or f.default is not None else Optional[cli_type]
+            flag = meta.get("flag") or f"--{f.name.replace('_', '-')}"
+            decls = (f"{flag}/--no-{flag[2:]}",) if kind is bool and f.default else (flag,)
+            if isinstance(f.default, tuple):  # shown as typed (1080x1920, fp32,fp16); not given: the field's
+                shown = f" \\[default: {_field_text(f.default, types[f.name])}]" if f.default else ""
+                default = typer.Option(None, *decls, help=meta["help"] + shown, show_default=False)
+            else:
+                default = typer.Option(... if required else f.default, *decls, help=meta["help"],
+                                       show_default=not required and f.default not in (None, False))
+            optional = isinstance(f.default, tuple) or f.default is None
+            annotation = Optional[cli_type] if optional else cli_type
         params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
                                         annotation=annotation))
 
     def command_fn(**kwargs: Any) -> None:
-        run(cls(**kwargs))
+        run(cls(**{k: v for k, v in kwargs.items() if v is not None}))
 
     command_fn.__signature__ = inspect.Signature(params)
     command_fn.__annotations__ = {p.name: p.annotation for p in params}
     command_fn.__doc__ = command.pop("doc")
     app.command(**command)(command_fn)
+
+
+def _field_text(value: tuple, hint: Any) -> str:
+    """A tuple default as its option is typed: a size HxW, anything else comma-separated."""
+    sized = typing.get_args(_non_none(hint)) == (int, int)
+    return ("x" if sized else ",").join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+
+
+def _export(cfg: Any) -> None:
+    from ssseg import api
+
+    api.export(cfg, _say)
+
+
+_config_command(ExportConfig, _export, name="export",
+                doc="""Export a run to ONNX (and TensorRT with --trt), verified against PyTorch.
+
+    segmenter.onnx, aux.onnx and labeler.onnx (uint8 frames in, labels + confidence out), model.json, and with
+    --trt TensorRT engines.""")
+
+
+def _bench(cfg: Any) -> None:
+    from ssseg import api
+
+    api.bench(cfg, _say)
+
+
+_config_command(BenchConfig, _bench, name="bench",
+                doc="""Frames per second and latency of each backend on one model, side by side.
+
+    Segmenter, labeler, and labeler with host pre/post-processing, each backend in one run.""")
 
 
 def _label(cfg: Any) -> None:

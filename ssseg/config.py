@@ -40,6 +40,16 @@ ENGINE_GRAPHS = ("segmenter", "labeler")
 DEFAULT_OPSET = 17  # the newest opset TensorRT 8.6 (the last release for Pascal cards) parses
 
 
+# The gate's confidence sources (ssseg.gate re-exports them): declared here with the options they validate, so
+# the CLI builds without numpy. Free sources: computed from the segmenter's softmax (no network, no cost).
+FREE_SOURCES = ("softmax", "margin", "entropy")
+# margin is measured by ssseg eval --gate but not exported: its top-2 needs TopK, which OpenCV 4.6's ONNX importer
+# (ssseg-cpp's CPU backend) cannot parse
+EXPORT_GATES = ("net", "softmax", "entropy", "none")
+# the kept-pixel precision a free gate is calibrated for when neither --threshold nor --target-precision is given
+DEFAULT_TARGET_PRECISION = 0.97
+
+
 def parse_batch_range(text: str) -> tuple[int, int, int]:
     """'1:4:8' -> (min, opt, max) of a dynamic batch dimension."""
     try:
@@ -53,34 +63,43 @@ def parse_batch_range(text: str) -> tuple[int, int, int]:
 
 @dataclass
 class ExportConfig:
-    run: Path
-    out: Path | None = None  # default: RUN/model
-    segmenter: Path | None = None  # default: the run's final segmenter
-    onnx: bool = True
-    opset: int = DEFAULT_OPSET
-    input_size: tuple[int, int] | None = None  # default: the training size
-    batch: int = 1
-    dynamic_batch: tuple[int, int, int] | None = None
-    simplify: bool = True
-    verify: bool = True
-    calib_data: Path | None = None
-    verify_images: int = 8
-    threshold: float | None = None  # the fixed threshold; --gate net without one: the run's --t-aux
+    """``ssseg export``'s options, each declared once (ssseg/cli.py builds the command from these fields)."""
+
+    run: Path = option(MISSING, "Run directory written by ssseg train.", positional=True, metavar="RUN")
+    out: Path | None = option(None, "Model directory to write (default: RUN/model).")
+    segmenter: Path | None = option(None, "Export this segmenter checkpoint instead of the run's final one.")
+    onnx: bool = option(True, "Write the ONNX graphs (--no-onnx: build engines from an earlier export).")
+    opset: int = option(DEFAULT_OPSET, "ONNX opset (TensorRT 8.6, the last release for Pascal cards, parses up to "
+                                       "17).")
+    input_size: tuple[int, int] | None = option(None, "Static input size HxW, multiples of 8 (default: the training "
+                                                      "size).")
+    batch: int = option(1, "Fixed batch size.")
+    dynamic_batch: tuple[int, int, int] | None = option(None, "Dynamic batch MIN:OPT:MAX instead of --batch.")
+    simplify: bool = option(True, "Clean the graphs with onnxslim.")
+    verify: bool = option(True, "Compare ONNX Runtime with PyTorch; fail beyond tolerance.")
+    calib_data: Path | None = option(None, "Folder of real frames for verification and INT8 calibration.")
+    verify_images: int = option(8, "Frames compared in verification and engine checks.")
+    threshold: float | None = option(None, "A fixed confidence threshold in model.json (--gate net without one: the "
+                                           "run's --t-aux).")
     # max softmax is the default gate: it beat the paper's learned net in every measurement (docs/results.md,
     # "Confidence gates side by side") and costs the labeler nothing
-    gate: str = "softmax"  # net, softmax, entropy or none (margin: ssseg eval --gate only)
-    # per-class thresholds for these precisions, the first the one applied; a free gate without --threshold
-    # calibrates for DEFAULT_TARGET_PRECISION
-    target_precision: tuple[float, ...] = ()
-    # the labeled split --target-precision calibrates on; auto: the run's holdout (a drive it never trained on)
-    # when it has one, else val
-    calib_split: str = "auto"
-    trt: bool = False
-    # fp16/int8: reduced ONNX graphs beside the FP32 ones (ssseg.export.reduced), and with --trt engines of each
-    precision: tuple[str, ...] = ("fp32",)
-    calib_images: int = 500
-    workspace_mb: int = 2048
-    timing_cache: Path | None = None  # default: OUT/trt.timing.cache
+    gate: str = option("softmax", "The labeler's confidence: net (the run's confidence net), softmax, entropy (from "
+                                  "the segmenter's softmax, nearly free) or none; a free one without --threshold is "
+                                  f"calibrated to {DEFAULT_TARGET_PRECISION:g} precision per class on --calib-split.")
+    target_precision: tuple[float, ...] = option((), "Per-class thresholds at which each predicted class's kept "
+                                                     "pixels reach this precision on --calib-split (comma-separated: "
+                                                     "several tables, the first the default).")
+    calib_split: str = option("auto", "The run's labeled split that --target-precision calibrates on: holdout (the "
+                                      "images ssseg train --holdout kept out of training), val or test; auto: holdout "
+                                      "when the run has one, else val.")
+    trt: bool = option(False, "Also build TensorRT engines (needs tensorrt + pycuda and a GPU).")
+    precision: tuple[str, ...] = option(("fp32",), "Precisions, comma-separated: fp32, fp16, int8 (reduced ONNX "
+                                                   "graphs beside the FP32 ones, checked against them; int8 needs "
+                                                   "--calib-data), and with --trt an engine of each (best: TensorRT "
+                                                   "8.6's mixed mode).")
+    calib_images: int = option(500, "INT8: calibration frames taken from --calib-data.")
+    workspace_mb: int = option(2048, "TensorRT builder workspace limit in MiB.")
+    timing_cache: Path | None = option(None, "TensorRT timing cache file (default: OUT/trt.timing.cache).")
 
     def __post_init__(self) -> None:
         self.run = Path(self.run)
@@ -139,15 +158,6 @@ class ExportConfig:
         return self.dynamic_batch or (self.batch, self.batch, self.batch)
 
 
-# the kept-pixel precision a free gate is calibrated for when neither --threshold nor --target-precision is given
-DEFAULT_TARGET_PRECISION = 0.97
-# confidence computed from the segmenter's softmax: no network, no cost (ssseg.gating measures them)
-FREE_SOURCES = ("softmax", "margin", "entropy")
-# margin is measured by ssseg eval --gate but not exported: its top-2 needs TopK, which OpenCV 4.6's ONNX importer
-# (ssseg-cpp's CPU backend) cannot parse
-EXPORT_GATES = ("net", "softmax", "entropy", "none")
-
-
 BENCH_STAGES = ("segmenter", "labeler", "labeler+host")
 
 
@@ -164,18 +174,25 @@ def parse_int_list(text: str | tuple | list, what: str) -> tuple[int, ...]:
 
 @dataclass
 class BenchConfig:
-    model: Path
-    backends: tuple[str, ...] = ("auto",)  # each NAME[:VARIANT]: trt[:fp16], ort[:cuda], torch[:fp16+cudagraphs]
-    batch: tuple[int, ...] = (1,)
-    iters: int = 100
-    warmup: int = 20
-    input_size: tuple[int, int] | None = None  # must be the model's (graphs are static); default: the model's
-    frame_size: tuple[int, int] = (1080, 1920)  # decoded frame size for the labeler+host stage
-    stages: tuple[str, ...] = BENCH_STAGES
-    compare: bool = False
-    run: Path | None = None
-    threads: int | None = None
-    json: Path | None = None
+    """``ssseg bench``'s options, each declared once (ssseg/cli.py builds the command from these fields)."""
+
+    model: Path = option(MISSING, "Model directory written by ssseg export (holds model.json).", positional=True,
+                         metavar="MODEL")
+    backends: tuple[str, ...] = option(("auto",), "Comma-separated NAME[:VARIANT]: trt[:fp16|int8..], "
+                                                  "ort[:cpu|cuda|tensorrt][+fp16|int8], "
+                                                  "torch[:fp16+channels_last+compile+cudagraphs], auto.",
+                                       flag="--backend")
+    batch: tuple[int, ...] = option((1,), "Comma-separated batch sizes.")
+    iters: int = option(100, "Timed calls per case.")
+    warmup: int = option(20, "Untimed calls before timing.")
+    input_size: tuple[int, int] | None = option(None, "HxW; must be the model's (graphs are static). Default: the "
+                                                      "model's.")
+    frame_size: tuple[int, int] = option((1080, 1920), "Decoded frame size for the labeler+host stage.")
+    stages: tuple[str, ...] = option(BENCH_STAGES, "Which stages to time.")
+    compare: bool = option(False, "Speed ratio of each backend to torch eager FP32 (added if absent).")
+    run: Path | None = option(None, "torch backend: load this run's weights instead of model.json's.")
+    threads: int | None = option(None, "ort on CPU: intra-op threads (default: the cores this process may use).")
+    json: Path | None = option(None, "Write the results as JSON.")
 
     def __post_init__(self) -> None:
         self.model = Path(self.model)

@@ -20,42 +20,42 @@ def run_demo(out: Path, epochs: int, aux_epochs: int, device: str, say: Callable
     from ssseg import api
     from ssseg.config import BenchConfig, ExportConfig, LabelConfig
     from ssseg.data.synthetic import write_synthetic_clip
-    from ssseg.export import run_export
-    from ssseg.runtime.bench import run_bench
+    from ssseg.label.records import JOB_FILE
+    from ssseg.rundir import BEST_FILE, RunDir
     from ssseg.tables import print_gate
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
     from ssseg.train.evaluate import run_eval, run_gate_eval
 
     t0 = time.perf_counter()
     run = Path(out) / "aux"
+    rundir = RunDir(run)
     say(f"[1/6] --method aux on {DEMO_DATA}: half the training images labeled, {epochs} segmenter epochs, "
         f"{aux_epochs} auxiliary-net epochs")
     cfg = TrainConfig(data=DEMO_DATA, method="aux", labeled_fraction=0.5, out=run, epochs=epochs, aux_epochs=aux_epochs,
                       batch_size=8, lr=0.05, device=device, workers=0, eval_every=5,
-                      resume=(run / "config.json").exists())
-    train(cfg, log=say)
+                      resume=rundir.exists())
+    api.train(cfg, say)
     say("[2/6] the confidence gate of the stage-1 segmenter on the synthetic test split")
     gate, gate_path = run_gate_eval(run, None, "test", None, DEMO_GATES, device=device)
     print_gate(gate)
     say("[3/6] baseline vs semi-supervised on the synthetic test split")
-    base, _ = run_eval(run / "stage1" / "best.pt", None, "test", run / "eval_test_stage1.json", device)
-    semi, _ = run_eval(run / "stage3" / "best.pt", None, "test", run / "eval_test_stage3.json", device)
+    base, _ = run_eval(rundir.stage(1) / BEST_FILE, None, "test", run / "eval_test_stage1.json", device)
+    semi, _ = run_eval(rundir.stage(3) / BEST_FILE, None, "test", run / "eval_test_stage3.json", device)
     say(f"  stage 1, labeled images only:        test mIoU {100 * base['miou']:.1f}")
     say(f"  stage 3, + gated pseudo-labels (0.9): test mIoU {100 * semi['miou']:.1f} "
         f"({100 * (semi['miou'] - base['miou']):+.1f})")
     say("[4/6] export to ONNX, verified against PyTorch in ONNX Runtime")
-    model = run_export(ExportConfig(run=run, out=run / "model", verify_images=8), say=say)
+    model = api.export(ExportConfig(run=run, out=run / "model", verify_images=8), say)
     say("[5/6] speed of the exported labeler: ONNX Runtime vs PyTorch eager on this machine")
-    run_bench(BenchConfig(model.parent, backends=("ort", "torch"), iters=20, warmup=3, stages=("segmenter", "labeler"),
-                          compare=True), say=say)
+    api.bench(BenchConfig(model.parent, backends=("ort", "torch"), iters=20, warmup=3, stages=("segmenter", "labeler"),
+                          compare=True), say)
     say("[6/6] auto-labeling a synthetic drive clip with the exported model (gated masks, overlay, summary)")
     clip = Path(out) / "clip.mp4"
     if not clip.exists():  # rewriting it would change its mtime, and the labels of a re-run would not resume
         write_synthetic_clip(clip, 48, (96, 128))
     labels = Path(out) / "labels"
     api.label(LabelConfig(inputs=(str(clip),), model=model.parent, out=labels, overlay=True, confidence=True,
-                          resume=(labels / "job.json").exists(), report=True), say)
+                          resume=(labels / JOB_FILE).exists(), report=True), say)
     say(f"done in {time.perf_counter() - t0:.0f} s. "
         f"Run directory: {run} (stage1/, stage2/, stage3/pseudo/, summary.json); "
         f"gate: {gate_path} and {gate_path.with_suffix('.png')}; model: {model.parent}; labels: {labels} "

@@ -26,8 +26,22 @@ from ssseg.errors import CheckpointError, ConfigError, SsegError
 from ssseg.io import read_format, write_json
 from ssseg.segmenters import PAPER, get_spec
 
+# every file name of a run, each named once here (the layout above); the methods' own files too, so this is
+# the one place to look for what a run holds
+CONFIG_FILE = "config.json"
 LAYOUT_FILE = "run.json"
+BEST_FILE = "best.pt"  # the checkpoint of the best validated epoch
+LAST_FILE = "last.pt"  # the latest epoch, with the optimiser state a --resume continues from
+METRICS_FILE = "metrics.jsonl"  # one line per epoch
+DONE_FILE = "done.json"  # a finished stage (or one-stage run) and its result
+SUMMARY_FILE = "summary.json"
 GATE_FILE = "gate_val.json"  # the gate measured on the validation split: training writes it, the report reads it
+PSEUDO_DIR = "pseudo"  # a stage's pseudo-labels (label and confidence maps) with their MANIFEST_FILE
+MANIFEST_FILE = "manifest.json"
+FOOTAGE_DIR, SPLITS_DIR, REPLACED_DIR = "footage", "splits", "replaced"
+CLASS_WEIGHTS_FILE = "class_weights.json"  # supervised stages: the ENet class weights used
+AUX_TERMS_FILE = "aux_terms.json"  # --method aux stage 2: the auxiliary loss's terms
+LATENT_FILE = "latent_classes.json"  # --method latent: the latent classes found
 LAYOUT_FORMAT = "ssseg.run"
 LAYOUT_VERSION = 1
 # runs written before run.json named their segmenter all trained the paper's
@@ -69,7 +83,7 @@ class RunDir:
     # --- what the run is --------------------------------------------------------------------------
     @property
     def config_path(self) -> Path:
-        return self.root / "config.json"
+        return self.root / CONFIG_FILE
 
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -115,12 +129,12 @@ class RunDir:
 
     @property
     def splits(self) -> Path:
-        return self.root / "splits"
+        return self.root / SPLITS_DIR
 
     @property
     def footage(self) -> Path:
         """Frames of --unlabeled sources, decoded once: footage/<source>/<frame>.jpg and done.json."""
-        return self.root / "footage"
+        return self.root / FOOTAGE_DIR
 
     def split_file(self, name: str) -> Path:
         """splits/labeled.txt or splits/unlabeled.txt."""
@@ -129,12 +143,12 @@ class RunDir:
     # --- finished or not ------------------------------------------------------------------------------
     @staticmethod
     def is_done(folder: Path) -> bool:
-        return (folder / "done.json").is_file()
+        return (folder / DONE_FILE).is_file()
 
     @staticmethod
     def mark_done(folder: Path, result: dict) -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(folder / "done.json", {"finished": stamp, **result})
+        write_json(folder / DONE_FILE, {"finished": stamp, **result})
 
     def unfinished(self) -> str | None:
         """Why the run has not reached its final segmenter yet, or None: a staged run's first stage without
@@ -147,9 +161,9 @@ class RunDir:
             return None
         from ssseg.checkpoint import load_checkpoint
 
-        if not (self.root / "last.pt").is_file():  # stopped inside its first epoch
+        if not (self.root / LAST_FILE).is_file():  # stopped inside its first epoch
             return "no epoch finished yet"
-        epochs = load_checkpoint(self.root / "last.pt").get("epoch", 0)
+        epochs = load_checkpoint(self.root / LAST_FILE).get("epoch", 0)
         wanted = int(self.config.get("epochs") or 0)
         return f"epoch {epochs} of {self.config.get('epochs')}" if epochs < wanted else None
 
@@ -170,13 +184,13 @@ class RunDir:
             raise error("not a run directory (no config.json)", path=self.root,
                         fix="pass the --out directory of ssseg train")
         folder = self.segmenter_folder()
-        path = folder / "best.pt"
+        path = folder / BEST_FILE
         if self.staged:
             as_is = f"or export a checkpoint as it is with --segmenter {self.root}/<stage>/best.pt"
         else:
             as_is = f"or export it as it is with --segmenter {path}"
             # a finished run may travel without last.pt (its resumable state): done.json and best.pt suffice
-            if not (self.root / "last.pt").is_file() and not self.is_done(self.root):
+            if not (self.root / LAST_FILE).is_file() and not self.is_done(self.root):
                 raise error("the run holds no trained segmenter (no last.pt)", path=self.root,
                             fix=f"train it first: {resume}")
         reason = self.unfinished()
@@ -195,7 +209,7 @@ class RunDir:
             done = [self.stage(k) for k in self.layout["segmenter_stages"] or [1] if self.is_done(self.stage(k))]
             folders = done[:1] or [self.stage(1)]
         for folder in folders:
-            for name in ("best.pt", "last.pt"):
+            for name in (BEST_FILE, LAST_FILE):
                 if (folder / name).is_file():
                     return folder / name
         raise CheckpointError("run directory holds no best.pt or last.pt", path=self.root,
@@ -213,7 +227,7 @@ class RunDir:
             return (f"method {self.method!r} trains no confidence net (train one for this segmenter: ssseg train "
                     f"--method aux --from-stage 2 --init {self.root} --until-stage 2 --out {self.root}-aux, then "
                     f"export that run)")
-        if not (self.root / folder / "best.pt").is_file():
+        if not (self.root / folder / BEST_FILE).is_file():
             return f"{folder}/best.pt (the confidence net) is missing"
         if not self.is_done(self.root / folder):
             return f"{folder} (the confidence net) is not finished: no {folder}/done.json"
@@ -221,7 +235,7 @@ class RunDir:
 
     def gater(self) -> Path | None:
         """The finished confidence net's best.pt, or None (``no_gater_reason`` says why)."""
-        return None if self.no_gater_reason() else self.root / self.layout["gater"] / "best.pt"
+        return None if self.no_gater_reason() else self.root / self.layout["gater"] / BEST_FILE
 
     def latest_gater(self) -> Path:
         """The confidence net to evaluate now: best.pt, or last.pt before the first validation."""
@@ -230,7 +244,7 @@ class RunDir:
             raise CheckpointError(f"is a --method {self.method} run, which trains no confidence net", path=self.root,
                                   fix=f"train one for its segmenter: ssseg train --method aux --from-stage 2 --init "
                                       f"{self.root} --until-stage 2 --out {self.root}-aux, then pass that run")
-        for name in ("best.pt", "last.pt"):
+        for name in (BEST_FILE, LAST_FILE):
             if (self.root / folder / name).is_file():
                 return self.root / folder / name
         raise CheckpointError(f"holds no confidence net ({folder}/best.pt)", path=self.root,
@@ -244,11 +258,11 @@ class RunDir:
         for k in range(from_stage, self.layout["stages"] + 1):
             src = self.stage(k)
             if src.exists():
-                dst = self.root / "replaced" / stamp / src.name
+                dst = self.root / REPLACED_DIR / stamp / src.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(src), str(dst))
                 log(f"--from-stage {from_stage}: moved {src} to {dst}")
-        (self.root / "summary.json").unlink(missing_ok=True)
+        (self.root / SUMMARY_FILE).unlink(missing_ok=True)
 
 
 def resolve_checkpoint(path: Path | str) -> Path:
@@ -260,6 +274,6 @@ def resolve_checkpoint(path: Path | str) -> Path:
 def run_of(checkpoint: Path) -> RunDir | None:
     """The run a checkpoint belongs to (the nearest parent with splits/labeled.txt), if any."""
     for parent in list(Path(checkpoint).resolve().parents)[:3]:
-        if (parent / "splits" / "labeled.txt").is_file():
+        if (parent / SPLITS_DIR / "labeled.txt").is_file():
             return RunDir(parent)
     return None

@@ -94,13 +94,13 @@ def kill_when(cmd: list[str], metrics: Path, records: int, env: dict, timeout: f
 @pytest.fixture(scope="session")
 def aux_run(tmp_path_factory) -> Path:
     """A finished --method aux run on tiny synthetic data (t_aux 0.7), shared by the export and runtime tests."""
+    from ssseg.api import train
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
 
     out = tmp_path_factory.mktemp("trained") / "aux"
     cfg = TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="aux", labeled_fraction=0.5, out=out,
                       epochs=2, aux_epochs=1, batch_size=4, lr=0.05, workers=0, device="cpu", t_aux=0.7)
-    return train(cfg, log=lambda *_: None)
+    return train(cfg, say=lambda *_: None)  # the API: the engine's run and its report.html
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,19 @@ def test_folders_form_no_circle():
     assert_no_cycle(edges, "folder circle")
 
 
+# The folders' layers, bottom up, as the README's architecture section draws them: a folder imports only from
+# layers below its own, so no job calls up into what reads its files (a label job or a training run writing
+# its report is the API's work, after the job).
+LAYERS = {"ssseg": 0, "ssseg.runtime": 1, "ssseg.label": 2, "ssseg.train": 3, "ssseg.export": 3, "ssseg.report": 3,
+          "app": 4}
+
+
+def test_folders_import_only_from_layers_below():
+    ups = sorted(f"{m} -> {d}" for m, deps in graph().items() for d in deps
+                 if folder_of(m) != folder_of(d) and LAYERS[folder_of(d)] >= LAYERS[folder_of(m)])
+    assert not ups, f"imports across or up the layers: {ups}"
+
+
 def assert_no_cycle(edges: dict[str, set[str]], what: str) -> None:
     state: dict[str, int] = {}
 

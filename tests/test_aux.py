@@ -19,7 +19,7 @@ from PIL import Image
 from ssseg.checkpoint import load_checkpoint
 from ssseg.classes import IGNORE_INDEX
 from ssseg.errors import ConfigError
-from ssseg.gating import FREE_SOURCES
+from ssseg.gate import FREE_SOURCES, apply
 from ssseg.io import read_jsonl
 from ssseg.metrics import auroc, gate_scores, reliability
 from ssseg.models.confidence import width_kwargs
@@ -28,7 +28,6 @@ from ssseg.train.config import TrainConfig
 from ssseg.train.engine import train
 from ssseg.train.gate import CONF_BINS, GateCounts
 from ssseg.train.losses import aux_gamma, aux_loss, aux_targets
-from ssseg.train.pseudo import gate
 
 # --- the loss ---------------------------------------------------------------------------------------
 
@@ -85,8 +84,8 @@ def test_gamma_is_negative_over_positive_and_neutral_without_evidence():
 def test_gate_keeps_confident_pixels_only():
     pred = np.array([[1, 2], [3, 4]], np.uint8)
     conf = np.array([[0.95, 0.9], [0.899, 0.1]], np.float32)
-    assert gate(pred, conf, 0.9).tolist() == [[1, 2], [IGNORE_INDEX, IGNORE_INDEX]]
-    assert gate(pred, conf, 0.0).tolist() == pred.tolist()
+    assert apply(pred, conf, 0.9).tolist() == [[1, 2], [IGNORE_INDEX, IGNORE_INDEX]]
+    assert apply(pred, conf, 0.0).tolist() == pred.tolist()
 
 
 # --- the measurements -------------------------------------------------------------------------------
@@ -247,7 +246,7 @@ def test_a_light_auxiliary_net_costs_a_fraction_of_the_segmenter_and_exports(tmp
     assert tuple(ckpt["model"]["kwargs"]["widths"]) == (4, 8, 16, 32, 32)
     spec = read_model(run_export(ExportConfig(run=run, out=tmp_path / "m", gate="net", verify_images=2),
                                  say=lambda *_: None))
-    assert spec.gated and spec.data["verification"]["passed"] and "aux" in spec.data["graphs"]
+    assert spec.gate.available and spec.data["verification"]["passed"] and "aux" in spec.data["graphs"]
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from ssseg.data.synthetic import render_scene
 from ssseg.errors import ConfigError, DataError, ExportError, ModelError
 from ssseg.export import run_export
 from ssseg.export.compat import tensorrt_problems
-from ssseg.export.exporter import merge_engines
+from ssseg.export.engines import merge_engines
 from ssseg.export.graphs import Normalize
 from ssseg.export.tensorrt import CalibrationSource, calibration_key, profile_shapes, split_frames, trtexec_command
 from ssseg.io import sha256_file
@@ -148,8 +148,8 @@ def test_default_gate_is_max_softmax_calibrated_per_class_and_gate_none_exports_
 
     run_export(ExportConfig(run=run, out=tmp_path / "m", gate="none", verify_images=2), say=said.append)
     spec = read_model(tmp_path / "m")
-    assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and not spec.gated
-    assert spec.data["gate"]["reason"] == "exported with --gate none" and spec.threshold is None
+    assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and not spec.gate.available
+    assert spec.data["gate"]["reason"] == "exported with --gate none" and spec.gate.threshold is None
     assert list(spec.data["graphs"]["labeler"]["outputs"]) == ["labels"]
     with pytest.raises(ModelError, match="no aux graph"):
         spec.graph("aux")
@@ -160,9 +160,9 @@ def test_free_gates_export_with_per_class_thresholds_and_pass_the_ort_parity_che
     """A gate from the segmenter's own softmax: no aux graph, the confidence computed inside the labeler and
     verified against PyTorch in ONNX Runtime; --target-precision writes the per-class tables that label uses."""
     from ssseg.config import LabelConfig
+    from ssseg.gate import apply, threshold_table
     from ssseg.label import run_label
     from ssseg.runtime.backends import OrtBackend
-    from ssseg.runtime.frames import gate, threshold_table
 
     assert ExportConfig(run=aux_run, gate=kind).target_precision == (0.97,)  # calibrated unless --threshold
     assert ExportConfig(run=aux_run, gate=kind, threshold=0.5).target_precision == ()
@@ -174,13 +174,13 @@ def test_free_gates_export_with_per_class_thresholds_and_pass_the_ort_parity_che
     run_export(ExportConfig(run=aux_run, out=tmp_path / "m", gate=kind, target_precision="0.9,0.6",
                             verify_images=2), say=said.append)
     spec = read_model(tmp_path / "m")
-    assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and spec.gated
-    assert spec.data["gate"]["kind"] == kind and spec.data["gate"]["model"] is None and spec.threshold is None
+    assert sorted(spec.data["graphs"]) == ["labeler", "segmenter"] and spec.gate.available
+    assert spec.data["gate"]["kind"] == kind and spec.data["gate"]["model"] is None and spec.gate.threshold is None
     assert spec.data["verification"]["passed"] and "confidence_max_abs_diff" in spec.data["verification"]["graphs"][
         "labeler"]
     cal = spec.data["gate"]["calibration"]
     assert cal["split"] == "val" and cal["images"] == 4 and sorted(cal["tables"]) == ["0.6", "0.9"]
-    assert spec.class_thresholds == cal["tables"]["0.9"] and spec.thresholds_for(0.6) == cal["tables"]["0.6"]
+    assert spec.gate.thresholds == cal["tables"]["0.9"] and spec.gate.table_for(0.6) == cal["tables"]["0.6"]
     assert any(line.startswith(f"calibrated the {kind} gate on 4 val images") for line in said)
     # a looser precision never needs a higher threshold
     for lo, hi in zip(cal["tables"]["0.6"], cal["tables"]["0.9"]):
@@ -195,12 +195,12 @@ def test_free_gates_export_with_per_class_thresholds_and_pass_the_ort_parity_che
     assert run_label(LabelConfig(inputs=(str(shots),), model=tmp_path / "m", out=tmp_path / "lab"),
                      say=lambda *_: None) == 0
     job = json.loads((tmp_path / "lab" / "job.json").read_text())
-    assert job["settings"]["threshold"] == spec.class_thresholds
-    backend, table = OrtBackend(spec).load(), threshold_table(spec.class_thresholds)
+    assert job["settings"]["threshold"] == spec.gate.thresholds
+    backend, table = OrtBackend(spec).load(), threshold_table(spec.gate.thresholds)
     for i in range(3):
         labels, conf = backend.infer(frames[i:i + 1])
         written = np.asarray(Image.open(tmp_path / "lab" / "shots" / "labels" / f"s{i}.png"))
-        assert written.tolist() == gate(labels[0], conf[0], table).tolist()
+        assert written.tolist() == apply(labels[0], conf[0], table).tolist()
 
 
 # --- errors before long work, and nothing lost ----------------------------------------------------------
@@ -359,14 +359,14 @@ def test_model_json_schema_and_its_errors(aux_run, tmp_path):
     # calibrated is refused with the fix
     n = len(good["classes"]["names"])
     (tmp_path / "v1.json").write_text(json.dumps({**good, "format_version": 1}))
-    assert read_model(tmp_path / "v1.json").class_thresholds is None
+    assert read_model(tmp_path / "v1.json").gate.thresholds is None
     table = [0.5, None] + [0.9] * (n - 2)
     gate = {**good["gate"], "thresholds": table, "calibration": {"tables": {"0.97": table}}}
     (tmp_path / "table.json").write_text(json.dumps({**good, "gate": gate}))
     spec = read_model(tmp_path / "table.json")
-    assert spec.class_thresholds == table and spec.thresholds_for(0.97) == table
+    assert spec.gate.thresholds == table and spec.gate.table_for(0.97) == table
     with pytest.raises(ModelError, match="no per-class thresholds for precision 0.99 .calibrated: 0.97"):
-        spec.thresholds_for(0.99)
+        spec.gate.table_for(0.99)
     with open(out / "aux.onnx", "ab") as f:
         f.write(b"\0")
     with pytest.raises(ModelError, match="does not match the sha256"):

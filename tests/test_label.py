@@ -49,9 +49,10 @@ def clip(tmp_path_factory) -> Path:
 # --- end to end ---
 
 def test_video_is_labeled_gated_and_resized_back(exported, clip, tmp_path):
+    from ssseg.gate import apply
     from ssseg.label.layouts import confidence_u8
     from ssseg.runtime.backends import OrtBackend
-    from ssseg.runtime.frames import gate, resize_labels
+    from ssseg.runtime.frames import resize_labels
 
     # Reference: the same frames through the runtime, gated at 64x64, resized back with nearest. The tiny test
     # model is unsure everywhere, so the threshold is set where it splits the pixels.
@@ -68,7 +69,7 @@ def test_video_is_labeled_gated_and_resized_back(exported, clip, tmp_path):
     for i in range(4):
         written = png(out / "drive" / "labels" / f"{i:06d}.png")
         assert written.shape == FRAME_HW
-        np.testing.assert_array_equal(written, resize_labels(gate(labels[i], conf[i], t), FRAME_HW))
+        np.testing.assert_array_equal(written, resize_labels(apply(labels[i], conf[i], t), FRAME_HW))
         conf_png = png(out / "drive" / "confidence" / f"{i:06d}.png")
         np.testing.assert_array_equal(conf_png, resize_labels(confidence_u8(conf[i]), FRAME_HW))
         # the gate itself: exactly the pixels below the threshold are 255

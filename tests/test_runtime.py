@@ -17,9 +17,10 @@ from test_export import run_reference
 
 from ssseg.config import BenchConfig, ExportConfig
 from ssseg.errors import BackendError, ConfigError, ExportError, ModelError, NotAvailableError
+from ssseg.gate import apply, threshold_table
 from ssseg.runtime.backends import Backend, OrtBackend, OutOfMemory, WallTimer, choose_provider, open_backend
 from ssseg.runtime.bench import BENCH_FORMAT, bench_backend, measure, run_bench
-from ssseg.runtime.frames import gate, resize_labels, resize_rgb, threshold_table
+from ssseg.runtime.frames import resize_labels, resize_rgb
 from ssseg.runtime.model import read_model
 
 
@@ -77,7 +78,7 @@ def test_fixed_batch_models_pad_and_ungated_models_return_no_confidence(tmp_path
 def test_gate_and_label_resize():
     labels = np.array([[1, 2], [3, 4]], np.uint8)
     conf = np.array([[0.95, 0.5], [0.9, 0.89]], np.float32)
-    assert gate(labels, conf, 0.9).tolist() == [[1, 255], [3, 255]]
+    assert apply(labels, conf, 0.9).tolist() == [[1, 255], [3, 255]]
     assert resize_labels(labels, (4, 4)).tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
 
 
@@ -88,7 +89,7 @@ def test_per_class_gate_table():
     conf = np.array([[0.5, 0.49999, 1.0, 0.9, 0.89999, 1.0, np.nan]], np.float32)
     table = threshold_table([0.5, None, 0.9])
     assert table.dtype == np.float32 and table.shape == (256,)
-    assert gate(labels, conf, table).tolist() == [[0, 255, 255, 2, 255, 255, 255]]
+    assert apply(labels, conf, table).tolist() == [[0, 255, 255, 2, 255, 255, 255]]
 
 
 # --- selection and fallbacks ----------------------------------------------------------------------------

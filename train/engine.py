@@ -21,7 +21,7 @@ from ssseg.checkpoint import load_checkpoint, save_checkpoint
 from ssseg.config import hw_str
 from ssseg.errors import CheckpointError
 from ssseg.io import append_jsonl, atomic_write_text, read_jsonl
-from ssseg.rundir import RunDir
+from ssseg.rundir import BEST_FILE, GATE_FILE, LAST_FILE, METRICS_FILE, RunDir
 from ssseg.train import distributed as dist
 from ssseg.train import registry
 from ssseg.train.config import TrainConfig
@@ -47,8 +47,8 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
         if info.is_main:
             for line in method.finish(run, time.perf_counter() - t0):
                 say(line)
-            if cfg.report:
-                write_reports(run)
+            if cfg.report:  # the report itself is written by ssseg.api.train, from what is on disk
+                measure_gate(run)
         dist.barrier(info)
         return cfg.out
     finally:
@@ -58,11 +58,9 @@ def train(cfg: TrainConfig, explicit: set[str] | frozenset = frozenset(), log: C
 GATE_THRESHOLDS = (0.5, 0.7, 0.8, 0.9)  # the paper's Tables 3-4, plus the run's own threshold
 
 
-def write_reports(run: Run) -> None:
-    """The run's gate measured on its val split (as ``ssseg eval --gate`` measures it) and its report.html."""
-    from ssseg.errors import CheckpointError, DataError, SsegError, filesystem_error
-    from ssseg.report.write import write_report
-    from ssseg.rundir import GATE_FILE
+def measure_gate(run: Run) -> None:
+    """The run's gate measured on its val split (as ``ssseg eval --gate`` measures it), for its report."""
+    from ssseg.errors import CheckpointError, DataError, filesystem_error
     from ssseg.train.evaluate import run_gate_eval
 
     own = run.dir.gate_threshold
@@ -72,10 +70,6 @@ def write_reports(run: Run) -> None:
                       workers=0)
     except (DataError, CheckpointError, OSError) as e:  # no val split, no gater yet (--until-stage), a full disk
         run.log(f"no gate measurement for the report: {filesystem_error(e) if isinstance(e, OSError) else e}")
-    try:
-        write_report(run.dir.root, say=run.log)
-    except (SsegError, OSError) as e:  # the run is finished and intact either way; ssseg report RUN retries
-        run.log(f"report not written: {filesystem_error(e) if isinstance(e, OSError) else e}")
 
 
 def run_stages(stages: list[Stage], run: Run) -> None:
@@ -166,16 +160,16 @@ def fit(task: Task, out: Path, run: Run) -> dict:
                       **task.record()}
             # metrics line, best.pt, the method's files, last.pt, in that order: last.pt marks the epoch done, so
             # a failure (a full disk) before it repeats the epoch on --resume, which rewrites the line and best.pt
-            append_jsonl(out / "metrics.jsonl", {
+            append_jsonl(out / METRICS_FILE, {
                 "epoch": epoch + 1, "iteration": iteration, "loss": mean_loss, "lr": lrs[main_optim], **parts,
                 **task.epoch_fields(iteration), **progress.record(), "val": val_record})
             keep = improved or (score is None and last)  # without a score, best.pt is the last epoch
             if keep:
-                save_checkpoint(out / "best.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
+                save_checkpoint(out / BEST_FILE, model_name=task.model_name, model_kwargs=task.model_kwargs,
                                 classes=run.classes, state_dict=task.model.state_dict(), extra=record,
                                 segmenter=cfg.model)
             task.saved(out, record, keep)
-            save_checkpoint(out / "last.pt", model_name=task.model_name, model_kwargs=task.model_kwargs,
+            save_checkpoint(out / LAST_FILE, model_name=task.model_name, model_kwargs=task.model_kwargs,
                             classes=run.classes, state_dict=task.model.state_dict(),
                             extra={**record, **training_state(task, scalers)}, segmenter=cfg.model)
             parts_text = f" ({' '.join(f'{k} {v:.3f}' for k, v in parts.items())})" if parts else ""
@@ -209,8 +203,8 @@ def restore(out: Path, task: Task, scalers: dict, run: Run) -> dict:
     """Load out/last.pt into the task (if it exists), returning its record (else {}); drop metrics.jsonl lines of
     an epoch that was logged but not saved before an interruption."""
     state: dict = {}
-    if (out / "last.pt").exists():
-        state = load_checkpoint(out / "last.pt", run.info.device)
+    if (out / LAST_FILE).exists():
+        state = load_checkpoint(out / LAST_FILE, run.info.device)
         try:
             task.model.load_state_dict(state["state_dict"])
             for name, o in task.optims.items():
@@ -220,12 +214,12 @@ def restore(out: Path, task: Task, scalers: dict, run: Run) -> dict:
                 obj.load_state_dict(state[key])
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"does not fit this run's model ({str(e).splitlines()[0][:120]})",
-                                  path=out / "last.pt",
+                                  path=out / LAST_FILE,
                                   fix="restore the run's own last.pt, or start a new run with another --out") from None
         run.log(f"resuming {out} after epoch {state['epoch']}")
     if run.info.is_main:
-        kept = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch"] <= state.get("epoch", 0)]
-        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        kept = [r for r in read_jsonl(out / METRICS_FILE) if r["epoch"] <= state.get("epoch", 0)]
+        atomic_write_text(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept))
     return state
 
 

@@ -11,7 +11,7 @@ from ssseg.checkpoint import build_from_checkpoint, load_checkpoint
 from ssseg.classes import IGNORE_INDEX, ClassSet
 from ssseg.data import SegDataset, open_split
 from ssseg.errors import CheckpointError, ConfigError, DataError
-from ssseg.gating import apply_thresholds, per_class_thresholds
+from ssseg.gate import apply_thresholds, per_class_thresholds
 from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.models import GATER_MODELS
@@ -116,7 +116,7 @@ def run_gate_eval(target: Path, data: str | None, split: str, json_path: Path | 
     """Measure the confidence gates of one segmenter on a labeled split, on the same pixels: the run's confidence
     net when it has one (the paper's Tables 3-4 at ``thresholds``), and max softmax, top-2 margin and entropy
     beside it (AUROC, AURC, coverage at 95/97/99 % kept-pixel accuracy and the class each would starve). With
-    ``target_precision``, each source's per-class thresholds for that precision (ssseg.gating); ``apply``
+    ``target_precision``, each source's per-class thresholds for that precision (ssseg.gate); ``apply``
     (source -> per-class thresholds chosen elsewhere, e.g. on another split) says what those keep here."""
     bad = [t for t in thresholds if not 0.0 <= t <= 1.0]
     if bad or not thresholds:

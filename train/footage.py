@@ -21,6 +21,7 @@ from ssseg.classes import IGNORE_INDEX, ClassSet
 from ssseg.data.base import Sample, SegDataset, image_size, read_image
 from ssseg.errors import DataError, LabelError
 from ssseg.io import write_json
+from ssseg.rundir import DONE_FILE
 
 JPEG_QUALITY = 95
 
@@ -102,7 +103,7 @@ def extract_footage(inputs: tuple[str, ...], every: int, scale: tuple[int, int] 
         raise DataError(f"--unlabeled: {e}") from None
     samples, problems = [], []
     budget = [(every, None)] * len(sources)
-    todo = [s for s in sources if not (out / s.key / "done.json").is_file() and s.error is None]
+    todo = [s for s in sources if not (out / s.key / DONE_FILE).is_file() and s.error is None]
     if max_frames is not None and todo and write:
         declared = [declared_frames(s) if s in todo else _kept(out / s.key) for s in sources]
         budget = frame_budget(declared, every, max_frames)
@@ -112,7 +113,7 @@ def extract_footage(inputs: tuple[str, ...], every: int, scale: tuple[int, int] 
                 f"(strides {', '.join(str(b[0]) for b in budget)})")
     for source, (stride, quota) in zip(sources, budget):
         folder = out / source.key
-        done = folder / "done.json"
+        done = folder / DONE_FILE
         if not done.is_file() and write:
             reason = source.error
             if reason is None and source.kind == "stream":
@@ -130,7 +131,7 @@ def extract_footage(inputs: tuple[str, ...], every: int, scale: tuple[int, int] 
                                       "frames": count, "quota": quota, "problem": reason})
             if reason is not None:
                 line = f"unlabeled source {source.input}: {reason}"
-                if not skip_bad and not (folder / "done.json").is_file():
+                if not skip_bad and not (folder / DONE_FILE).is_file():
                     raise DataError(line, path=source.input, fix="remove it from --unlabeled, or pass --skip-bad to "
                                                                  "train without it")
                 problems.append(f"{source.input}\t{reason}")
@@ -150,7 +151,7 @@ def _kept(folder: Path) -> int | None:
     import json
 
     try:
-        return json.loads((folder / "done.json").read_text())["frames"]
+        return json.loads((folder / DONE_FILE).read_text())["frames"]
     except (OSError, ValueError, KeyError):
         return None
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ssseg import gating
+from ssseg import gate
 from ssseg.calibration import SourceCounts, score_logit
 from ssseg.classes import IGNORE_INDEX
 from ssseg.data import SegDataset
@@ -106,7 +106,7 @@ def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module | None, ds: Seg
     c = ds.classes.num_classes
     primary = primary or gater_name
     counts = GateCounts(c, tuple(thresholds), device)
-    sources = SourceCounts(c, ((gater_name,) if aux is not None else ()) + gating.FREE_SOURCES, device) \
+    sources = SourceCounts(c, ((gater_name,) if aux is not None else ()) + gate.FREE_SOURCES, device) \
         if compare else None
     shard = torch.utils.data.Subset(EvalSet(ds, scale), range(info.rank, len(ds), info.world_size))
     for images, labels in torch.utils.data.DataLoader(shard, batch_size=1, num_workers=workers):
@@ -115,7 +115,7 @@ def gate_counts(segmenter: torch.nn.Module, aux: torch.nn.Module | None, ds: Seg
             logits = segmenter(x)
         probs = torch.softmax(logits.float(), 1)
         pred, target = logits.argmax(1), labels.to(device)
-        free = gating.FREE_SOURCES if compare else tuple(s for s in gating.FREE_SOURCES if s == primary)
+        free = gate.FREE_SOURCES if compare else tuple(s for s in gate.FREE_SOURCES if s == primary)
         z = {k: score_logit(free_confidence(probs, k)) for k in free}
         if aux is not None:
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):

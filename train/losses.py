@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ssseg.classes import IGNORE_INDEX
+from ssseg.gate import kept
 
 
 def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.1) -> np.ndarray:
@@ -96,11 +97,9 @@ def one_hot_probs(target: torch.Tensor, num_classes: int, fill: torch.Tensor) ->
 
 def semi_loss(logits: torch.Tensor, confidence: torch.Tensor, threshold: float) -> torch.Tensor:
     """Hung et al.'s L_semi: cross-entropy of the segmenter against its own arg-max on the pixels whose
-    discriminator confidence exceeds ``threshold``; mean over those pixels, 0 when there are none."""
-    target = logits.detach().argmax(1)
-    mask = (confidence.detach().reshape(target.shape) > threshold).float()
-    ce = F.cross_entropy(logits.float(), target, reduction="none")
-    return (ce * mask).sum() / mask.sum().clamp(min=1)
+    discriminator confidence reaches ``threshold`` (the gate's rule, ssseg.gate); mean over those pixels, 0
+    when there are none."""
+    return pseudo_label_loss(logits, kept(confidence.detach(), threshold))
 
 
 def pseudo_label_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

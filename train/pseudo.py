@@ -21,18 +21,13 @@ from PIL import Image
 from ssseg.classes import IGNORE_INDEX
 from ssseg.data import SegDataset
 from ssseg.data.pseudo import pseudo_label_path
+from ssseg.gate import apply
 from ssseg.io import read_jsonl, write_json
 from ssseg.models.confidence import segment_with_confidence
+from ssseg.rundir import MANIFEST_FILE
 from ssseg.train.data import Norm, normalize
 from ssseg.train.distributed import DistInfo, barrier
 from ssseg.train.transforms import resize_pair
-
-
-def gate(pred: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:
-    """Keep the arg-max where confidence >= threshold, 255 (ignore) elsewhere."""
-    out = pred.astype(np.uint8, copy=True)
-    out[confidence < threshold] = IGNORE_INDEX
-    return out
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -95,7 +90,7 @@ def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module | None,
             maps = {"labels": label}
             if aux_logits is not None:
                 conf = torch.sigmoid(aux_logits.float())[0, 0].cpu().numpy()
-                maps = {"labels": gate(label, conf, threshold),
+                maps = {"labels": apply(label, conf, threshold),
                         "confidence": np.clip(np.rint(conf * 255), 0, 255).astype(np.uint8)}
             sid = images.samples[int(i)].id
             for folder, array in maps.items():
@@ -113,7 +108,7 @@ def write_pseudo_labels(segmenter: torch.nn.Module, aux: torch.nn.Module | None,
     barrier(info)
     manifest = merge_manifest(out, images, threshold, provenance or {})
     if info.is_main:
-        write_json(out / "manifest.json", manifest)
+        write_json(out / MANIFEST_FILE, manifest)
     barrier(info)
     return manifest
 

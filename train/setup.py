@@ -18,7 +18,7 @@ from ssseg.data import HOLDOUT, SegDataset, holdout_ids, open_dataset, parse_spe
 from ssseg.data.pseudo import Concat
 from ssseg.errors import CheckpointError, ConfigError, DataError
 from ssseg.io import atomic_write_text, sha256_file, write_json
-from ssseg.rundir import RunDir, resolve_checkpoint, run_of
+from ssseg.rundir import BEST_FILE, CONFIG_FILE, LAST_FILE, RunDir, resolve_checkpoint, run_of
 from ssseg.train import distributed as dist
 from ssseg.train.config import FIELDS, RESUMABLE, SPLIT_OPTIONS, TrainConfig, first_stage_of
 from ssseg.train.data import Norm, read_list, scan, split_labeled, write_list
@@ -72,7 +72,7 @@ class Run:
 def resume_config(cfg: TrainConfig, explicit: set[str], mutable: frozenset[str] = RESUMABLE,
                   why: str = "--resume") -> TrainConfig:
     """The stored config of cfg.out; explicit flags may only change the options in ``mutable``."""
-    path = cfg.out / "config.json"
+    path = cfg.out / CONFIG_FILE
     if not path.is_file():
         raise ConfigError("no run to continue here (config.json missing)", path=cfg.out,
                           fix=f"drop {why} to start a new run")
@@ -89,7 +89,7 @@ def resume_config(cfg: TrainConfig, explicit: set[str], mutable: frozenset[str] 
 def run_config(cfg: TrainConfig, explicit: set[str], staged: bool, needs_unlabeled: bool) -> TrainConfig:
     """New run, --resume (nothing may change) or, for staged methods, --from-stage N (options of stages >= N
     may change) and a new run whose stage 1 is another run's segmenter (--from-stage 2 --init RUN)."""
-    exists = (cfg.out / "config.json").is_file()
+    exists = (cfg.out / CONFIG_FILE).is_file()
     if not staged:
         for given, option in ((cfg.from_stage is not None, "--from-stage"),
                               (cfg.until_stage is not None, "--until-stage"), (cfg.init is not None, "--init")):
@@ -110,7 +110,7 @@ def run_config(cfg: TrainConfig, explicit: set[str], staged: bool, needs_unlabel
         return cfg
     if cfg.resume:
         return resume_config(cfg, explicit)
-    if exists or (cfg.out / "last.pt").exists():
+    if exists or (cfg.out / LAST_FILE).exists():
         raise ConfigError("already holds a run", path=cfg.out,
                           fix="pass --resume to continue it (finished stages are skipped), --from-stage N to redo "
                               "stages N.., or choose another --out" if staged else
@@ -183,7 +183,7 @@ def without_holdout(train_all: SegDataset, prefixes: tuple[str, ...]) -> SegData
 def check_finished(run: RunDir, picked: Path) -> None:
     """--init RUN_DIR means RUN's final segmenter: refuse a run that has not got there yet, rather than take an
     earlier stage or epoch without a word."""
-    reason = run.unfinished() if run.staged or (run.root / "last.pt").is_file() else None
+    reason = run.unfinished() if run.staged or (run.root / LAST_FILE).is_file() else None
     if reason:
         raise ConfigError(f"the run is not finished ({reason})", path=run.root,
                           fix=f"finish it (ssseg train --resume --out {run.root}), or pass a checkpoint such as "
@@ -200,7 +200,7 @@ def take_init(run: Run, stage_dir: Path) -> None:
     if info.is_main:
         stage_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cfg.init, stage_dir / ".best.pt.tmp")
-        (stage_dir / ".best.pt.tmp").replace(stage_dir / "best.pt")
+        (stage_dir / ".best.pt.tmp").replace(stage_dir / BEST_FILE)
         RunDir.mark_done(stage_dir, {"init": str(cfg.init), "sha256": sha256_file(cfg.init),
                                      "best_miou": ckpt.get("best_miou", -1.0), "epochs": ckpt.get("epoch"),
                                      "seconds": 0.0})

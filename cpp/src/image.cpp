@@ -125,33 +125,6 @@ cv::Mat resize_nearest(const cv::Mat& src, int h, int w) {
   return dst;
 }
 
-GateTable gate_table(float threshold) {
-  GateTable table;
-  table.fill(threshold);
-  return table;
-}
-
-GateTable gate_table(const std::vector<std::optional<double>>& per_class) {
-  GateTable table;
-  table.fill(std::numeric_limits<float>::infinity());
-  for (size_t c = 0; c < per_class.size() && c < table.size(); ++c)
-    if (per_class[c]) table[c] = static_cast<float>(*per_class[c]);  // float32, as the Python table
-  return table;
-}
-
-cv::Mat gate(const cv::Mat& labels, const cv::Mat& confidence, const GateTable& table, unsigned char ignore) {
-  if (labels.type() != CV_8UC1 || confidence.type() != CV_32FC1 || labels.size() != confidence.size())
-    throw Error("gate needs uint8 labels and float confidence of the same size");
-  cv::Mat out(labels.size(), CV_8UC1);
-  for (int y = 0; y < labels.rows; ++y) {
-    const std::uint8_t* l = labels.ptr<std::uint8_t>(y);
-    const float* c = confidence.ptr<float>(y);
-    std::uint8_t* o = out.ptr<std::uint8_t>(y);
-    for (int x = 0; x < labels.cols; ++x) o[x] = c[x] >= table[l[x]] ? l[x] : ignore;
-  }
-  return out;
-}
-
 cv::Mat confidence_u8(const cv::Mat& confidence) {
   cv::Mat out(confidence.size(), CV_8UC1);
   for (int y = 0; y < confidence.rows; ++y) {

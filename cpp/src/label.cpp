@@ -398,7 +398,7 @@ int run_label(const LabelOptions& options) {
   if (options.format != "png")
     throw Error("--format " + options.format + " is not offered by the C++ runtime", "--format",
                 "use --format png, or ssseg label for cityscapes/camvid layouts");
-  const GateChoice gate = resolve_gate(options.gate, model);
+  const GateChoice gate = resolve_gate(options.gate, model.gate, (model.root / "model.json").string());
   if (options.every && *options.every < 1) throw Error("--every must be >= 1", "--every");
   if (options.writers < 1) throw Error("--writers must be >= 1", "--writers");
   if (options.batch && *options.batch < 1)

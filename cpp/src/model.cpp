@@ -20,45 +20,6 @@ const nlohmann::json& need(const nlohmann::json& obj, const std::string& key, co
 
 }  // namespace
 
-static std::vector<std::optional<double>> parse_table(const nlohmann::json& t, const std::string& where,
-                                                      const std::string& name) {
-  if (!t.is_array()) throw Error("invalid model.json: " + name + " must be a list", where, "re-run ssseg export");
-  std::vector<std::optional<double>> out;
-  for (const auto& v : t) {
-    if (v.is_null()) {
-      out.emplace_back();
-    } else if (v.is_number() && v.get<double>() >= 0.0 && v.get<double>() <= 1.0) {
-      out.emplace_back(v.get<double>());
-    } else {
-      throw Error("invalid model.json: " + name + " must hold numbers in [0, 1] or null", where,
-                  "re-run ssseg export");
-    }
-  }
-  return out;
-}
-
-std::vector<std::optional<double>> ModelSpec::thresholds_for(double precision) const {
-  const std::string where = (root / "model.json").string();
-  const auto& gate = data.at("gate");
-  std::string have;
-  if (gate.contains("calibration") && gate["calibration"].is_object() && gate["calibration"].contains("tables")) {
-    for (const auto& [p, table] : gate["calibration"]["tables"].items()) {
-      if (std::abs(std::stod(p) - precision) < 1e-9) {
-        auto out = parse_table(table, where, "gate.calibration.tables");
-        if (out.size() != class_names.size())
-          throw Error("invalid model.json: a calibration table must hold one entry per class", where,
-                      "re-run ssseg export");
-        return out;
-      }
-      have += (have.empty() ? "" : ", ") + p;
-    }
-  }
-  std::ostringstream p;
-  p << precision;
-  throw Error("this model has no per-class thresholds for precision " + p.str() + " (calibrated: " +
-                  (have.empty() ? "none" : have) + ")", where, "re-export with --target-precision " + p.str());
-}
-
 ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::string& where) {
   if (!d.is_object() || d.value("format", "") != kModelFormat)
     throw Error("not an ssseg model.json (no ssseg.model format marker)", where, "pass a directory written by ssseg export");
@@ -97,14 +58,7 @@ ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::
                         " is not a multiple of " + m.segmenter + "'s " + std::to_string(multiple),
                     where, "re-run ssseg export");
     }
-    const auto& gate = need(d, "gate", where);
-    m.gated = need(gate, "available", where).get<bool>();
-    if (m.gated && !need(gate, "threshold", where).is_null()) m.threshold = gate["threshold"].get<double>();
-    if (gate.contains("thresholds") && !gate["thresholds"].is_null())
-      m.class_thresholds = parse_table(gate["thresholds"], where, "gate.thresholds");
-    if (m.gated && !m.threshold && m.class_thresholds.empty())
-      throw Error("invalid model.json: a gated model needs gate.threshold or gate.thresholds", where,
-                  "re-run ssseg export");
+    m.gate = parse_gate(need(d, "gate", where), m.class_names.size(), where);
     need(need(need(d, "graphs", where), "labeler", where), "file", where);
     need(d, "engines", where);
     if (d.contains("reduced")) {
@@ -120,8 +74,6 @@ ModelSpec parse_model(const nlohmann::json& d, const fs::path& root, const std::
   }
   if (m.class_names.empty() || m.class_names.size() != m.colors.size() || m.class_names.size() > 254)
     throw Error("invalid model.json: classes.names and classes.colors disagree", where, "re-run ssseg export");
-  if (!m.class_thresholds.empty() && m.class_thresholds.size() != m.class_names.size())
-    throw Error("invalid model.json: gate.thresholds must hold one entry per class", where, "re-run ssseg export");
   if (m.height <= 0 || m.width <= 0 || m.batch.min < 1 || m.batch.min > m.batch.opt || m.batch.opt > m.batch.max)
     throw Error("invalid model.json: input size or batch range", where, "re-run ssseg export");
   return m;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -9,6 +10,7 @@
 
 #include "ssseg/error.hpp"
 #include "ssseg/files.hpp"
+#include "ssseg/gate.hpp"
 #include "ssseg/image.hpp"
 #include "ssseg/model.hpp"
 #include "ssseg/names.hpp"
@@ -113,15 +115,15 @@ TEST(ModelJson, ParsesTheFieldsTheRuntimeUses) {
   EXPECT_EQ(m.height, 64);
   EXPECT_EQ(m.width, 48);
   EXPECT_EQ(m.batch.opt, 2);
-  EXPECT_TRUE(m.gated);
-  EXPECT_DOUBLE_EQ(*m.threshold, 0.7);
+  EXPECT_TRUE(m.gate.available);
+  EXPECT_DOUBLE_EQ(*m.gate.threshold, 0.7);
   auto d = valid_model();  // format 2: per-class thresholds, null = never kept
   d["format_version"] = 2;
   d["gate"]["thresholds"] = {0.5, nullptr};
   const auto m2 = ssseg::parse_model(d, "/m", "/m/model.json");
-  ASSERT_EQ(m2.class_thresholds.size(), 2u);
-  EXPECT_DOUBLE_EQ(*m2.class_thresholds[0], 0.5);
-  EXPECT_FALSE(m2.class_thresholds[1].has_value());
+  ASSERT_EQ(m2.gate.thresholds.size(), 2u);
+  EXPECT_DOUBLE_EQ(*m2.gate.thresholds[0], 0.5);
+  EXPECT_FALSE(m2.gate.thresholds[1].has_value());
   EXPECT_EQ(m2.segmenter, "dsnet-fast-ss");  // files older than the segmenter registry
 }
 
@@ -196,12 +198,24 @@ TEST(ModelJson, RefusesForeignOldAndBrokenFilesInOneLine) {
   d["gate"]["thresholds"] = {0.5, 1.5};
   expect_error(d, "numbers in [0, 1] or null");
   d = valid_model();
+  d["gate"]["thresholds"] = {0.5, "0.9"};  // a string, named with its key and entry, as ssseg.gate does
+  expect_error(d, "gate.thresholds must hold 2 numbers in [0, 1] or null, one per class (entry 1 is \"0.9\")");
+  d = valid_model();
+  d["gate"]["thresholds"] = {0.5, std::nan("")};
+  expect_error(d, "(entry 1 is");
+  d = valid_model();
+  d["gate"]["threshold"] = 1.5;
+  expect_error(d, "gate.threshold must be a number in [0, 1] or null");
+  d = valid_model();
+  d["gate"]["calibration"] = {{"tables", {{"0.97", {0.5}}}}};
+  expect_error(d, "gate.calibration.tables[0.97] must hold one entry per class (2), not 1");
+  d = valid_model();
   d["gate"]["threshold"] = nullptr;
   expect_error(d, "gate.threshold or gate.thresholds");
   d = valid_model();
   d["gate"]["calibration"] = {{"tables", {{"0.97", {0.5, nullptr}}}}};
   try {
-    ssseg::parse_model(d, "/m", "/m/model.json").thresholds_for(0.99);
+    ssseg::parse_model(d, "/m", "/m/model.json").gate.table_for(0.99, "/m/model.json");
     FAIL() << "accepted a precision never calibrated";
   } catch (const ssseg::Error& e) {
     EXPECT_NE(std::string(e.what()).find("calibrated: 0.97"), std::string::npos) << e.what();

@@ -24,7 +24,7 @@ from torch import nn
 from ssseg.checkpoint import save_checkpoint
 from ssseg.io import write_json
 from ssseg.models import create_model
-from ssseg.rundir import layout
+from ssseg.rundir import BEST_FILE, DONE_FILE, SUMMARY_FILE, layout
 from ssseg.train.config import parse_warmup
 from ssseg.train.data import TrainSet, default_crop, endless, normalize, train_loader
 from ssseg.train.distributed import wrap_ddp
@@ -173,7 +173,7 @@ class AdversarialTask(Task):
     def saved(self, out, record, best_saved) -> None:
         # the gater as it was with this segmenter: the pair export deploys
         if best_saved and self.gate_threshold is not None:
-            save_checkpoint(out / GATER_DIR / "best.pt", model_name=self.discriminator, model_kwargs=self.gater_kwargs,
+            save_checkpoint(out / GATER_DIR / BEST_FILE, model_name=self.discriminator, model_kwargs=self.gater_kwargs,
                             segmenter=self.cfg.model,
                             classes=self.run.classes, state_dict=self.gater.state_dict(),
                             extra={**record, "segmenter": "../best.pt", "threshold": self.gate_threshold})
@@ -238,9 +238,9 @@ class OneStageSemi(Method):
         return [Stage(0, self.name, lambda out: self.task(run, unlabeled, threshold), after=gater_done)]
 
     def finish(self, run: Run, seconds: float) -> list[str]:
-        result = {k: v for k, v in json.loads((run.dir.root / "done.json").read_text()).items() if k != "finished"}
+        result = {k: v for k, v in json.loads((run.dir.root / DONE_FILE).read_text()).items() if k != "finished"}
         threshold = self.gate_threshold(run.cfg)
-        write_json(run.dir.root / "summary.json", {"method": self.name, "labeled_fraction": run.cfg.labeled_fraction,
+        write_json(run.dir.root / SUMMARY_FILE, {"method": self.name, "labeled_fraction": run.cfg.labeled_fraction,
                                                    "val_miou": result["best_miou"], "gate_threshold": threshold,
                                                    **result})
         return [f"done: val mIoU {100 * result['best_miou']:.1f} (best epoch); segmenter {run.dir.root / 'best.pt'}, "

@@ -20,7 +20,7 @@ from ssseg.data.pseudo import Concat, PseudoLabeled
 from ssseg.io import sha256_file, write_json
 from ssseg.models import create_model
 from ssseg.models.confidence import width_kwargs
-from ssseg.rundir import layout
+from ssseg.rundir import AUX_TERMS_FILE, BEST_FILE, DONE_FILE, MANIFEST_FILE, PSEUDO_DIR, SUMMARY_FILE, layout
 from ssseg.train.data import normalize, scan, standardize, to_unit
 from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import confusion_matrix, frozen
@@ -50,7 +50,7 @@ class AuxTask(Task):
     def prepare(self) -> None:
         run, classes = self.run, self.run.classes
         self.segmenter = frozen(self.segmenter_path, self.device)
-        terms_path = self.out / "aux_terms.json"
+        terms_path = self.out / AUX_TERMS_FILE
         if terms_path.is_file():
             terms = json.loads(terms_path.read_text())
         else:
@@ -140,50 +140,50 @@ class Aux(Method):
     def stages(self, run: Run) -> list[Stage]:
         cfg, s1, s2, s3 = run.cfg, run.dir.stage(1), run.dir.stage(2), run.dir.stage(3)
         unlabeled = run.unlabeled() if self.reads_unlabeled(cfg) else []  # --until-stage 2 reads none
-        pseudo_dir = s3 / "pseudo"
+        pseudo_dir = s3 / PSEUDO_DIR
 
         def write_pseudo() -> None:
-            if (pseudo_dir / "manifest.json").is_file():
+            if (pseudo_dir / MANIFEST_FILE).is_file():
                 return
             provenance = {"segmenter": "stage1/best.pt", "aux": "stage2/best.pt",
                           "scale": list(cfg.scale) if cfg.scale else None}
             device = run.info.device
-            write_pseudo_labels(frozen(s1 / "best.pt", device), frozen(s2 / "best.pt", device), unlabeled, pseudo_dir,
+            write_pseudo_labels(frozen(s1 / BEST_FILE, device), frozen(s2 / BEST_FILE, device), unlabeled, pseudo_dir,
                                 cfg.t_aux, cfg.scale, run.info, run.log, workers=cfg.workers, amp=run.amp,
                                 provenance=provenance)
 
         def retrain(out: Path) -> Task:
-            manifest = json.loads((pseudo_dir / "manifest.json").read_text())
+            manifest = json.loads((pseudo_dir / MANIFEST_FILE).read_text())
             if manifest["kept_share"] < 0.01:
                 run.log(f"warning: the gate kept {100 * manifest['kept_share']:.2f}% of the unlabeled pixels at T_aux "
                         f"{cfg.t_aux:g}; stage 3 adds next to nothing (see ssseg eval {cfg.out} --gate 0,0.5,0.7,0.9)")
             pseudo, pseudo_counts, _ = scan(PseudoLabeled(unlabeled, pseudo_dir / "labels"), False, run.log)
             return SegmenterTask(run, out, Concat([run.labeled, pseudo]), run.pixel_counts + pseudo_counts, stage=3,
-                                 init=s1 / "best.pt" if cfg.stage3_init == "finetune" else None,
+                                 init=s1 / BEST_FILE if cfg.stage3_init == "finetune" else None,
                                  epochs=cfg.stage3_epochs,
                                  what=f"{len(run.labeled)} labeled + {len(pseudo)} pseudo-labeled images "
                                       f"({100 * manifest['kept_share']:.1f}% of their pixels kept)")
 
         return [labeled_stage(run),
                 Stage(2, f"auxiliary net ({cfg.aux_input}) on the labeled images, stage-1 segmenter frozen",
-                      lambda out: AuxTask(run, out, s1 / "best.pt")),
+                      lambda out: AuxTask(run, out, s1 / BEST_FILE)),
                 Stage(3, f"pseudo-labels for {len(unlabeled)} unlabeled images (T_aux {cfg.t_aux:g}), then the "
                          f"segmenter on labeled + pseudo-labeled images ({cfg.stage3_init} start)", retrain,
                       before=write_pseudo)]
 
     def finish(self, run: Run, seconds: float) -> list[str]:
         rundir, cfg = run.dir, run.cfg
-        done = {k: json.loads((rundir.stage(k) / "done.json").read_text())
+        done = {k: json.loads((rundir.stage(k) / DONE_FILE).read_text())
                 for k in (1, 2, 3) if rundir.is_done(rundir.stage(k))}
         s = {"method": "aux", "labeled_fraction": cfg.labeled_fraction, "stage1_val_miou": done[1]["best_miou"],
              "stage1_init": done[1].get("init"), "stage2_val_auroc": done[2]["best_auroc"] if 2 in done else None,
              "t_aux": cfg.t_aux, "seconds_this_invocation": seconds}
         if 3 in done:
-            manifest = json.loads((rundir.stage(3) / "pseudo" / "manifest.json").read_text())
+            manifest = json.loads((rundir.stage(3) / PSEUDO_DIR / MANIFEST_FILE).read_text())
             s.update({"pseudo_images": manifest["images"], "pseudo_kept_share": manifest["kept_share"],
                       "stage3_val_miou": done[3]["best_miou"],
                       "gain": done[3]["best_miou"] - done[1]["best_miou"] if done[1]["best_miou"] >= 0 else None})
-        write_json(rundir.root / "summary.json", s)
+        write_json(rundir.root / SUMMARY_FILE, s)
         if "stage3_val_miou" not in s:
             auroc = "-" if s["stage2_val_auroc"] is None else f"{s['stage2_val_auroc']:.3f}"
             return [f"stopped after stage {2 if s['stage2_val_auroc'] is not None else 1} (--until-stage): stage-1 "

@@ -16,6 +16,7 @@ import torch
 
 from ssseg.io import atomic_write_text, write_json
 from ssseg.models import LatentBranch, WithHead
+from ssseg.rundir import LATENT_FILE
 from ssseg.train import distributed as dist
 from ssseg.train.losses import (
     bce_to,
@@ -102,7 +103,7 @@ def latent_groups(m: torch.Tensor, names: tuple[str, ...] | list[str], min_share
 def write_latent_table(out: Path, m: torch.Tensor, names: tuple[str, ...] | list[str]) -> None:
     """latent_classes.json and latent_classes.md in the run directory."""
     rows = latent_groups(m, names)
-    write_json(out / "latent_classes.json", {"classes": list(names), "cooccurrence": m.tolist(), "latent": rows})
+    write_json(out / LATENT_FILE, {"classes": list(names), "cooccurrence": m.tolist(), "latent": rows})
     lines = ["| latent class | labeled pixels | groups | P(class given latent) |", "|---|---:|---|---|"]
     for r in rows:
         comp = ", ".join(f"{n} {100 * p:.0f}%" for n, p in r["composition"].items())

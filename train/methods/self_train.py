@@ -24,7 +24,7 @@ import torch
 from ssseg.data.pseudo import PseudoLabeled
 from ssseg.io import write_json
 from ssseg.models import BranchHead, WithHead, create_model
-from ssseg.rundir import layout
+from ssseg.rundir import BEST_FILE, DONE_FILE, MANIFEST_FILE, PSEUDO_DIR, SUMMARY_FILE, layout
 from ssseg.train.data import Norm, TrainSet, default_crop, endless, normalize, train_loader
 from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import frozen
@@ -145,9 +145,9 @@ class SelfTrain(Method):
             stage = run.dir.stage(k)
 
             def write() -> None:
-                if not (stage / "pseudo" / "manifest.json").is_file():
-                    segmenter = frozen(stage / "best.pt", run.info.device)
-                    write_pseudo_labels(segmenter, None, run.all_images(), stage / "pseudo", 0.0, run.cfg.scale,
+                if not (stage / PSEUDO_DIR / MANIFEST_FILE).is_file():
+                    segmenter = frozen(stage / BEST_FILE, run.info.device)
+                    write_pseudo_labels(segmenter, None, run.all_images(), stage / PSEUDO_DIR, 0.0, run.cfg.scale,
                                         run.info, run.log, workers=run.cfg.workers, amp=run.amp,
                                         provenance={"segmenter": f"{stage.name}/best.pt"})
             return write
@@ -155,15 +155,15 @@ class SelfTrain(Method):
         return [labeled_stage(run)] + [
             Stage(k, f"segmenter + a head owning its last {OWN_BLOCKS[k]} block(s) on stage {k - 1}'s pseudo-masks, "
                      f"mean teacher under strong augmentation",
-                  lambda out, k=k: MultiTaskTask(run, k, run.dir.stage(k - 1) / "pseudo"), before=pseudo_masks(k - 1))
+                  lambda out, k=k: MultiTaskTask(run, k, run.dir.stage(k - 1) / PSEUDO_DIR), before=pseudo_masks(k - 1))
             for k in (2, 3)]
 
     def finish(self, run: Run, seconds: float) -> list[str]:
         rundir = run.dir
         summary = {"method": "self-train", "labeled_fraction": run.cfg.labeled_fraction,
-                   **{f"stage{k}_val_miou": json.loads((rundir.stage(k) / "done.json").read_text())["best_miou"]
+                   **{f"stage{k}_val_miou": json.loads((rundir.stage(k) / DONE_FILE).read_text())["best_miou"]
                       for k in (1, 2, 3) if rundir.is_done(rundir.stage(k))},
                    "seconds_this_invocation": seconds}
-        write_json(rundir.root / "summary.json", summary)
+        write_json(rundir.root / SUMMARY_FILE, summary)
         return ["done: " + ", ".join(f"{k.split('_')[0]} val mIoU {100 * v:.1f}" for k, v in summary.items()
                                      if k.endswith("_miou"))]

@@ -13,6 +13,7 @@ from ssseg.data import SegDataset
 from ssseg.io import write_json
 from ssseg.metrics import scores
 from ssseg.models import count_macs, count_parameters, create_model
+from ssseg.rundir import CLASS_WEIGHTS_FILE
 from ssseg.train.data import normalize, standardize, to_unit
 from ssseg.train.distributed import wrap_ddp
 from ssseg.train.evaluate import confusion_matrix
@@ -54,7 +55,7 @@ class SegmenterTask(Task):
         self.weights = enet_class_weights(self.pixel_counts, self.cfg.class_weight_c)
         if self.run.info.is_main:
             classes = self.run.classes
-            write_json(self.out / "class_weights.json", {
+            write_json(self.out / CLASS_WEIGHTS_FILE, {
                 "classes": list(classes.names), "pixels": self.pixel_counts.tolist(), "weights": self.weights.tolist(),
                 "c": self.cfg.class_weight_c})
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssseg.classes import IGNORE_INDEX
+from ssseg.gate import kept
 from ssseg.models import create_model
 from ssseg.models.layers import pad_to_multiple
 from ssseg.rundir import RunDir
@@ -63,7 +64,7 @@ def select_class_balanced(conf: torch.Tensor, pred: torch.Tensor, valid: torch.T
                           min_share: float, num_classes: int) -> torch.Tensor:
     """Pixels at or above ``threshold``, plus, for each predicted class of which fewer than ``min_share`` of its
     valid pixels pass, its most confident pixels up to that share: no class present is starved."""
-    keep = (conf >= threshold) & valid
+    keep = kept(conf, threshold) & valid
     for c in range(num_classes):
         mine = (pred == c) & valid
         n = int(mine.sum())
@@ -130,9 +131,9 @@ class WeakStrongTask(Task):
         if cfg.select == "aux":
             with torch.no_grad():
                 trust = torch.sigmoid(self.gater(probs, x_weak if self.gater.with_rgb else None).float())[:, 0]
-            return (trust >= cfg.t_aux) & valid
+            return kept(trust, cfg.t_aux) & valid
         if cfg.select == "softmax":
-            return (conf >= cfg.select_threshold) & valid
+            return kept(conf, cfg.select_threshold) & valid
         return select_class_balanced(conf, pred, valid, cfg.select_threshold, cfg.min_class_share,
                                      self.run.classes.num_classes)
 

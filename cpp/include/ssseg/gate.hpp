@@ -1,23 +1,48 @@
 #pragma once
-// Which gate a label job applies, from its options and model.json: one threshold, a per-class table, or none.
-// The same rules as the Python runtime's label/job.py resolve_threshold.
+// The confidence gate, in one place, as the Python runtime's ssseg/gate.py: model.json's gate as data (read and
+// validated by parse_gate), the rule that chooses what a job applies (resolve_gate), and the rule that applies
+// it (gate). The parity ctest and the unit tests hold the two runtimes equal.
 
+#include <array>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 
-#include "ssseg/image.hpp"
-#include "ssseg/model.hpp"
+#include "ssseg/gate_options.hpp"
 
 namespace ssseg {
 
-/// The options of `ssseg label` that choose the gate (label.hpp's LabelOptions holds one).
-struct GateOptions {
-  std::optional<double> threshold;  // default: model.json's per-class thresholds, else its threshold
-  std::optional<double> target_precision;  // or: the per-class thresholds export calibrated for this precision
-  bool confidence = false;  // also write the confidence map: needs a confidence source too
+/// Per-class thresholds, one per class: a number in [0, 1], or unset for a class never kept.
+using ClassTable = std::vector<std::optional<double>>;
+
+/// model.json's `gate` (schema: runtime/model.py).
+struct Gate {
+  bool available = false;
+  std::optional<double> threshold;  // one threshold for every class
+  ClassTable thresholds;            // a per-class table, used instead of threshold (empty: none)
+  std::map<std::string, ClassTable> tables;  // the tables export calibrated, by precision ("0.97")
+
+  /// The table export calibrated for `precision`; throws naming `where` and the precisions it has.
+  const ClassTable& table_for(double precision, const std::string& where) const;
 };
+
+/// model.json's `gate` object for a model of `classes` classes; a malformed one (a wrong length, a number
+/// outside [0, 1], a string) throws one line naming `where` and the key.
+Gate parse_gate(const nlohmann::json& gate, size_t classes, const std::string& where);
+
+/// A gate as one threshold per label value (+inf: never kept): a single threshold and a per-class table are
+/// the same rule.
+using GateTable = std::array<float, 256>;
+GateTable gate_table(float threshold);
+/// Per-class thresholds (unset: never kept); label values beyond the classes are never kept either.
+GateTable gate_table(const ClassTable& per_class);
+
+/// Labels (CV_8U) where confidence (CV_32F) >= table[label], else `ignore` (NaN confidence: `ignore`, as numpy).
+cv::Mat gate(const cv::Mat& labels, const cv::Mat& confidence, const GateTable& table, unsigned char ignore = 255);
 
 struct GateChoice {
   std::optional<GateTable> table;  // unset: ungated
@@ -26,7 +51,8 @@ struct GateChoice {
 };
 
 /// --threshold T (every class at T), else --target-precision P (export's table for P), else model.json's
-/// per-class table, else its threshold; refuses gate options for a model without a confidence source.
-GateChoice resolve_gate(const GateOptions& options, const ModelSpec& model);
+/// per-class table, else its threshold (ssseg.gate.Gate.choose); refuses gate options for a model without a
+/// confidence source. `where` names model.json in errors.
+GateChoice resolve_gate(const GateOptions& options, const Gate& gate, const std::string& where);
 
 }  // namespace ssseg

@@ -1,6 +1,6 @@
 #pragma once
 // Pixel operations shared with the Python runtime, bit-exact with it: Pillow's bilinear resize (frames in),
-// Pillow's nearest-neighbour resize (masks out), the confidence gate and confidence quantisation.
+// Pillow's nearest-neighbour resize (masks out) and confidence quantisation (the gate: gate.hpp).
 
 #include <array>
 #include <filesystem>
@@ -17,16 +17,6 @@ cv::Mat resize_bilinear(const cv::Mat& src, int h, int w);
 
 /// Single-channel uint8 -> h x w, Pillow's Image.resize(NEAREST) (labels are never interpolated).
 cv::Mat resize_nearest(const cv::Mat& src, int h, int w);
-
-/// A gate as one threshold per label value (+inf: never kept): a single threshold and model.json's per-class
-/// table are the same rule.
-using GateTable = std::array<float, 256>;
-GateTable gate_table(float threshold);
-/// Per-class thresholds (unset: never kept); label values beyond the classes are never kept either.
-GateTable gate_table(const std::vector<std::optional<double>>& per_class);
-
-/// Labels (CV_8U) where confidence (CV_32F) >= table[label], else `ignore` (NaN confidence: `ignore`, as numpy).
-cv::Mat gate(const cv::Mat& labels, const cv::Mat& confidence, const GateTable& table, unsigned char ignore = 255);
 
 /// Confidence in [0, 1] -> 0..255, round half up (floor(255 c + 0.5)), as the Python writer.
 cv::Mat confidence_u8(const cv::Mat& confidence);

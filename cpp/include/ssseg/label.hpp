@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "ssseg/gate.hpp"
+#include "ssseg/gate_options.hpp"
 
 namespace ssseg {
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ssseg/gate.hpp"
+
 namespace ssseg {
 
 namespace fs = std::filesystem;
@@ -31,9 +33,7 @@ struct ModelSpec {
   std::vector<std::array<std::uint8_t, 3>> colors;
   int height = 0, width = 0;
   BatchRange batch;
-  bool gated = false;
-  std::optional<double> threshold;
-  std::vector<std::optional<double>> class_thresholds;  // empty: one threshold for all classes
+  Gate gate;  // model.json's gate (gate.hpp)
   bool resize = true;  // input.resize == "bilinear"
   std::string segmenter = "dsnet-fast-ss";  // segmenter.name (exports older than the registry: the paper's net)
 
@@ -45,8 +45,6 @@ struct ModelSpec {
   std::vector<std::string> precisions(const std::string& name) const;
   /// TensorRT engine entries of `graph`, in model.json order.
   std::vector<nlohmann::json> engines(const std::string& graph) const;
-  /// The per-class table export calibrated for `precision` (gate.calibration.tables); throws naming those it has.
-  std::vector<std::optional<double>> thresholds_for(double precision) const;
 };
 
 /// Load and validate MODEL_DIR/model.json (`path` may be the directory or the file).
