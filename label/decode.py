@@ -18,15 +18,9 @@ import numpy as np
 
 from ssseg.errors import LabelError
 from ssseg.label.inputs import Source
+from ssseg.label.rules import GAP_WINDOW, GRID_TOLERANCE, MIN_REGULAR
 
 DEFAULT_IMAGE_RATE = Fraction(10)
-# Frames after damaged data within which a gap in the timestamps counts as frames it took: the decoder
-# hands frames out with a delay (reordering), so the gap shows a few frames late. Same in ssseg-cpp.
-GAP_WINDOW = 32
-# How far (in frame periods) a timestamp may sit off the frame grid for the video to count as constant-rate,
-# whose timestamps then number the frames: a jump in them is frames lost even when FFmpeg says nothing.
-GRID_TOLERANCE = 0.25
-MIN_REGULAR = 8  # frames one period apart before a jump counts as frames lost, not as a variable rate
 # FFmpeg warnings that mean frames are missing or damaged (errors always do).
 DAMAGE = re.compile(r"(?i)prematurely|corrupt|truncat|damaged|invalid|missing")
 

@@ -20,13 +20,12 @@ from urllib.parse import urlsplit
 
 from ssseg.data.base import IMAGE_EXTS
 from ssseg.errors import LabelError
+from ssseg.label.rules import HASH_DIGITS, NAME_LENGTH, RESERVED
 
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".h264", ".h265")
 LIST_EXTS = (".txt", ".lst", ".list")
 STREAM_PREFIXES = ("/dev/video",)  # V4L2 cameras; URLs are recognised by their scheme
-RESERVED = re.compile(r"^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta|ffmpeg\.log|report(\.html|\.json)?)$",
-                      re.IGNORECASE)
-HASHED = re.compile(r"-[0-9a-f]{8}$")  # what the rule appends: a plain name never ends like it
+HASHED = re.compile(rf"-[0-9a-f]{{{HASH_DIGITS}}}$")  # what the rule appends: a plain name never ends like it
 
 
 @dataclass
@@ -73,11 +72,11 @@ def safe_name(text: str, allow_underscore: bool = True) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
     if not allow_underscore:
         name = name.replace("_", "-")
-    return name.strip("._-")[:80] or "input"
+    return name.strip("._-")[:NAME_LENGTH] or "input"
 
 
 def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:HASH_DIGITS]
 
 
 def unique_names(bases: list[str], ids: list[str], allow_underscore: bool, taken: set[str] = frozenset()) -> list[str]:

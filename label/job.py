@@ -17,8 +17,18 @@ from ssseg.label.decode import FFMPEG_LOG, log_ffmpeg_to
 from ssseg.label.inputs import expand_inputs, shard
 from ssseg.label.layouts import make_layout
 from ssseg.label.lock import JobLock, is_lock_file
-from ssseg.label.pipeline import Pipeline, Progress
-from ssseg.label.records import SourceState, check_job, now, recorded_keys, summary, summary_name, write_job
+from ssseg.label.pipeline import Pipeline
+from ssseg.label.progress import Progress
+from ssseg.label.records import (
+    MANIFEST_FILE,
+    SourceState,
+    check_job,
+    now,
+    recorded_keys,
+    summary,
+    summary_name,
+    write_job,
+)
 from ssseg.runtime.model import MODEL_FILE, ModelSpec, read_model
 
 DAMAGED = 3  # exit status: everything labeled that could be, damaged stretches skipped
@@ -120,13 +130,12 @@ def _run(cfg: LabelConfig, spec: ModelSpec, layout, threshold, batch: int, sourc
 
     run = {"started": now(), "backend": info, "batch": batch, "command": invoked_command(),
            "model": str(Path(cfg.model).resolve())}
-    pipeline = Pipeline(backend, layout, batch=batch, threshold=threshold, min_coverage=cfg.min_coverage,
-                        every=cfg.every, fps=cfg.fps, overlay=cfg.overlay, writers=cfg.writers, decoders=2,
-                        progress=None, say=say, orientation=cfg.orientation)
     t0 = time.perf_counter()
     interrupted = False
     with Progress(say, live=sys.stderr.isatty()) as progress:
-        pipeline.progress = progress
+        pipeline = Pipeline(backend, layout, batch=batch, threshold=threshold, min_coverage=cfg.min_coverage,
+                            every=cfg.every, fps=cfg.fps, overlay=cfg.overlay, writers=cfg.writers, decoders=2,
+                            progress=progress, say=say, orientation=cfg.orientation)
         try:
             results = pipeline.run(states, run)
         except KeyboardInterrupt:
@@ -138,7 +147,7 @@ def _run(cfg: LabelConfig, spec: ModelSpec, layout, threshold, batch: int, sourc
     results.sort(key=lambda r: r["key"])
     report = summary(results, settings, run, cfg.shard)
     path = write_json(out / summary_name(cfg.shard), report)
-    layout.finish([layout.meta_dir(s.key) / "manifest.json" for s in sources])
+    layout.finish([layout.meta_dir(s.key) / MANIFEST_FILE for s in sources])
     say(f"{pipeline.labeled} frames labeled in {seconds:.1f} s ({run['fps'] or 0:.1f} frames/s); summary: {path}")
     if report["next_to_label"]:
         worst = report["next_to_label"][0]

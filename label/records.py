@@ -27,7 +27,12 @@ FORMAT_VERSION = 1
 NEXT_TO_LABEL = 100
 MAX_DAMAGE = 20  # damaged ranges per source in the summary (the manifest lists all)
 LOWEST_PER_SOURCE = NEXT_TO_LABEL  # so the job's ranking is exact even with one source
+# a label job's record files, each named once here: OUT/job.json, a summary per shard, and per source a
+# journal of its frames while it is labeled and its manifest when done (label/layouts.py: where they live)
 JOB_FILE = "job.json"
+SUMMARY_FILE = "summary.json"
+JOURNAL_FILE = "frames.jsonl"
+MANIFEST_FILE = "manifest.json"
 LEGACY_SETTINGS = {"orientation": "stored"}  # what a job written before a setting existed did
 
 
@@ -69,8 +74,8 @@ class SourceState:
 
     def __init__(self, source: Source, meta_dir: Path, settings: dict, classes: list[str], out: Path):
         self.source, self.meta, self.settings, self.classes, self.out = source, Path(meta_dir), settings, classes, out
-        self.journal_path = self.meta / "frames.jsonl"
-        self.manifest_path = self.meta / "manifest.json"
+        self.journal_path = self.meta / JOURNAL_FILE
+        self.manifest_path = self.meta / MANIFEST_FILE
         self.overlay_path = self.meta / "overlay.mp4"
         self.done: set[int] = set()  # frames whose outputs are complete (skipped on --resume)
         self.complete_before = False  # finished by an earlier run: nothing to do
@@ -288,11 +293,11 @@ def recorded_keys(meta_dirs: list[Path]) -> dict[str, str]:
     found: dict[str, str] = {}
     for folder in meta_dirs:
         head: dict = {}
-        if (folder / "manifest.json").is_file():
-            head = manifest_head(folder / "manifest.json") or {}
+        if (folder / MANIFEST_FILE).is_file():
+            head = manifest_head(folder / MANIFEST_FILE) or {}
             head = {**head.get("source", {}), "key": head.get("key")}
         if not head.get("key"):
-            head = next(journal_records(folder / "frames.jsonl", header=True), {}) or {}
+            head = next(journal_records(folder / JOURNAL_FILE, header=True), {}) or {}
             head.setdefault("key", folder.name)
         where = head.get("path") or (os.path.abspath(head["input"]) if head.get("input") and "://" not in
                                      head["input"] else None)
@@ -357,7 +362,24 @@ def summary(results: list[dict], settings: dict, run: dict, shard: tuple[int, in
 
 
 def summary_name(shard: tuple[int, int] | None) -> str:
-    return "summary.json" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.json"
+    return SUMMARY_FILE if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def summary_files(out: Path) -> list[Path]:
+    """The summaries of every shard of the job in ``out``."""
+    return sorted([*out.glob(SUMMARY_FILE), *out.glob("summary.shard-*-of-*.json")])
+
+
+def record_files(folders: list[Path]) -> list[tuple[Path, str]]:
+    """(manifest or journal, "manifest" or "journal") of each source folder that holds one, a manifest
+    preferred: what a source's frames are read from."""
+    found = []
+    for folder in folders:
+        if (folder / MANIFEST_FILE).is_file():
+            found.append((folder / MANIFEST_FILE, "manifest"))
+        elif (folder / JOURNAL_FILE).is_file():
+            found.append((folder / JOURNAL_FILE, "journal"))
+    return found
 
 
 def journal_records(path: Path, header: bool = False):

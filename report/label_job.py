@@ -25,6 +25,8 @@ from ssseg.label.records import (
     damage_ranges,
     journal_records,
     now,
+    record_files,
+    summary_files,
 )
 from ssseg.report import frames as pictures
 from ssseg.report import page, plots
@@ -91,7 +93,7 @@ def build(job: Path, json_name: str, say=lambda m: None) -> tuple[str, dict]:
 def _summaries(job: Path) -> tuple[list[dict], list[dict]]:
     """Every shard's runs (the latest summary of each shard) and the sources that failed."""
     runs, failures = [], []
-    for path in sorted([*job.glob("summary.json"), *job.glob("summary.shard-*-of-*.json")]):
+    for path in summary_files(job):
         s = read_format(path, SUMMARY_FORMAT, FORMAT_VERSION, what="an ssseg label summary", error=ReportError,
                         damaged_fix="run the shard again with --resume", foreign_fix="remove it",
                         version_fix="report it with ssseg {written}")
@@ -107,13 +109,7 @@ def _summaries(job: Path) -> tuple[list[dict], list[dict]]:
 
 def _source_files(job: Path) -> list[tuple[Path, str]]:
     """(manifest.json or frames.jsonl, "manifest" or "journal") per source folder, a manifest preferred."""
-    found = []
-    for folder in sorted([*job.glob("*/"), *job.glob("meta/*/")]):
-        if (folder / "manifest.json").is_file():
-            found.append((folder / "manifest.json", "manifest"))
-        elif (folder / "frames.jsonl").is_file():
-            found.append((folder / "frames.jsonl", "journal"))
-    return found
+    return record_files(sorted([*job.glob("*/"), *job.glob("meta/*/")]))
 
 
 def _source(job: Path, path: Path, kind: str) -> dict:

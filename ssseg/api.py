@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
-from ssseg.config import BenchConfig, ExportConfig, LabelConfig
+from ssseg.config import BenchConfig, EvalConfig, ExportConfig, LabelConfig, ReportConfig
 
 if TYPE_CHECKING:
     from ssseg.train.config import TrainConfig
@@ -29,6 +29,17 @@ def train(cfg: TrainConfig, say: Say = print, explicit: Iterable[str] = ()) -> P
     if cfg.report and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         write_report_safely(run, say)
     return run
+
+
+def evaluate(cfg: EvalConfig) -> tuple[dict, Path]:
+    """``ssseg eval``: mIoU, per-class IoU and pixel accuracy, or with ``cfg.gate`` what the gate keeps at those
+    thresholds; returns the result and the JSON written."""
+    from ssseg.train.evaluate import run_eval, run_gate_eval
+
+    if not cfg.gate:
+        return run_eval(cfg.target, cfg.data, cfg.split, cfg.json, cfg.device, cfg.scale)
+    return run_gate_eval(cfg.target, cfg.data, cfg.split, cfg.json, cfg.gate, cfg.segmenter, cfg.device, cfg.scale,
+                         target_precision=cfg.target_precision)
 
 
 def export(cfg: ExportConfig, say: Say = print) -> Path:
@@ -58,9 +69,18 @@ def label(cfg: LabelConfig, say: Say = print) -> int:
             label_report(Path(cfg.out), say)
 
 
+def report(cfg: ReportConfig, say: Say = print) -> Path:
+    """``ssseg report``: the report.html of a label job or a run (and its JSON); returns the page's path."""
+    from ssseg.report.write import write_report
+
+    return write_report(cfg.target, cfg.out, say)
+
+
 def label_report(out: Path, say: Say = print) -> None:
     """OUT/report.html of a label job that got as far as a summary."""
-    if any(out.glob("summary*.json")):  # else the job never started: nothing to report
+    from ssseg.label.records import summary_files
+
+    if summary_files(out):  # else the job never started: nothing to report
         write_report_safely(out, say)
 
 

@@ -1,5 +1,8 @@
-"""Typed configuration of export, bench and label (their CLI options map 1:1 onto these dataclasses), and the
-parsers every command shares. Training's options live in ``ssseg.train.config``."""
+"""Every command's options but training's, each declared once as a typed field with its default and help
+(``option``): ssseg/cli_options.py builds the Typer command from the fields, and the Python API takes the same
+objects. Also the parsers the commands share. Training's options live in ``ssseg.train.config``.
+
+Over 300 lines on purpose: one file holds every command's options, so an option is found in one place."""
 
 from __future__ import annotations
 
@@ -300,6 +303,90 @@ class LabelConfig:
             raise ConfigError("--threshold and --target-precision both given",
                               fix="one threshold for all classes (--threshold), or per-class ones (--target-precision)")
         self.shard = parse_shard(self.shard)
+
+
+def parse_floats(text: str | tuple | list, what: str, example: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text) if str(v).strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a list of numbers", fix=f"e.g. {what} {example}") from None
+
+
+@dataclass
+class EvalConfig:
+    """``ssseg eval``'s options."""
+
+    target: Path = option(MISSING, "Run directory (its final segmenter) or a checkpoint file.", positional=True,
+                          metavar="TARGET")
+    data: str | None = option(None, "Dataset SPEC (default: the one the run trained on).")
+    split: str = option("val", "val, test, or holdout (the run's --holdout images).")
+    json: Path | None = option(None, "Write the result here (default: next to the checkpoint).")
+    scale: tuple[int, int] | None = option(None, "Evaluate at HxW (default: the run's --scale, else native).")
+    gate: tuple[float, ...] = option((), "Measure the confidence gate at these thresholds, e.g. 0,0.7,0.8,0.9 (the "
+                                         "run's confidence net, else max softmax), with every confidence source "
+                                         "compared on the same pixels.")
+    segmenter: Path | None = option(None, "With --gate: the segmenter to gate (default: the one the auxiliary net "
+                                          "was trained against, stage 1).")
+    target_precision: float | None = option(None, "With --gate: per-class thresholds at which each predicted "
+                                                  "class's kept pixels reach this precision, for every confidence "
+                                                  "source.")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.")
+
+    def __post_init__(self) -> None:
+        self.target = Path(self.target)
+        self.json = Path(self.json) if self.json is not None else None
+        self.scale = parse_hw(self.scale, "--scale")
+        self.gate = parse_floats(self.gate, "--gate", "0,0.7,0.8,0.9")
+
+
+@dataclass
+class ReportConfig:
+    """``ssseg report``'s options."""
+
+    target: Path = option(MISSING, "The --out folder of ssseg label (every shard together) or of ssseg train.",
+                          positional=True, metavar="TARGET")
+    out: Path | None = option(None, "Where to write the page (default: TARGET/report.html); its JSON goes beside it.")
+
+
+@dataclass
+class DemoConfig:
+    """``ssseg demo``'s options."""
+
+    out: Path = option(Path("runs/demo"), "Where the demo writes its run.")
+    epochs: int = option(60, "Segmenter epochs (stages 1 and 3) on the synthetic data.")
+    aux_epochs: int = option(20, "Auxiliary-net epochs (stage 2).")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.")
+
+
+@dataclass
+class CheckConfig:
+    """``ssseg data check``'s options."""
+
+    spec: str = option(MISSING, "Dataset SPEC.", positional=True, metavar="SPEC")
+    splits: tuple[str, ...] = option(("train", "val", "test"), "Comma-separated splits to check (missing ones are "
+                                                               "reported).")
+    skip_bad: bool = option(False, "Count bad samples instead of stopping at the first.")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.splits, str):
+            self.splits = tuple(s.strip() for s in self.splits.split(",") if s.strip())
+
+
+@dataclass
+class SynthConfig:
+    """``ssseg data synth``'s options."""
+
+    out: Path = option(MISSING, "Folder to write (folder layout: {split}/images, {split}/labels, classes.json).",
+                       positional=True, metavar="OUT")
+    size: tuple[int, int] = option((96, 128), "Image size HxW.")
+    train: int = option(64, "Training images.")
+    val: int = option(16, "Validation images.")
+    test: int = option(16, "Test images.")
+    seed: int = option(0, "Generator seed.")
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.size = parse_hw(self.size, "--size")
 
 
 def hw_str(hw: tuple[int, int] | list[int] | None) -> str:

@@ -109,7 +109,8 @@ def test_every_configured_method_is_registered_and_the_other_way():
 
 
 # The commands and the API over them: they may use every folder, and nothing uses them.
-APP = {"ssseg", "ssseg.cli", "ssseg.demo", "ssseg.api", "ssseg.__main__"}  # "ssseg": the package's lazy names
+# "ssseg": the package's lazy names
+APP = {"ssseg", "ssseg.cli", "ssseg.cli_options", "ssseg.demo", "ssseg.api", "ssseg.__main__"}
 
 
 def folder_of(module: str) -> str:
@@ -173,3 +174,24 @@ def test_cpp_includes_form_no_circle():
                 edges.setdefault(path.stem, set()).add(target)
     assert edges, "no includes found"
     assert_no_cycle(edges, "C++ include circle")
+
+
+def test_the_layer_diagram_is_the_code():
+    """docs/architecture.md's layer block names, for each folder, exactly the folders it imports from."""
+    import re
+
+    names = {"app": "app", "ssseg": "ssseg", **{f: f"ssseg.{f}" for f in ("train", "export", "report", "label",
+                                                                          "runtime")}}
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("<!-- layers: checked by tests/test_architecture.py -->", 1)[1].split("```")[1]
+    drawn = {}
+    for line in block.strip().splitlines():
+        folder, _, uses = line.rpartition("  -> ") if "  -> " in line else (line, "", "")
+        drawn[names[folder.split()[0]]] = {names[u] for u in re.split(r"[,\s]+", uses.strip()) if u}
+    actual: dict[str, set[str]] = {f: set() for f in drawn}
+    for m, deps in graph().items():
+        for d in deps:
+            if folder_of(m) != folder_of(d):
+                actual[folder_of(m)].add(folder_of(d))
+    assert drawn == actual
+    assert list(drawn) == sorted(drawn, key=LAYERS.get, reverse=True), "the block lists the layers top down"

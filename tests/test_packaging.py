@@ -41,7 +41,7 @@ def test_wheel_contents_and_import_without_torch(tmp_path):
     assert packages == set(_package_dirs())
     for module in ("ssseg/train/engine.py", "ssseg/train/methods/aux.py", "ssseg/models/segmenter.py",
                    "ssseg/data/synthetic.py", "ssseg/cli.py", "ssseg/report/templates/label.html",
-                   "ssseg/report/templates/run.html", "ssseg/report/templates/style.css"):
+                   "ssseg/report/templates/run.html", "ssseg/report/templates/style.css", "ssseg/label/rules.json"):
         assert module in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 

@@ -179,11 +179,11 @@ def test_run_report_written_by_train(aux_run):
 def test_run_report_of_an_online_method(tmp_path):
     """weak-strong selects pseudo-labels online: the report shows each class's selected share of the last epoch
     (class-balanced selection keeps every predicted class at 30 % or more) and the softmax gate on val."""
+    from ssseg.api import train
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
 
     out = train(TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="weak-strong", out=tmp_path / "ws",
-                            labeled_fraction=0.5, epochs=2, batch_size=4, workers=0, device="cpu"), log=lambda m: None)
+                            labeled_fraction=0.5, epochs=2, batch_size=4, workers=0, device="cpu"), say=lambda m: None)
     data = report_data(out)
     pseudo = data["pseudo_labels"]
     shares = [v for v in pseudo["pass_share"].values() if v is not None]

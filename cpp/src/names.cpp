@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "ssseg/files.hpp"
+#include "ssseg/rules.hpp"
 
 namespace ssseg {
 
@@ -26,18 +27,19 @@ std::string safe_name(const std::string& text, bool allow_underscore) {
   const auto first = name.find_first_not_of("._-");
   if (first == std::string::npos) return "input";
   const auto last = name.find_last_not_of("._-");
-  name = name.substr(first, last - first + 1).substr(0, 80);
+  name = name.substr(first, last - first + 1).substr(0, static_cast<size_t>(label_rules().name_length));
   return name.empty() ? "input" : name;
 }
 
-std::string short_hash(const std::string& text) { return sha256_hex(text.data(), text.size()).substr(0, 8); }
+std::string short_hash(const std::string& text) {
+  return sha256_hex(text.data(), text.size()).substr(0, static_cast<size_t>(label_rules().hash_digits));
+}
 
 std::vector<std::string> unique_names(const std::vector<std::string>& bases, const std::vector<std::string>& ids,
                                       bool allow_underscore, const std::set<std::string>& taken) {
-  // the job's own files (label/inputs.py RESERVED), and what the rule appends
-  static const std::regex reserved(R"(^(job\.json|summary(\.shard-\d+-of-\d+)?\.json|meta|ffmpeg\.log|report(\.html|\.json)?)$)",
-                                   std::regex::icase);
-  static const std::regex hashed("-[0-9a-f]{8}$");
+  // the job's own files (label/rules.json), and what the rule appends
+  const std::regex& reserved = label_rules().reserved;
+  static const std::regex hashed("-[0-9a-f]{" + std::to_string(label_rules().hash_digits) + "}$");
   std::vector<std::string> cleaned;
   std::unordered_map<std::string, int> count;
   for (const auto& b : bases) cleaned.push_back(safe_name(b, allow_underscore));

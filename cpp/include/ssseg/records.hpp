@@ -28,6 +28,20 @@ inline constexpr int kExitDamaged = 3;
 inline constexpr int kExitInterrupted = 130;
 inline constexpr size_t kMaxDamage = 20;  // damaged ranges per source in the summary (the manifest lists all)
 
+// the record files and their format markers, as label/records.py names them: OUT/job.json, the summary, and
+// per source a journal of its frames while it is labeled and its manifest when done
+inline constexpr const char* kJobFile = "job.json";
+inline constexpr const char* kSummaryFile = "summary.json";
+inline constexpr const char* kJournalFile = "frames.jsonl";
+inline constexpr const char* kManifestFile = "manifest.json";
+inline constexpr const char* kJobFormat = "ssseg.label.job";
+inline constexpr const char* kSummaryFormat = "ssseg.label.summary";
+inline constexpr const char* kManifestFormat = "ssseg.label.manifest";
+inline constexpr int kFormatVersion = 1;
+
+/// Throws, naming `path`, unless `d` carries the `format` marker at kFormatVersion.
+void check_marker(const ojson& d, const char* format, const std::string& what, const fs::path& path);
+
 /// UTC time as ISO 8601.
 std::string now();
 
