@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from camvid_ssl import build_protocol, finished, score  # noqa: E402
-from common import machine, recorded_rows, write_results  # noqa: E402
+from common import machine, recorded_rows, schedule_args, write_results  # noqa: E402
 
 LABELED_POOL = 266  # the labeled drives' train frames
 
@@ -198,11 +198,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_backbones")
     p.add_argument("--models", default="dsnet-fast-ss,efficientnet-lite0", help="the first is the baseline")
     p.add_argument("--fractions", default="0.5,0.125,1")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--steps", type=int, default=300, help="optimisation steps of every arm")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--scale", default="180x240")
-    p.add_argument("--workers", type=int, default=2)
+    schedule_args(p)
     p.add_argument("--variants", default="", help=f"comma-separated fine-tuning variants of the first pretrained "
                                                   f"model at the first fraction, every seed: {', '.join(VARIANTS)}")
     p.add_argument("--cost", action="store_true", help="also measure parameters, GMACs and ORT CPU FPS")
@@ -269,8 +265,7 @@ def report(plan: list[tuple], models: list[str], args, data: str, costs: list[di
           f"\n\n{table(rows, models)}\n\n" + "\n".join(gains(rows, models)) +
           "\n\nNew-drive IoU per class (mean over seeds):\n\n" + per_class(rows, models) + "\n" +
           (f"\n## Cost\n\n{cost_table(costs)}\n" if costs else ""))
-    write_results(args.out, result, md)
-    print(md, flush=True)
+    write_results(args.out, result, md, show=True)
 
 
 if __name__ == "__main__":

@@ -163,8 +163,7 @@ def main() -> None:
           f"per-class thresholds for precision {args.precision:g} chosen on {SPLITS[calib]} (as export does) and "
           f"applied to every split; labeler speed with ONNX Runtime on the CPU at {args.size}, batch 1.\n\n"
           f"{table(gates, speeds)}\n")
-    write_results(args.out, result, md)
-    print(md)
+    write_results(args.out, result, md, show=True)
 
 
 if __name__ == "__main__":

@@ -97,9 +97,7 @@ def main() -> None:
           f"| all pixels that match, ungated (threshold 0) | {100 * result['ungated_accuracy']:.1f}% |\n\n"
           f"Lowest confident coverage (label these next): {', '.join(result['next_to_label'])}.\n\n"
           f"Overlay frame {args.frame} ({result['image_frame']}): `{args.image}`.\n")
-    js, mdp = write_results(args.out, result, md)
-    print(md)
-    print(f"wrote {js} and {mdp}")
+    write_results(args.out, result, md, show=True)
 
 
 if __name__ == "__main__":

@@ -81,8 +81,7 @@ def main() -> None:
           f"confident pixels | pictures |\n|---|---|---|---|---|\n"
           f"| {timings['run_report_s']} s | {timings['label_with_report_s']} s | {timings['label_report_s']} s | "
           f"{100 * summary['coverage']:.1f}% | {summary['pictures']} |\n")
-    write_results(args.out, result, md)
-    print(md)
+    write_results(args.out, result, md, show=True)
 
 
 if __name__ == "__main__":

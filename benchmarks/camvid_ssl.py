@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, recorded_rows, write_results  # noqa: E402
+from common import machine, recorded_rows, schedule_args, write_results  # noqa: E402
 
 from ssseg.segmenters import DEFAULT_SEGMENTER  # noqa: E402
 
@@ -182,11 +182,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_ssl")
     p.add_argument("--model", default=DEFAULT_SEGMENTER, help="the segmenter of every arm")
     p.add_argument("--fractions", default="0.125,0.5")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--steps", type=int, default=300, help="optimisation steps of every arm")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--scale", default="180x240")
-    p.add_argument("--workers", type=int, default=2)
+    schedule_args(p)
     p.add_argument("--arms", default=",".join(CORE + AROUND), help="which arms, in this order of priority")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--report", action="store_true", help="train nothing: rewrite the results from the finished runs")
@@ -246,8 +242,7 @@ def report(grid: list[tuple], args, data: str, seeds: list[int], fractions: list
           f"{where}, segmenter {args.model} with its recipe, {args.steps} steps of {args.batch_size} labeled images "
           f"per arm at {args.scale}. "
           f"mIoU in %, mean ± half the range over seeds.\n\n{table(rows)}\n\n" + "\n".join(gains(rows)) + "\n")
-    write_results(args.out, result, md)
-    print(md, flush=True)
+    write_results(args.out, result, md, show=True)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,25 @@ def machine() -> dict:
     return info
 
 
-def write_results(out_stem: Path, result: dict, markdown: str) -> tuple[Path, Path]:
+def schedule_args(p) -> None:
+    """The training schedule every arm of a CamVid comparison shares (an argparse parser's options)."""
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps of every arm")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--scale", default="180x240")
+    p.add_argument("--workers", type=int, default=2)
+
+
+def write_results(out_stem: Path, result: dict, markdown: str, show: bool = False) -> tuple[Path, Path]:
+    """``out_stem``.json and .md; with ``show`` the markdown and both paths are printed too."""
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     result = {"written": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result}
     js, md = out_stem.with_suffix(".json"), out_stem.with_suffix(".md")
     js.write_text(json.dumps(result, indent=2) + "\n")
     md.write_text(markdown)
+    if show:
+        print(markdown, flush=True)
+        print(f"wrote {js} and {md}")
     return js, md
 
 

@@ -173,9 +173,7 @@ def main() -> None:
           f"| {size['sources']} | {size['frames']} | {size['shards']} | {size['manifest_mb']} MB | "
           f"{report['median_s']} s | {report['peak_rss_mb']} MB | {page['html_mb']} MB | {page['json_mb']} MB | "
           f"{page['median_load_s']} s | {page['images']} |\n")
-    js, mdp = write_results(args.out, result, md)
-    print(md)
-    print(f"wrote {js} and {mdp}")
+    write_results(args.out, result, md, show=True)
 
 
 if __name__ == "__main__":
