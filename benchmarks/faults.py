@@ -6,7 +6,10 @@ need root (skipped otherwise, and said so); without --cpp (or a built ssseg-cpp)
     python benchmarks/faults.py [--cpp build/cpp/ssseg-cpp] [--work DIR] [--out benchmarks/results/faults]
 
 A case passes when the exit status is the expected one, a failure says one line (no traceback), and nothing
-that was written is lost (the check named in its "lost" column)."""
+that was written is lost (the check named in its "lost" column).
+
+Over 300 lines on purpose: it is a table of cases, one small function per case and runtime.
+"""
 
 from __future__ import annotations
 

@@ -20,8 +20,7 @@ from ssseg.export.engines import build_trt_engines, prepare_trt
 from ssseg.export.job import Job
 from ssseg.export.onnx_stage import export_onnx_graphs
 from ssseg.gate import FREE_SOURCES
-from ssseg.io import write_json
-from ssseg.runtime.model import MODEL_FILE, read_model, validate_model
+from ssseg.runtime.model import check_model, read_model, write_model
 
 FORMATS: dict[str, Callable[[Job], list[Path]]] = {
     "onnx": export_onnx_graphs,
@@ -50,12 +49,10 @@ def run_export(cfg: ExportConfig, say: Callable[[str], None] = print) -> Path:
             if getattr(cfg, name):
                 written += exporter(job)
         model = describe(job)
-        problems = validate_model(model)
-        if problems:  # a bug in describe(), not a user error; never write an invalid model.json
-            raise ExportError(f"internal error: model.json would be invalid ({problems[0]})", path=job.out)
+        check_model(model, job.out)  # before anything moves into place
         for path in written:
             os.replace(path, job.out / path.name)
-        model_path = write_json(job.out / MODEL_FILE, model)
+        model_path = write_model(job.out, model)
     except OSError as e:  # a full disk: writers that name no file are named by the folder being written
         e.filename = e.filename or str(job.out)
         raise

@@ -13,7 +13,11 @@ deterministic for the same frames. Where min-max misses the INT8 tolerances, per
 tried, and failing those the layers where the error enters (a per-layer SQNR table, written into model.json) stay
 in FP32 until the graph holds (``int8_search``).
 
-FP16 converts every float tensor but the graph's inputs and outputs and the ops listed in FP32_OPS."""
+FP16 converts every float tensor but the graph's inputs and outputs and the ops listed in FP32_OPS.
+
+Over 300 lines on purpose: making a reduced graph and checking it against its FP32 graph are one concern (the
+INT8 search makes candidates and keeps the first that passes the checks), sharing the FP32 reference.
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 from ssseg.config import LabelConfig
 from ssseg.errors import ConfigError, Interrupted, LabelError, continue_command, invoked_command
+from ssseg.gate import describe
 from ssseg.io import write_json
 from ssseg.label.decode import FFMPEG_LOG, log_ffmpeg_to
 from ssseg.label.inputs import expand_inputs, shard
@@ -123,10 +124,8 @@ def _run(cfg: LabelConfig, spec: ModelSpec, layout, threshold, batch: int, sourc
     backend = open_backend(spec, name, variant or None, say=say, threads=cfg.threads).load()
     info = backend.describe()
     write_job(out, settings)  # only now: a job that could not start leaves --out as it was
-    gate_text = ("ungated (no confidence net)" if threshold is None else f"confidence >= {threshold:g}"
-                 if not isinstance(threshold, list) else "per-class confidence thresholds")
     say(f"labeling {len(mine)} source(s) with {info['backend']} ({info.get('provider') or info['precision']}), "
-        f"batch {batch}, {gate_text}, format {cfg.format} -> {out}")
+        f"batch {batch}, {describe(threshold)}, format {cfg.format} -> {out}")
 
     run = {"started": now(), "backend": info, "batch": batch, "command": invoked_command(),
            "model": str(Path(cfg.model).resolve())}

@@ -4,7 +4,10 @@ and the job's job.json and summary.json.
 The journal (``frames.jsonl`` beside the manifest) gets one line per frame after that frame's files are
 renamed into place, so after a kill every line names complete files; ``--resume`` keeps the frames whose
 line and files are intact and labels the rest. The manifest is the sorted journal plus totals; its frame
-records are streamed from the journal, so memory does not grow with footage length."""
+records are streamed from the journal, so memory does not grow with footage length.
+
+Over 300 lines on purpose: a label job's records are one contract, written, read and validated here alone
+(the report and a resume read them through this module; ssseg-cpp's records.hpp is the twin)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 a person should label next, for every shard of the job together.
 
 Sources are found from their manifests (OUT/<source>/ or OUT/meta/<source>/), or their journals while a job
-runs or after it stopped; every shard's summary adds its runs (backend, speed, the exact command)."""
+runs or after it stopped; every shard's summary adds its runs (backend, speed, the exact command).
+
+Just over 300 lines: one page's data and its HTML, read from the job's records (label/records.py)."""
 
 from __future__ import annotations
 

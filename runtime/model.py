@@ -1,5 +1,7 @@
-"""``model.json``: the single description of an exported model. Export writes it; the Python runtime,
-``ssseg label``, ``ssseg bench`` and the C++ runtime read it. Nothing it states is hard-coded elsewhere.
+"""``model.json``: the single description of an exported model, and the one module that writes (``write_model``),
+reads (``read_model``) and validates (``validate_model``) it; export assembles its contents (export/describe.py),
+the Python runtime, ``ssseg label``, ``ssseg bench`` read it here, the C++ runtime in model.hpp. Nothing it states
+is hard-coded elsewhere.
 
 Schema (format ``ssseg.model``, version 2; version 1 files, which lack the optional per-class gate keys, are
 read as they are), every key required unless marked optional:
@@ -42,7 +44,7 @@ from typing import Any
 from ssseg.classes import ClassSet
 from ssseg.errors import ModelError
 from ssseg.gate import Gate, gate_problems
-from ssseg.io import check_format, sha256_file
+from ssseg.io import check_format, sha256_file, write_json
 from ssseg.segmenters import PAPER
 
 MODEL_FORMAT = "ssseg.model"
@@ -206,6 +208,21 @@ class ModelSpec:
 
     def engines(self, graph: str | None = None) -> list[dict]:
         return [e for e in self.data["engines"] if graph is None or e["graph"] == graph]
+
+
+def check_model(data: dict, out: Path) -> None:
+    """Refuse to write an invalid model.json into ``out`` (a bug in the writer, export/describe.py, not a user's
+    mistake): checked before an export moves anything into place."""
+    problems = validate_model(data)
+    if problems:
+        raise ModelError(f"internal error: model.json would be invalid ({problems[0]})", path=Path(out) / MODEL_FILE,
+                         fix="nothing was replaced in the model directory; report this with the run")
+
+
+def write_model(out: Path, data: dict) -> Path:
+    """MODEL_DIR/model.json, validated first and written atomically; returns its path."""
+    check_model(data, out)
+    return write_json(Path(out) / MODEL_FILE, data)
 
 
 def read_model(path: Path) -> ModelSpec:

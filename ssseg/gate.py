@@ -144,6 +144,13 @@ def threshold_table(thresholds: Table) -> np.ndarray:
     return out
 
 
+def describe(choice: float | Table | None) -> str:
+    """``Gate.choose``'s answer as a job's first line says it (ssseg-cpp's GateChoice::describe alike)."""
+    if choice is None:
+        return "ungated (no confidence net)"
+    return "per-class confidence thresholds" if isinstance(choice, list) else f"confidence >= {choice:g}"
+
+
 def applied(choice: float | Table | None) -> float | np.ndarray | None:
     """``Gate.choose``'s answer as ``kept`` takes it: a number, or a per-class table as an array."""
     return threshold_table(choice) if isinstance(choice, list) else choice

@@ -195,3 +195,17 @@ def test_the_layer_diagram_is_the_code():
                 actual[folder_of(m)].add(folder_of(d))
     assert drawn == actual
     assert list(drawn) == sorted(drawn, key=LAYERS.get, reverse=True), "the block lists the layers top down"
+
+
+def test_a_long_file_says_why_at_its_top():
+    """No source file over about 300 lines without a reason stated at its top (the tests aside)."""
+    long = []
+    folders = [*FOLDERS.values(), "benchmarks"]
+    for path in sorted([*(p for f in folders for p in (ROOT / f).rglob("*.py")), *ROOT.glob("cpp/*/**/*.[ch]pp")]):
+        rel = path.relative_to(ROOT)
+        if "tests" in rel.parts:
+            continue
+        lines = path.read_text().splitlines()
+        if len(lines) > 320 and not any("over 300 lines" in line.lower() for line in lines[:25]):
+            long.append(f"{rel} ({len(lines)} lines)")
+    assert not long, f"long files with no reason at their top: {long}"
