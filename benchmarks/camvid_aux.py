@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/camvid_aux"), help="result path stem")
     args = p.parse_args(argv)
 
+    from ssseg.api import train
     from ssseg.config import hw_str, parse_hw
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
     from ssseg.train.evaluate import run_eval, run_gate_eval
 
     kind = args.data.split(":")[0]

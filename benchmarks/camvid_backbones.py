@@ -42,8 +42,8 @@ def run_name(model: str, variant: str, fraction: float, seed: int) -> str:
 
 
 def run_arm(model: str, variant: str, fraction: float, seed: int, args, data: str) -> None:
+    from ssseg.api import train
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
 
     out = args.runs / run_name(model, variant, fraction, seed)
     per_epoch = max(1, round(fraction * LABELED_POOL) // args.batch_size)
@@ -53,7 +53,7 @@ def run_arm(model: str, variant: str, fraction: float, seed: int, args, data: st
                       scale=args.scale, seed=seed,
                       workers=args.workers, device="auto", eval_every=max(1, epochs // 3),
                       resume=(out / "config.json").is_file(), report=False)
-    train(cfg, log=lambda m: print(f"[{out.name}] {m}", flush=True))
+    train(cfg, say=lambda m: print(f"[{out.name}] {m}", flush=True))
 
 
 def row(model: str, variant: str, fraction: float, seed: int, out: Path, data: str) -> dict:

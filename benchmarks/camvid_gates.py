@@ -29,8 +29,8 @@ def train_aux(run: Path, variant: str, root: Path, epochs: int) -> Path:
     """An auxiliary net of ``variant`` for RUN's segmenter (resumes; a finished one is kept)."""
     import json
 
+    from ssseg.api import train
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
 
     out = root / variant
     if (out / "stage2" / "done.json").is_file():
@@ -38,12 +38,12 @@ def train_aux(run: Path, variant: str, root: Path, epochs: int) -> Path:
     base = json.loads((run / "config.json").read_text())
     if (out / "config.json").is_file():
         train(TrainConfig(**{**json.loads((out / "config.json").read_text()), "resume": True, "from_stage": None}),
-              explicit={"resume"}, log=lambda m: print(f"[{variant}] {m}", flush=True))
+              explicit={"resume"}, say=lambda m: print(f"[{variant}] {m}", flush=True))
         return out
     cfg = TrainConfig(data=base["data"], method="aux", labeled_fraction=base["labeled_fraction"], seed=base["seed"],
                       scale=base["scale"], batch_size=base["batch_size"], out=out, init=run, from_stage=2,
                       until_stage=2, aux_epochs=epochs, workers=0, device="auto", **AUX_VARIANTS[variant])
-    train(cfg, explicit={"init", "from_stage"}, log=lambda m: print(f"[{variant}] {m}", flush=True))
+    train(cfg, explicit={"init", "from_stage"}, say=lambda m: print(f"[{variant}] {m}", flush=True))
     return out
 
 

@@ -51,9 +51,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "camvid_methods")
     args = p.parse_args()
 
+    from ssseg.api import train
     from ssseg.rundir import RunDir
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
 
     aux_cfg = json.loads((args.aux_run / "config.json").read_text())
     rows = []
@@ -79,7 +79,7 @@ def main() -> None:
                               adv_warmup=args.adv_warmup, resume=exists,
                               **({"from_stage": 2, "init": args.aux_run / "stage1" / "best.pt"}
                                  if staged and not exists else {}))
-            train(cfg, log=lambda m: print(m, flush=True))
+            train(cfg, say=lambda m: print(m, flush=True))
         done = json.loads(final.read_text())
         seconds = done["seconds"]
         if staged:  # stage 1 is the aux run's (see above), then stages 2 and 3

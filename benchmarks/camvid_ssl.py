@@ -78,8 +78,8 @@ def build_protocol(camvid: Path, root: Path) -> Path:
 
 
 def run_arm(arm: str, fraction: float, seed: int, args, data: str, footage: Path, runs: Path) -> dict:
+    from ssseg.api import train
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
 
     method, extra = ARMS[arm]
     if arm == "weak-strong-aux":
@@ -98,7 +98,7 @@ def run_arm(arm: str, fraction: float, seed: int, args, data: str, footage: Path
                       unlabeled=() if method == "supervised" else (str(footage),),
                       aux_epochs=max(1, epochs // 2), **extra)
     t0 = time.perf_counter()
-    train(cfg, log=lambda m: print(f"[{out.name}] {m}", flush=True))
+    train(cfg, say=lambda m: print(f"[{out.name}] {m}", flush=True))
     return {"out": out, "epochs": epochs, "wall_s": time.perf_counter() - t0}
 
 

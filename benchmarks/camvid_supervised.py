@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="result path stem (.json and .md are written)")
     args = p.parse_args(argv)
 
+    from ssseg.api import train
     from ssseg.config import hw_str, parse_hw
     from ssseg.io import read_jsonl
     from ssseg.train.config import TrainConfig
-    from ssseg.train.engine import train
     from ssseg.train.evaluate import run_eval
 
     rows = []

@@ -106,18 +106,18 @@ class Campaign:
 
     # --- setup ---
     def prepare(self) -> None:
+        from ssseg.api import train
         from ssseg.config import ExportConfig
         from ssseg.data.synthetic import write_synthetic_clip
         from ssseg.export import run_export
         from ssseg.train.config import TrainConfig
-        from ssseg.train.engine import train
 
         self.work.mkdir(parents=True, exist_ok=True)
         self.run_dir = self.work / "run"
         if not (self.run_dir / "done.json").exists():
             train(TrainConfig(data="synthetic:size=64x64,train=8,val=4,test=4", method="supervised", out=self.run_dir,
                               epochs=2, batch_size=4, workers=0, device="cpu", resume=self.run_dir.exists()),
-                  log=lambda *_: None)
+                  say=lambda *_: None)
         self.model = self.work / "model"
         if not (self.model / "model.json").exists():
             run_export(ExportConfig(run=self.run_dir, out=self.model, verify=False), say=lambda *_: None)

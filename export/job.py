@@ -46,7 +46,7 @@ class Job:
         self.reference = None  # FP32 outputs the reduced graphs are checked against (export_reduced)
         self.engines: list[dict] = []
         self.verification: dict | None = None
-        self.trt = self.cuda = self.trt_api = self.gpu = self.upload = None  # set by _prepare_trt
+        self.trt = self.cuda = self.trt_api = self.gpu = self.upload = None  # set by export/engines.py prepare_trt
 
     def onnx_path(self, graph: str) -> Path:
         """The graph this export wrote (staged), or with --no-onnx the one already in MODEL_DIR."""

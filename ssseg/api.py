@@ -87,13 +87,13 @@ def label_report(out: Path, say: Say = print) -> None:
 def write_report_safely(target: Path, say: Say = print) -> None:
     """TARGET/report.html of a finished run or label job; a report that fails is said, not raised: the run or
     the labels are complete either way, and ``ssseg report TARGET`` retries."""
-    from ssseg.errors import SsegError
+    from ssseg.errors import SsegError, filesystem_error
     from ssseg.report.write import write_report
 
     try:
         write_report(target, say=say)
-    except SsegError as e:
-        say(f"report not written: {e}")
+    except (SsegError, OSError) as e:  # a full disk: the run or the labels are kept all the same
+        say(f"report not written: {filesystem_error(e) if isinstance(e, OSError) else e}")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from ssseg.errors import ConfigError
 def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
            positional: bool = False) -> Any:
     """A command's option declared once: a typed field with its default (MISSING: required) and its help, from
-    which ssseg/cli.py builds the Typer option (``flag``: a spelling other than --field-name; ``positional``:
+    which ssseg/cli_options.py builds the Typer option (``flag``: a spelling other than --field-name; ``positional``:
     an argument, ``metavar`` its name in --help)."""
     return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar, "positional": positional})
 
@@ -66,7 +66,7 @@ def parse_batch_range(text: str) -> tuple[int, int, int]:
 
 @dataclass
 class ExportConfig:
-    """``ssseg export``'s options, each declared once (ssseg/cli.py builds the command from these fields)."""
+    """``ssseg export``'s options, each declared once (ssseg/cli_options.py builds the command from these fields)."""
 
     run: Path = option(MISSING, "Run directory written by ssseg train.", positional=True, metavar="RUN")
     out: Path | None = option(None, "Model directory to write (default: RUN/model).")
@@ -177,7 +177,7 @@ def parse_int_list(text: str | tuple | list, what: str) -> tuple[int, ...]:
 
 @dataclass
 class BenchConfig:
-    """``ssseg bench``'s options, each declared once (ssseg/cli.py builds the command from these fields)."""
+    """``ssseg bench``'s options, each declared once (ssseg/cli_options.py builds the command from these fields)."""
 
     model: Path = option(MISSING, "Model directory written by ssseg export (holds model.json).", positional=True,
                          metavar="MODEL")
@@ -241,7 +241,7 @@ def parse_shard(text: str | tuple | None) -> tuple[int, int] | None:
 
 @dataclass
 class LabelConfig:
-    """``ssseg label``'s options, each declared once (ssseg/cli.py builds the command from these fields)."""
+    """``ssseg label``'s options, each declared once (ssseg/cli_options.py builds the command from these fields)."""
 
     inputs: tuple[str, ...] = option(MISSING, "Video files, image folders, globs, list files (.txt, one input per "
                                               "line), stream URLs, /dev/videoN.", positional=True, metavar="INPUT...")

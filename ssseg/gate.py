@@ -95,9 +95,10 @@ def gate_problems(gate: Any, num_classes: int) -> list[str]:
     if not isinstance(gate, dict):
         return ["gate must be an object"]
     problems = []
-    for key, kinds in (("available", (bool,)), ("ignore_value", (int,))):
-        if not isinstance(gate.get(key), kinds):
-            problems.append(f"gate.{key} is missing or not a {kinds[0].__name__}")
+    for key, kind, what in (("available", bool, "a boolean"), ("ignore_value", int, "an integer")):
+        value = gate.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"gate.{key} is missing or not {what}")
     if problems:
         return problems
     threshold = gate.get("threshold")
@@ -145,7 +146,8 @@ def threshold_table(thresholds: Table) -> np.ndarray:
 
 
 def describe(choice: float | Table | None) -> str:
-    """``Gate.choose``'s answer as a job's first line says it (ssseg-cpp's GateChoice::describe alike)."""
+    """``Gate.choose``'s answer as the label job's first line says it (ssseg-cpp's GateChoice::describe says it
+    in its own words)."""
     if choice is None:
         return "ungated (no confidence net)"
     return "per-class confidence thresholds" if isinstance(choice, list) else f"confidence >= {choice:g}"
@@ -159,7 +161,7 @@ def applied(choice: float | Table | None) -> float | np.ndarray | None:
 def kept(confidence: Any, threshold: Any, labels: Any = None) -> Any:
     """Where the confidence reaches ``threshold``: one number, or a per-class table (an array of the labels'
     own kind, ``threshold_table``) looked up by each pixel's label."""
-    if labels is not None and not isinstance(threshold, (int, float)):
+    if labels is not None and getattr(threshold, "ndim", 0) > 0:  # a table (numpy or torch), not a number
         threshold = threshold[labels]
     return confidence >= threshold
 

@@ -85,7 +85,8 @@ def test_thresholds_chosen_on_one_set_applied_to_another():
     (lambda g: g.update(threshold=float("nan")), "gate.threshold must be a number in [0, 1] or null"),
     (lambda g: g.update(calibration={"tables": {"0.97": [0.5, None]}}), "gate.calibration.tables[0.97] must hold"),
     (lambda g: g.update(calibration={"tables": [0.5]}), "gate.calibration.tables must be an object"),
-    (lambda g: g.update(available="yes"), "gate.available is missing or not a bool"),
+    (lambda g: g.update(available="yes"), "gate.available is missing or not a boolean"),
+    (lambda g: g.update(ignore_value=True), "gate.ignore_value is missing or not an integer"),
 ])
 def test_a_malformed_gate_is_one_line_naming_the_file_and_the_key(mutate, key, tmp_path):
     from ssseg.errors import ModelError
@@ -123,3 +124,4 @@ def test_the_gate_chosen_and_applied_alike_on_numpy_and_torch(tmp_path):
     t = torch.from_numpy(applied(gate.choose()))
     assert apply(torch.from_numpy(labels).long(), torch.from_numpy(conf), t).tolist() == want
     assert kept(torch.from_numpy(conf), 0.9).tolist() == (conf >= 0.9).tolist()
+    assert apply(labels, conf, np.float32(0.9)).tolist() == apply(labels, conf, 0.9).tolist()  # a numpy number

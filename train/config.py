@@ -1,5 +1,5 @@
 """Training options, each declared once: a typed field with its default and its help. ``ssseg train``'s options
-(ssseg/cli.py), ``--config FILE`` and a run's config.json are built from these fields, one help panel per group.
+(ssseg/cli_options.py), ``--config FILE`` and a run's config.json are built from these fields, one help panel per group.
 
 Shared options live in ``CommonOptions``; each method's own in its group, which names the methods that read it
 (``METHODS``: name -> one-line description). That is also how ``--method`` knows the methods without importing

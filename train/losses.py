@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from ssseg.classes import IGNORE_INDEX
-from ssseg.gate import kept
 
 
 def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.1) -> np.ndarray:
@@ -97,9 +96,9 @@ def one_hot_probs(target: torch.Tensor, num_classes: int, fill: torch.Tensor) ->
 
 def semi_loss(logits: torch.Tensor, confidence: torch.Tensor, threshold: float) -> torch.Tensor:
     """Hung et al.'s L_semi: cross-entropy of the segmenter against its own arg-max on the pixels whose
-    discriminator confidence reaches ``threshold`` (the gate's rule, ssseg.gate); mean over those pixels, 0
-    when there are none."""
-    return pseudo_label_loss(logits, kept(confidence.detach(), threshold))
+    discriminator confidence exceeds ``threshold`` (strictly, as the paper's rule; the deployed gate keeps
+    confidence >= its threshold, ssseg.gate); mean over those pixels, 0 when there are none."""
+    return pseudo_label_loss(logits, confidence.detach() > threshold)
 
 
 def pseudo_label_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

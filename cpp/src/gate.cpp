@@ -41,7 +41,8 @@ ClassTable parse_table(const nlohmann::json& t, size_t classes, const std::strin
 
 Gate parse_gate(const nlohmann::json& g, size_t classes, const std::string& where) {
   if (!g.is_object()) invalid("gate must be an object", where);
-  if (!g.contains("available") || !g["available"].is_boolean()) invalid("gate.available is missing or not a bool", where);
+  if (!g.contains("available") || !g["available"].is_boolean())
+    invalid("gate.available is missing or not a boolean", where);
   if (!g.contains("threshold")) invalid("missing gate.threshold", where);
   Gate gate;
   gate.available = g["available"].get<bool>();

@@ -12,8 +12,6 @@
 namespace ssseg {
 
 namespace {
-// How timestamps number frames (gap window, grid tolerance, regular frames): label/rules.json, as in Python.
-const LabelRules& kRules = label_rules();
 // Failed reads in a row that mean the end of the file; OpenCV reads on after a damaged packet.
 constexpr int kReadsAtEnd = 16;
 constexpr const char* kReason = "damaged data: a frame could not be decoded";
@@ -51,7 +49,7 @@ std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
       since_ = index_;
       reason_ = kReason;
     }
-    if (failed > 0) window_ = kRules.gap_window;
+    if (failed > 0) window_ = label_rules().gap_window;
     double ms = cap_.get(cv::CAP_PROP_POS_MSEC);
     // OpenCV reports 0 for the frames flushed out of the decoder at the end; they follow the last timestamp
     if (decoded_ > 0 && ms <= last_ms_ && fps_ > 0) ms = last_ms_ + 1000.0 / fps_;
@@ -63,16 +61,16 @@ std::optional<VideoFrame> VideoReader::next(std::vector<VideoDamage>& damage) {
       if (origin_ms_ < 0) origin_ms_ = ms;  // frame 0: numbers count from the first frame decoded
       const double pos = (ms - origin_ms_) / 1000.0 * fps_;
       at = static_cast<int>(std::lround(pos));
-      grid_ = grid_ && std::abs(pos - at) < kRules.grid_tolerance;
+      grid_ = grid_ && std::abs(pos - at) < label_rules().grid_tolerance;
     } else {
       grid_ = false;
     }
     // going back, or jumping before the rate was seen kept (a time-lapse in a 30 fps container): count frames
-    if (grid_ && since_ < 0 && (at < index_ || (at > index_ && regular_ < kRules.min_regular))) grid_ = false;
+    if (grid_ && since_ < 0 && (at < index_ || (at > index_ && regular_ < label_rules().min_regular))) grid_ = false;
     if (grid_ && since_ < 0 && at > index_) {
       since_ = index_;
       reason_ = "frames missing from the stream (timestamps jump to frame " + std::to_string(at) + ")";
-      window_ = kRules.gap_window;
+      window_ = label_rules().gap_window;
     }
     if (grid_ && at == index_) ++regular_;
     if (since_ >= 0) {
