@@ -53,6 +53,19 @@ EXPORT_GATES = ("net", "softmax", "entropy", "none")
 DEFAULT_TARGET_PRECISION = 0.97
 
 
+def parse_names(text: str | tuple | list) -> tuple[str, ...]:
+    """'fp32, fp16' -> ('fp32', 'fp16'); a tuple as it is."""
+    return tuple(v.strip() for v in text.split(",") if v.strip()) if isinstance(text, str) else tuple(text)
+
+
+def parse_floats(text: str | tuple | list, what: str, example: str) -> tuple[float, ...]:
+    """'0.9,0.97' -> (0.9, 0.97)."""
+    try:
+        return tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text) if str(v).strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a list of numbers", fix=f"e.g. {what} {example}") from None
+
+
 def parse_batch_range(text: str) -> tuple[int, int, int]:
     """'1:4:8' -> (min, opt, max) of a dynamic batch dimension."""
     try:
@@ -118,8 +131,7 @@ class ExportConfig:
         if not 7 <= self.opset <= 21:
             raise ConfigError(f"--opset {self.opset} is outside 7..21",
                               fix=f"use {DEFAULT_OPSET} (TensorRT 8.6 parses up to 17)")
-        if isinstance(self.precision, str):
-            self.precision = tuple(p.strip() for p in self.precision.split(",") if p.strip())
+        self.precision = parse_names(self.precision)
         bad = [p for p in self.precision if p not in PRECISIONS]
         if bad or not self.precision:
             raise ConfigError(f"unknown --precision {','.join(bad) or '(empty)'}",
@@ -135,13 +147,7 @@ class ExportConfig:
                               "TopK, which ssseg-cpp's OpenCV backend cannot parse)", fix="use softmax or entropy")
         if self.gate not in EXPORT_GATES:
             raise ConfigError(f"unknown --gate {self.gate!r}", fix=f"choose from {', '.join(EXPORT_GATES)}")
-        if isinstance(self.target_precision, str):
-            try:
-                self.target_precision = tuple(float(p) for p in self.target_precision.split(",") if p.strip())
-            except ValueError:
-                raise ConfigError(f"--target-precision {self.target_precision!r} is not a list of numbers",
-                                  fix="e.g. 0.97 or 0.95,0.97,0.99") from None
-        self.target_precision = tuple(float(p) for p in self.target_precision)
+        self.target_precision = parse_floats(self.target_precision, "--target-precision", "0.95,0.97,0.99")
         bad_p = [p for p in self.target_precision if not 0.0 < p < 1.0]
         if bad_p:
             raise ConfigError(f"--target-precision {bad_p[0]} is outside (0, 1)", fix="e.g. 0.97")
@@ -201,14 +207,12 @@ class BenchConfig:
         self.model = Path(self.model)
         self.run = Path(self.run) if self.run is not None else None
         self.json = Path(self.json) if self.json is not None else None
-        if isinstance(self.backends, str):
-            self.backends = tuple(b.strip() for b in self.backends.split(",") if b.strip())
+        self.backends = parse_names(self.backends)
         for b in self.backends:
             if b.split(":", 1)[0] not in ("auto", "trt", "ort", "torch"):
                 raise ConfigError(f"unknown --backend {b!r}", fix="choose from trt, ort, torch, auto (NAME[:VARIANT])")
         self.batch = parse_int_list(self.batch, "--batch")
-        if isinstance(self.stages, str):
-            self.stages = tuple(s.strip() for s in self.stages.split(",") if s.strip())
+        self.stages = parse_names(self.stages)
         bad = [s for s in self.stages if s not in BENCH_STAGES]
         if bad or not self.stages:
             raise ConfigError(f"unknown --stages {','.join(bad)}", fix=f"choose from {', '.join(BENCH_STAGES)}")
@@ -305,13 +309,6 @@ class LabelConfig:
         self.shard = parse_shard(self.shard)
 
 
-def parse_floats(text: str | tuple | list, what: str, example: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text) if str(v).strip())
-    except ValueError:
-        raise ConfigError(f"{what} {text!r} is not a list of numbers", fix=f"e.g. {what} {example}") from None
-
-
 @dataclass
 class EvalConfig:
     """``ssseg eval``'s options."""
@@ -368,8 +365,7 @@ class CheckConfig:
     skip_bad: bool = option(False, "Count bad samples instead of stopping at the first.")
 
     def __post_init__(self) -> None:
-        if isinstance(self.splits, str):
-            self.splits = tuple(s.strip() for s in self.splits.split(",") if s.strip())
+        self.splits = parse_names(self.splits)
 
 
 @dataclass

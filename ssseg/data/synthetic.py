@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from ssseg.classes import SYNTHETIC
+from ssseg.config import SynthConfig
 from ssseg.data.base import SPLITS, Sample, SegDataset
 from ssseg.errors import DataError
 
 SKY, BUILDING, ROAD, SIDEWALK, VEGETATION, CAR, POLE, SIGN, PEDESTRIAN = range(9)
-DEFAULT_SIZE = (96, 128)
-DEFAULT_COUNTS = {"train": 64, "val": 16, "test": 16}
+# the defaults of `ssseg data synth` (its options' fields), which the synthetic: dataset spec shares
+DEFAULT_SIZE = SynthConfig.size
+DEFAULT_COUNTS = {split: getattr(SynthConfig, split) for split in ("train", "val", "test")}
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
